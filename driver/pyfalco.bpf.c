@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * The pyfalco CO-RE eBPF driver. One tp_btf program on sys_exit reads the syscall number and
+ * checks the interest table (the only cost of a syscall nobody asked for), then tail-calls the
+ * syscall's filler, generated from driver/abi/fillers.yaml. Tracepoint programs add procexit
+ * and remember execve's filename.
+ */
+#include "helpers.bpf.h"
+#include "syscalls_x86_64.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+
+	if (nr >= PYFALCO_SYSCALL_SLOTS || !pf_interesting[nr])
+		return 0;
+	if (!pf_capturing)
+		return 0;
+	bpf_tail_call(ctx, &pf_syscall_exit_tail_table, nr);
+	return 0;
+}
+
+/* One tail-called program per filler: pf_x_<syscall>. */
+#define PF_FILLER(sc, code, np)                                                     \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret);      \
+	SEC("tp_btf/sys_exit")                                                      \
+	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                     \
+	{                                                                           \
+		struct pf_ctx c;                                                    \
+		if (pf_begin(&c, regs, code, np))                                   \
+			return 0;                                                   \
+		return pf_fill_##sc(&c, ret);                                       \
+	}                                                                           \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
+
+#include "fillers_gen.h"
+
+/* The path a successful execve was given, for the execve exit event's filename parameter. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(pf_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	struct pf_exec_name *n = bpf_map_lookup_elem(&pf_exec_scratch, &zero);
+
+	if (!n || !pf_capturing)
+		return 0;
+	if (bpf_probe_read_kernel_str(n->name, sizeof(n->name), BPF_CORE_READ(bprm, filename)) <= 0)
+		return 0;
+	bpf_map_update_elem(&pf_exec_names, &tid, n, BPF_ANY);
+	return 0;
+}
+
+/* procexit (PPME_PROCEXIT_1_E): every thread's exit, with the wait status split as libs does. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pf_sched_exit, struct task_struct *p)
+{
+	struct pf_ctx c;
+	__s32 code;
+	__u32 zero = 0;
+
+	if (!pf_capturing)
+		return 0;
+	if (pf_begin(&c, NULL, PPME_PROCEXIT_1_E, 5))
+		return 0;
+	code = BPF_CORE_READ(pf_task(&c), exit_code);
+	/* Parameter 1: status (type: PT_ERRNO) */
+	pf_push_int(&c, (__s64)code, 8);
+	/* Parameter 2: ret (type: PT_ERRNO) */
+	pf_push_int(&c, (__s64)((code >> 8) & 0xff), 8);
+	/* Parameter 3: sig (type: PT_SIGTYPE) */
+	pf_push_int(&c, code & 0x7f, 1);
+	/* Parameter 4: core (type: PT_UINT8) */
+	pf_push_int(&c, (code & 0x80) ? 1 : 0, 1);
+	/* Parameter 5: reaper_tid (type: PT_PID) */
+	pf_push_int(&c, zero, 8);
+	return pf_submit(&c);
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file pyfalco.h
+ * @brief libpyfalco: one capture API over the eBPF driver, the kernel module and capture files.
+ *
+ * Return convention, for every function returning int: 0 (or a documented positive status)
+ * on success, a negative errno on failure; the handle's message (pyfalco_capture_error())
+ * then says what was being done and why. No function prints or exits; diagnostics go to the
+ * log callback. There is no global state: every call works on one handle, and two handles are
+ * independent. A handle is not thread-safe; use one thread per handle.
+ *
+ * Lifecycle: pyfalco_capture_new -> pyfalco_capture_set (engine, settings) -> pyfalco_capture_open
+ * -> [pyfalco_capture_select_syscalls] -> pyfalco_capture_start -> next / next_batch ...
+ * -> pyfalco_capture_stop -> pyfalco_capture_free.
+ */
+#ifndef PYFALCO_H
+#define PYFALCO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version of this header: Python refuses a library whose major differs. */
+#define PYFALCO_LIB_ABI_MAJOR 1
+#define PYFALCO_LIB_ABI_MINOR 0
+
+/** Statuses returned by next / next_batch besides 0 and -errno. */
+#define PYFALCO_TIMEOUT 1 /**< no event within the timeout (live engines) */
+#define PYFALCO_EOF 2     /**< end of the capture file (replay engine) */
+
+/** Log levels of the log callback (syslog numbering). */
+#define PYFALCO_LOG_ERR 3
+#define PYFALCO_LOG_WARNING 4
+#define PYFALCO_LOG_INFO 6
+#define PYFALCO_LOG_DEBUG 7
+
+typedef struct pyfalco_capture pyfalco_capture;
+typedef void (*pyfalco_log_fn)(void *ctx, int level, const char *msg);
+
+/** Per-event flags in a batch entry (pyfalco_batch_entry.flags). */
+#define PYFALCO_EF_STATE_ONLY 1 /**< from a capture file: update state, do not show (SCAP_DF_STATE_ONLY) */
+
+/**
+ * A batch is a run of entries laid end to end in the caller's buffer:
+ *   struct pyfalco_batch_entry (8 bytes) | event record (hdr.len bytes) | pad to 8
+ * so entry i+1 starts at the next multiple of 8 after entry i's record.
+ */
+struct pyfalco_batch_entry {
+	uint16_t cpu;   /**< CPU (or buffer) the event came from */
+	uint16_t flags; /**< PYFALCO_EF_* */
+	uint32_t len;   /**< length of the event record that follows */
+};
+
+/** @return (PYFALCO_LIB_ABI_MAJOR << 16) | PYFALCO_LIB_ABI_MINOR of the built library. */
+uint32_t pyfalco_abi_version(void);
+/** @return the library version string, e.g. "0.1.0". */
+const char *pyfalco_version(void);
+/** @return the driver API and schema versions as "api=1.0.0 schema=4.5.1". */
+const char *pyfalco_driver_versions(void);
+
+/** @return a new handle, or NULL when out of memory. */
+pyfalco_capture *pyfalco_capture_new(void);
+/** Stops, closes and frees the handle; NULL is accepted. */
+void pyfalco_capture_free(pyfalco_capture *h);
+/** @return the last error message of the handle ("" if none); valid until the next call. */
+const char *pyfalco_capture_error(const pyfalco_capture *h);
+/** Sets the log callback (NULL to silence). */
+void pyfalco_capture_set_log(pyfalco_capture *h, pyfalco_log_fn fn, void *ctx);
+
+/**
+ * Sets one setting before open. Keys:
+ *   engine                modern_ebpf | kmod | replay | nodriver   (required)
+ *   buffer_bytes          bytes per ring buffer (power of two, >= 2 pages; default 8 MiB)
+ *   cpus_for_each_buffer  0 = one buffer for all CPUs, N = one per N CPUs (default 2)
+ *   snaplen               bytes of I/O data kept per event (default 80, max 16384)
+ *   capture_file          path of the .scap file (replay)
+ *   kmod_device           device path prefix for the kernel module (default /dev/pyfalco)
+ * @return 0, -EINVAL for an unknown key or bad value, -EBUSY after open.
+ */
+int pyfalco_capture_set(pyfalco_capture *h, const char *key, const char *value);
+
+/** Opens the engine (loads and attaches the driver, or opens the file). */
+int pyfalco_capture_open(pyfalco_capture *h);
+
+/**
+ * Selects the syscalls that produce events: an array of native syscall numbers. Replaces the
+ * previous selection; takes effect immediately, also while capturing. Tracepoint events
+ * (procexit) are always produced. Ignored by the replay engine.
+ */
+int pyfalco_capture_select_syscalls(pyfalco_capture *h, const uint16_t *nrs, size_t count);
+
+int pyfalco_capture_start(pyfalco_capture *h);
+int pyfalco_capture_stop(pyfalco_capture *h);
+
+/**
+ * Next event in time order across all buffers (file order for replay).
+ * *evt points into engine-owned memory, valid until the next call on the handle.
+ * @return 0, PYFALCO_TIMEOUT, PYFALCO_EOF or -errno.
+ */
+int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu, uint16_t *flags);
+
+/**
+ * Copies up to max_events events, in time order, into buf as pyfalco_batch_entry runs.
+ * Waits up to timeout_ms (0: do not wait, -1: forever) for the first event, never for more.
+ * @param used   bytes written into buf
+ * @param nevents number of entries written
+ * @return 0 (at least one event), PYFALCO_TIMEOUT, PYFALCO_EOF, or -errno
+ *         (-ENOSPC: the next event alone does not fit in buflen).
+ */
+int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
+			       int timeout_ms, size_t *used, uint32_t *nevents);
+
+/** Number of statistics and their names: stats are read as an array of uint64_t. */
+uint32_t pyfalco_stats_count(void);
+const char *pyfalco_stats_name(uint32_t i);
+/** Fills out[0..n) with the statistics (summed over CPUs). @return number written or -errno. */
+int pyfalco_capture_stats(pyfalco_capture *h, uint64_t *out, uint32_t n);
+
+/**
+ * Metadata blocks of a capture file (replay), in file order: machine info, process list,
+ * fd lists, users, interfaces. The body is the raw block body (SCAP_FORMAT.md sections 6-10).
+ * @return 0, or -ENOENT past the last block; pointers valid until free.
+ */
+int pyfalco_capture_metadata(pyfalco_capture *h, uint32_t index, uint32_t *block_type,
+			     const uint8_t **body, uint32_t *body_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYFALCO_H */

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exception hierarchy of pyfalco: one base class, translated once at each boundary."""
+
+from __future__ import annotations
+
+
+class PyFalcoError(Exception):
+    """Base class of every error pyfalco raises on purpose."""
+
+
+class NativeError(PyFalcoError, OSError):
+    """libpyfalco returned a negative errno; ``str()`` carries the library's message."""
+
+
+class DriverUnavailableError(NativeError):
+    """The driver cannot run here (no BTF, no BPF ring buffer, kernel module not loaded)."""
+
+
+class DriverPermissionError(NativeError):
+    """The driver needs privileges this process lacks (CAP_BPF/CAP_SYS_ADMIN or root)."""
+
+
+class AbiMismatchError(NativeError):
+    """libpyfalco is missing, or disagrees with the Python package on the ABI version or a symbol.
+
+    Raised while importing ``pyfalco._native``; ``pyfalco`` re-raises it as ImportError from there."""
+
+
+class CaptureClosedError(PyFalcoError, ValueError):
+    """An operation on a capture that was already closed."""
+
+
+class EventDecodeError(PyFalcoError, ValueError):
+    """A malformed event record: carries the byte offset and the event type when known."""
+
+    def __init__(self, message: str, offset: int | None = None, event_type: int | None = None):
+        super().__init__(message)
+        self.offset = offset
+        self.event_type = event_type
+
+
+class CaptureFileError(PyFalcoError, ValueError):
+    """A malformed or unreadable capture file: the message names the offset."""
+
+
+class RuleError(PyFalcoError):
+    """Base class of rule-language errors."""
+
+
+class ConfigError(PyFalcoError, ValueError):
+    """A malformed configuration: the message names the key."""
