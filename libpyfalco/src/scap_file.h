@@ -153,7 +153,7 @@ void scap_conv_reset(struct scap_conv *c);
 /*
  * Converts one event record as found in an event block. v1 = the record has a 22-byte v1
  * header. *out points into the converter (or into evt itself when no change is needed), valid
- * until the next call. @return enum scap_conv_result, or -ENOMEM (as a value < -2).
+ * until the next call. @return enum scap_conv_result, or -ENOMEM.
  */
 int scap_conv_event(struct scap_conv *c, const uint8_t *evt, uint32_t avail, int v1, const uint8_t **out,
 		    uint32_t *out_len);
