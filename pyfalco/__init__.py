@@ -1,4 +1,31 @@
 # SPDX-License-Identifier: Apache-2.0
-"""pyfalco: cloud-native runtime security (Falco's job) as an embeddable Python library."""
+"""pyfalco: cloud-native runtime security (Falco's job) as an embeddable Python library.
+
+``pyfalco.Capture`` reads events from the eBPF driver, the kernel module or a capture file;
+``pyfalco.rules`` loads and evaluates Falco rules. The native library is loaded on first use of
+the capture API, so the rule engine works without it.
+"""
+
+from __future__ import annotations
+
+from .errors import (AbiMismatchError, CaptureClosedError, CaptureFileError, ConfigError, DriverPermissionError,
+                     DriverUnavailableError, EventDecodeError, NativeError, PyFalcoError, RuleError)
 
 __version__ = "0.1.0"
+
+__all__ = ["Capture", "Event", "AbiMismatchError", "CaptureClosedError", "CaptureFileError", "ConfigError",
+           "DriverPermissionError", "DriverUnavailableError", "EventDecodeError", "NativeError", "PyFalcoError",
+           "RuleError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Capture":
+        try:
+            from .capture import Capture
+        except AbiMismatchError as err:
+            raise ImportError(f"pyfalco.Capture needs libpyfalco: {err}") from err
+        return Capture
+    if name == "Event":
+        from .events import Event
+        return Event
+    raise AttributeError(f"module 'pyfalco' has no attribute {name!r}")

@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: Apache-2.0
+"""pyfalco.Capture: one capture (live eBPF, kernel module or a capture file) as Python objects.
+
+Events cross the ctypes boundary in batches (one call per batch, not per event) and are split
+and decoded lazily by events.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+
+from . import _native, _schema
+from .errors import CaptureClosedError
+from .events import Event, split_batch
+
+log = logging.getLogger("pyfalco.native")
+
+#: syscalls captured when the caller does not choose: everything the drivers decode except the
+#: plain I/O syscalls (read/write), which Falco also ignores by default (`falco -i`).
+IO_SYSCALLS = frozenset({"read", "write"})
+DEFAULT_SYSCALLS = frozenset(_schema.SYSCALL_NAMES[nr] for nr in _schema.DRIVER_SYSCALLS) - IO_SYSCALLS
+
+_LEVELS = {3: logging.ERROR, 4: logging.WARNING, 6: logging.INFO, 7: logging.DEBUG}
+
+
+def syscall_numbers(syscalls: Iterable[str | int]) -> list[int]:
+    """Native numbers of syscalls given by name or number; unknown names raise ValueError."""
+    out = set()
+    for s in syscalls:
+        if isinstance(s, int):
+            if not 0 <= s < 512:
+                raise ValueError(f"syscall number {s} out of range")
+            out.add(s)
+            continue
+        nr = _schema.SYSCALL_NUMBERS.get(s)
+        if nr is None:
+            # event names that differ from the syscall's (prlimit -> prlimit64, umount -> umount2)
+            codes = _schema.EVENT_CODES_BY_NAME.get(s, ())
+            nrs = [n for n, c in _schema.SYSCALL_EVENT.items() if c in codes]
+            if not nrs:
+                raise ValueError(f"unknown syscall {s!r}")
+            out.update(nrs)
+        else:
+            out.add(nr)
+    return sorted(out)
+
+
+def _on_log(_ctx, level, msg):
+    log.log(_LEVELS.get(level, logging.DEBUG), "%s", msg.decode("utf-8", "replace"))
+
+
+_LOG_CB = _native.LOG_FN(_on_log)  # one callback for the process, kept alive here
+
+
+def _free_handle(handle):
+    _native.lib.pyfalco_capture_free(handle)
+
+
+class Capture:
+    """A capture: iterate it for ``pyfalco.Event`` objects.
+
+    ``Capture(engine="modern_ebpf" | "kmod" | "replay" | "nodriver", syscalls=None,
+    capture_file=None, buffer_bytes=None, cpus_for_each_buffer=None, snaplen=None,
+    start=True, batch_bytes=4 MiB, timeout_ms=100)``
+
+    Opening loads the driver (or opens the file) and raises DriverUnavailableError,
+    DriverPermissionError or NativeError saying why it could not. ``close()`` is idempotent;
+    any other call after it raises CaptureClosedError. Use it as a context manager.
+    """
+
+    def __init__(self, engine: str = "modern_ebpf", *, syscalls: Iterable[str | int] | None = None,
+                 capture_file: str | None = None, buffer_bytes: int | None = None,
+                 cpus_for_each_buffer: int | None = None, snaplen: int | None = None, start: bool = True,
+                 batch_bytes: int = 4 << 20, timeout_ms: int = 100, kmod_device: str | None = None):
+        lib = _native.lib
+        self.engine = engine
+        self.timeout_ms = timeout_ms
+        self._handle = None
+        self._num = 0
+        self._eof = False
+        handle = lib.pyfalco_capture_new()
+        if not handle:
+            raise MemoryError("pyfalco_capture_new")
+        self._finalizer = weakref.finalize(self, _free_handle, handle)
+        self._handle = handle
+        lib.pyfalco_capture_set_log(handle, _LOG_CB, None)
+        settings = {"engine": engine, "capture_file": capture_file, "buffer_bytes": buffer_bytes,
+                    "cpus_for_each_buffer": cpus_for_each_buffer, "snaplen": snaplen, "kmod_device": kmod_device}
+        try:
+            for key, value in settings.items():
+                if value is not None:
+                    _native.check(lib.pyfalco_capture_set(handle, key.encode(), str(value).encode()), handle,
+                                  f"setting {key}")
+            if engine != "replay":
+                self.select(DEFAULT_SYSCALLS if syscalls is None else syscalls)
+            _native.check(lib.pyfalco_capture_open(handle), handle, f"opening the {engine} engine")
+            if start:
+                self.start()
+        except BaseException:
+            self.close()
+            raise
+        self._buf = ctypes.create_string_buffer(batch_bytes)
+        self._used = ctypes.c_size_t()
+        self._count = ctypes.c_uint32()
+
+    # -- lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def _h(self):
+        if self._handle is None:
+            raise CaptureClosedError("the capture is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Stops the capture, detaches the driver, frees everything. Harmless when repeated."""
+        if self._handle is None:
+            return
+        self._handle = None
+        self._finalizer()
+
+    def __enter__(self) -> "Capture":
+        self._h()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def start(self) -> None:
+        h = self._h()
+        _native.check(_native.lib.pyfalco_capture_start(h), h, "starting the capture")
+
+    def stop(self) -> None:
+        h = self._h()
+        _native.check(_native.lib.pyfalco_capture_stop(h), h, "stopping the capture")
+
+    def select(self, syscalls: Iterable[str | int]) -> list[int]:
+        """Capture exactly these syscalls (names or numbers) from now on; returns the numbers."""
+        h = self._h()
+        nrs = syscall_numbers(syscalls)
+        arr = (ctypes.c_uint16 * max(1, len(nrs)))(*nrs)
+        _native.check(_native.lib.pyfalco_capture_select_syscalls(h, arr, len(nrs)), h, "selecting syscalls")
+        self.syscalls = frozenset(_schema.SYSCALL_NAMES.get(n, str(n)) for n in nrs)
+        return nrs
+
+    # -- events
+    def next_batch(self, timeout_ms: int | None = None, max_events: int = 1 << 20) -> list[Event]:
+        """The next events in time order: waits up to timeout_ms for the first one.
+
+        Returns [] on timeout and at the end of a capture file (see ``eof``)."""
+        h = self._h()
+        if self._eof:
+            return []
+        rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events,
+                                                    self.timeout_ms if timeout_ms is None else timeout_ms,
+                                                    ctypes.byref(self._used), ctypes.byref(self._count))
+        if rc == _native.PYFALCO_EOF:
+            self._eof = True
+            return []
+        if rc == _native.PYFALCO_TIMEOUT:
+            return []
+        _native.check(rc, h, "reading events")
+        n = self._count.value
+        data = ctypes.string_at(self._buf, self._used.value)
+        events = split_batch(data, n, self._num)
+        self._num += n
+        return events
+
+    @property
+    def eof(self) -> bool:
+        """True once a capture file has been read to its end."""
+        return self._eof
+
+    def events(self, max_events: int | None = None, duration: float | None = None) -> Iterator[Event]:
+        """Events until the file ends, max_events were seen, or duration seconds passed."""
+        deadline = None if duration is None else time.monotonic() + duration
+        seen = 0
+        while not self.closed:
+            batch = self.next_batch()
+            for evt in batch:
+                yield evt
+                seen += 1
+                if max_events is not None and seen >= max_events:
+                    return
+            if self._eof:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    # -- statistics and metadata
+    def stats(self) -> dict[str, int]:
+        """Counters: events, drops by reason (ring buffer full, too large, ...), skipped records."""
+        h = self._h()
+        n = len(_native.STAT_NAMES)
+        out = (ctypes.c_uint64 * n)()
+        got = _native.check(_native.lib.pyfalco_capture_stats(h, out, n), h, "reading statistics")
+        return dict(zip(_native.STAT_NAMES[:got], out[:got]))
+
+    def metadata_blocks(self) -> list[tuple[int, bytes]]:
+        """(block type, body) of each metadata block of a capture file, in file order."""
+        h = self._h()
+        out = []
+        i = 0
+        btype = ctypes.c_uint32()
+        body = ctypes.c_void_p()
+        blen = ctypes.c_uint32()
+        while True:
+            rc = _native.lib.pyfalco_capture_metadata(h, i, ctypes.byref(btype), ctypes.byref(body),
+                                                      ctypes.byref(blen))
+            if rc < 0:
+                break
+            out.append((btype.value, ctypes.string_at(body.value, blen.value) if blen.value else b""))
+            i += 1
+        return out
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Capture engine={self.engine} {state}>"

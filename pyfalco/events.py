@@ -1,0 +1,346 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Decodes scap event records (header, parameter lengths, typed parameters) into Events.
+
+An Event keeps a reference to the batch buffer it came from and decodes lazily: the header is
+unpacked when the batch is split, parameters only when asked for (``evt.params``, ``evt.param``),
+and the parameter offsets once per event.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import Any, NamedTuple
+
+from . import _schema
+from .errors import EventDecodeError
+
+EVENTS = _schema.EVENTS
+EVENT_MAX = _schema.EVENT_MAX
+PT = _schema.PT
+
+HDR = struct.Struct("<QQIHI")           # ts, tid, len, type, nparams (26 bytes)
+HDR_SIZE = HDR.size
+# a batch entry (cpu, flags, len) followed by the event header
+ENTRY_HDR = struct.Struct("<HHIQQIHI")
+ENTRY_SIZE = 8
+
+_U16 = struct.Struct("<H")
+_LENS = {n: struct.Struct("<%dH" % n) for n in range(0, 64)}
+_LENS32 = {n: struct.Struct("<%dI" % n) for n in range(0, 64)}
+
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+
+
+class SockAddr(NamedTuple):
+    """A PT_SOCKADDR value: an IP endpoint or a unix path."""
+    family: int
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    port: int | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        if self.family == AF_UNIX:
+            return self.path or ""
+        if self.ip is None:
+            return ""
+        if self.family == AF_INET6:
+            return f"{self.ip}:{self.port}"
+        return f"{self.ip}:{self.port}"
+
+
+class SockTuple(NamedTuple):
+    """A PT_SOCKTUPLE value: source and destination of a connection (libs' orientation)."""
+    family: int
+    sip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    sport: int | None = None
+    dip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    dport: int | None = None
+    path: str | None = None
+    source: int = 0
+    dest: int = 0
+
+    def __str__(self) -> str:
+        if self.family == AF_UNIX:
+            return f"{self.source:x}->{self.dest:x} {self.path or ''}"
+        return f"{self.sip}:{self.sport}->{self.dip}:{self.dport}"
+
+
+def _cstr(b: bytes) -> str:
+    """A CHARBUF/path value: up to the first NUL, undecodable bytes kept as surrogates."""
+    i = b.find(0)
+    if i >= 0:
+        b = b[:i]
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _sockaddr(b: bytes) -> SockAddr | None:
+    fam = b[0]
+    if fam == AF_INET and len(b) >= 7:
+        return SockAddr(AF_INET, ipaddress.IPv4Address(b[1:5]), _U16.unpack_from(b, 5)[0])
+    if fam == AF_INET6 and len(b) >= 19:
+        ip = ipaddress.IPv6Address(b[1:17])
+        if ip.ipv4_mapped is not None:
+            return SockAddr(AF_INET, ip.ipv4_mapped, _U16.unpack_from(b, 17)[0])
+        return SockAddr(AF_INET6, ip, _U16.unpack_from(b, 17)[0])
+    if fam == AF_UNIX:
+        return SockAddr(AF_UNIX, path=_cstr(b[1:]))
+    return SockAddr(fam)
+
+
+def _socktuple(b: bytes) -> SockTuple | None:
+    fam = b[0]
+    if fam == AF_INET and len(b) >= 13:
+        return SockTuple(AF_INET, ipaddress.IPv4Address(b[1:5]), _U16.unpack_from(b, 5)[0],
+                         ipaddress.IPv4Address(b[7:11]), _U16.unpack_from(b, 11)[0])
+    if fam == AF_INET6 and len(b) >= 37:
+        s = ipaddress.IPv6Address(b[1:17])
+        d = ipaddress.IPv6Address(b[19:35])
+        sport = _U16.unpack_from(b, 17)[0]
+        dport = _U16.unpack_from(b, 35)[0]
+        if s.ipv4_mapped is not None and d.ipv4_mapped is not None:
+            return SockTuple(AF_INET, s.ipv4_mapped, sport, d.ipv4_mapped, dport)
+        return SockTuple(AF_INET6, s, sport, d, dport)
+    if fam == AF_UNIX and len(b) >= 17:
+        src, dst = struct.unpack_from("<QQ", b, 1)
+        return SockTuple(AF_UNIX, path=_cstr(b[17:]), source=src, dest=dst)
+    return SockTuple(fam)
+
+
+def _fdlist(b: bytes) -> list[tuple[int, int]]:
+    (n,) = _U16.unpack_from(b, 0)
+    out = []
+    off = 2
+    for _ in range(n):
+        if off + 10 > len(b):
+            break
+        fd, flags = struct.unpack_from("<qH", b, off)
+        out.append((fd, flags))
+        off += 10
+    return out
+
+
+def _dyn(b: bytes) -> tuple[int, int | bytes]:
+    idx = b[0]
+    rest = b[1:]
+    if len(rest) == 8:
+        return idx, struct.unpack("<Q", rest)[0]
+    if len(rest) == 4:
+        return idx, struct.unpack("<I", rest)[0]
+    return idx, rest
+
+
+def _int_decoder(fmt: str):
+    s = struct.Struct(fmt)
+    size = s.size
+    unpack_from = s.unpack_from
+
+    def dec(b: bytes) -> int | None:
+        if len(b) < size:
+            # shorter than its type: a producer that wrote a narrower int; widen it
+            return int.from_bytes(b, "little", signed=fmt[1].islower()) if b else None
+        return unpack_from(b)[0]
+    return dec
+
+
+_SIGNED = {"INT8": "<b", "INT16": "<h", "INT32": "<i", "INT64": "<q", "ERRNO": "<q", "FD": "<q", "PID": "<q",
+           "FD32": "<i", "PID32": "<i"}
+_UNSIGNED = {"UINT8": "<B", "UINT16": "<H", "UINT32": "<I", "UINT64": "<Q", "FLAGS8": "<B", "FLAGS16": "<H",
+             "FLAGS32": "<I", "ENUMFLAGS8": "<B", "ENUMFLAGS16": "<H", "ENUMFLAGS32": "<I", "UID": "<I",
+             "GID": "<I", "MODE": "<I", "SIGTYPE": "<B", "SYSCALLID": "<H", "PORT": "<H", "L4PROTO": "<B",
+             "SOCKFAMILY": "<B", "BOOL": "<I", "SIGSET": "<I", "RELTIME": "<Q", "ABSTIME": "<Q"}
+
+DECODERS: dict[int, Any] = {}
+for _name, _fmt in {**_SIGNED, **_UNSIGNED}.items():
+    DECODERS[PT[_name]] = _int_decoder(_fmt)
+for _name in ("CHARBUF", "FSPATH", "FSRELPATH"):
+    DECODERS[PT[_name]] = _cstr
+DECODERS[PT["BYTEBUF"]] = bytes
+DECODERS[PT["SOCKADDR"]] = _sockaddr
+DECODERS[PT["SOCKTUPLE"]] = _socktuple
+DECODERS[PT["FDLIST"]] = _fdlist
+DECODERS[PT["DYN"]] = _dyn
+DECODERS[PT["DOUBLE"]] = lambda b: struct.unpack("<d", b)[0] if len(b) == 8 else None
+DECODERS[PT["IPV4ADDR"]] = lambda b: ipaddress.IPv4Address(b[:4]) if len(b) >= 4 else None
+DECODERS[PT["IPV6ADDR"]] = lambda b: ipaddress.IPv6Address(b[:16]) if len(b) >= 16 else None
+
+
+def decode_param(ptype: int, raw: bytes) -> Any:
+    """Decodes one parameter; a zero-length parameter is None (Falco's "no value")."""
+    if not raw:
+        return None
+    dec = DECODERS.get(ptype)
+    if dec is None:
+        return bytes(raw)
+    try:
+        return dec(raw)
+    except (ValueError, struct.error, IndexError):
+        return bytes(raw)
+
+
+_UNKNOWN_INFO = _schema.EventInfo(-1, "PPME_UNKNOWN", "unknown", frozenset(), frozenset(), (), None)
+
+
+def event_info(code: int) -> _schema.EventInfo:
+    return EVENTS[code] if 0 <= code < EVENT_MAX else _UNKNOWN_INFO
+
+
+class Event:
+    """One event: header fields as attributes, parameters decoded on demand.
+
+    ``buf[off:off+len]`` is the scap record; ``buf`` may hold a whole batch (shared, never copied).
+    """
+
+    __slots__ = ("ts", "tid", "type", "nparams", "cpu", "flags", "num", "buf", "off", "len", "_offsets",
+                 "_params", "__weakref__")
+
+    def __init__(self, buf: bytes, off: int = 0, cpu: int = 0, flags: int = 0, num: int = 0):
+        try:
+            ts, tid, length, etype, nparams = HDR.unpack_from(buf, off)
+        except struct.error as err:
+            raise EventDecodeError(f"event at offset {off}: truncated header", off) from err
+        self.ts = ts
+        self.tid = tid
+        self.len = length
+        self.type = etype
+        self.nparams = nparams
+        self.cpu = cpu
+        self.flags = flags
+        self.num = num
+        self.buf = buf
+        self.off = off
+        self._offsets = None
+        self._params = None
+
+    @classmethod
+    def from_bytes(cls, record: bytes, cpu: int = 0, flags: int = 0, num: int = 0) -> "Event":
+        evt = cls(record, 0, cpu, flags, num)
+        evt.validate()
+        return evt
+
+    # -- type information
+    @property
+    def info(self) -> _schema.EventInfo:
+        return event_info(self.type)
+
+    @property
+    def name(self) -> str:
+        return event_info(self.type).name
+
+    @property
+    def direction(self) -> str:
+        return ">" if self.type % 2 == 0 else "<"
+
+    @property
+    def record(self) -> bytes:
+        return bytes(self.buf[self.off:self.off + self.len])
+
+    # -- parameters
+    def _param_bounds(self) -> tuple:
+        offs = self._offsets
+        if offs is not None:
+            return offs
+        n = self.nparams
+        base = self.off + HDR_SIZE
+        large = "LARGE_PAYLOAD" in event_info(self.type).flags
+        table = _LENS32 if large else _LENS
+        width = 4 if large else 2
+        try:
+            lens = (table[n] if n in table else struct.Struct("<%d%s" % (n, "I" if large else "H"))).unpack_from(
+                self.buf, base)
+        except struct.error as err:
+            raise EventDecodeError(f"event {self.name} at offset {self.off}: {n} parameter lengths past the end",
+                                   self.off, self.type) from err
+        pos = base + width * n
+        end = self.off + self.len
+        out = []
+        for ln in lens:
+            if pos + ln > end:
+                raise EventDecodeError(f"event {self.name} at offset {self.off}: parameter {len(out)} of {ln} "
+                                       f"bytes runs past the event length {self.len}", self.off, self.type)
+            out.append((pos, pos + ln))
+            pos += ln
+        self._offsets = offs = tuple(out)
+        return offs
+
+    def validate(self) -> None:
+        """Raises EventDecodeError if the record's lengths are inconsistent."""
+        if self.len < HDR_SIZE or self.off + self.len > len(self.buf):
+            raise EventDecodeError(f"event at offset {self.off}: length {self.len} is out of bounds", self.off,
+                                   self.type)
+        self._param_bounds()
+
+    def raw_param(self, i: int) -> bytes | None:
+        """The bytes of parameter i (None if the event has fewer parameters)."""
+        bounds = self._param_bounds()
+        if i >= len(bounds):
+            return None
+        a, b = bounds[i]
+        return self.buf[a:b]
+
+    def param(self, i: int) -> Any:
+        """Parameter i decoded by its type; None when absent or empty."""
+        raw = self.raw_param(i)
+        if raw is None:
+            return None
+        params = event_info(self.type).params
+        if i >= len(params):
+            return bytes(raw) if raw else None
+        return decode_param(params[i].type, raw)
+
+    def param_index(self, name: str) -> int:
+        for i, p in enumerate(event_info(self.type).params):
+            if p.name == name:
+                return i
+        return -1
+
+    def get(self, name: str, default: Any = None) -> Any:
+        i = self.param_index(name)
+        if i < 0 or i >= self.nparams:
+            return default
+        v = self.param(i)
+        return default if v is None else v
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter by name, decoded (cached)."""
+        p = self._params
+        if p is None:
+            infos = event_info(self.type).params
+            p = {}
+            for i in range(min(self.nparams, len(infos))):
+                p[infos[i].name] = self.param(i)
+            self._params = p
+        return p
+
+    def __repr__(self) -> str:
+        return f"<Event #{self.num} {self.direction} {self.name} tid={self.tid} ts={self.ts}>"
+
+
+def split_batch(buf: bytes, count: int, first_num: int = 0) -> list[Event]:
+    """Events of a libpyfalco batch (pyfalco_batch_entry + record, 8-byte aligned)."""
+    out = []
+    append = out.append
+    unpack = ENTRY_HDR.unpack_from
+    new = Event.__new__
+    off = 0
+    num = first_num
+    for _ in range(count):
+        cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
+        evt = new(Event)
+        evt.ts = ts
+        evt.tid = tid
+        evt.len = length
+        evt.type = etype
+        evt.nparams = nparams
+        evt.cpu = cpu
+        evt.flags = flags
+        num += 1
+        evt.num = num
+        evt.buf = buf
+        evt.off = off + ENTRY_SIZE
+        evt._offsets = None
+        evt._params = None
+        append(evt)
+        off += (ENTRY_SIZE + rlen + 7) & ~7
+    return out
