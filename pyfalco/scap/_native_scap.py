@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""ctypes declarations of the capture-file writer (pyfalco.h, "Capture file writer" section),
+and a small raw-event reader over the replay engine.
+
+Transitional: the writer signatures belong in ``pyfalco._native.SIGNATURES``; until they are
+there, they are applied here to the same library object, so there is still one loaded library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
+
+from .. import _native
+from ..errors import CaptureFileError
+
+lib = _native.lib
+c_writer_p = c_void_p  # opaque struct pyfalco_writer *
+
+PYFALCO_WRITER_GZIP = 1
+PYFALCO_WRITER_FULL_PARAMS = 2
+PYFALCO_WRITE_SKIP = 0
+PYFALCO_WRITE_EVENT = 1
+PYFALCO_WRITE_STATE_ONLY = 2
+
+WRITER_SIGNATURES: dict[str, tuple[list, object]] = {
+    "pyfalco_writer_new": ([], c_writer_p),
+    "pyfalco_writer_open": ([c_writer_p, c_char_p, c_uint32], c_int),
+    "pyfalco_writer_write_block": ([c_writer_p, c_uint32, c_void_p, c_uint32], c_int),
+    "pyfalco_writer_write_event": ([c_writer_p, c_void_p, c_uint16, c_uint16], c_int),
+    "pyfalco_writer_write_batch": ([c_writer_p, c_void_p, c_size_t, c_uint32, c_void_p, POINTER(c_uint32)], c_int),
+    "pyfalco_writer_stats": ([c_writer_p, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_uint64)], c_int),
+    "pyfalco_writer_close": ([c_writer_p], c_int),
+    "pyfalco_writer_free": ([c_writer_p], None),
+    "pyfalco_writer_error": ([c_writer_p], c_char_p),
+}
+
+for _name, (_argtypes, _restype) in WRITER_SIGNATURES.items():
+    if _name not in _native.SIGNATURES:
+        try:
+            _fn = getattr(lib, _name)
+        except AttributeError as _err:  # a library built without the writer: a build bug
+            raise ImportError(f"{getattr(lib, 'path', 'libpyfalco')}: missing symbol {_name}") from _err
+        _fn.argtypes = _argtypes
+        _fn.restype = _restype
+
+
+def writer_check(rc: int, handle, what: str) -> int:
+    """Returns rc when >= 0; raises OSError (the writer's message) otherwise."""
+    if rc >= 0:
+        return rc
+    msg = lib.pyfalco_writer_error(handle)
+    msg = msg.decode("utf-8", "replace") if msg else f"{what}: {os.strerror(-rc)}"
+    raise OSError(-rc, msg)
+
+
+class Replay:
+    """Raw events of a capture file, in file order: iterates ``(record bytes, cpu, flags)``.
+
+    Used by the metadata helpers and the tests; the public way to replay is
+    ``pyfalco.Capture(engine="replay", capture_file=...)``. Raises CaptureFileError when the
+    file cannot be read, naming the offset.
+    """
+
+    def __init__(self, path: str):
+        self._h = lib.pyfalco_capture_new()
+        if not self._h:
+            raise MemoryError("pyfalco_capture_new")
+        try:
+            for key, value in (("engine", "replay"), ("capture_file", os.fspath(path))):
+                self._check(lib.pyfalco_capture_set(self._h, key.encode(), value.encode()))
+            self._check(lib.pyfalco_capture_open(self._h))
+            self._check(lib.pyfalco_capture_start(self._h))
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self, rc: int) -> int:
+        if rc < 0:
+            msg = _native.error_message(self._h) or os.strerror(-rc)
+            if -rc in (_errno.EINVAL, _errno.EIO, _errno.ENOTSUP, _errno.ENOMEM):
+                raise CaptureFileError(msg)
+            raise OSError(-rc, msg)
+        return rc
+
+    def metadata(self) -> list[tuple[int, bytes]]:
+        """Every metadata block read so far: (block type, raw body)."""
+        out = []
+        bt, body, ln = c_uint32(), c_void_p(), c_uint32()
+        i = 0
+        while lib.pyfalco_capture_metadata(self._h, i, ctypes.byref(bt), ctypes.byref(body), ctypes.byref(ln)) == 0:
+            out.append((bt.value, ctypes.string_at(body.value, ln.value) if ln.value else b""))
+            i += 1
+        return out
+
+    def __iter__(self):
+        evt, cpu, flags = c_void_p(), c_uint16(), c_uint16()
+        while True:
+            rc = lib.pyfalco_capture_next(self._h, ctypes.byref(evt), ctypes.byref(cpu), ctypes.byref(flags))
+            if rc == _native.PYFALCO_EOF:
+                return
+            self._check(rc)
+            n = c_uint32.from_address(evt.value + 16).value
+            yield ctypes.string_at(evt.value, n), cpu.value, flags.value
+
+    def batches(self, buflen: int = 1 << 20, max_events: int = 4096):
+        """Yields (buffer, used, nevents) from pyfalco_capture_next_batch until the end."""
+        buf = (c_uint8 * buflen)()
+        used, n = c_size_t(), c_uint32()
+        while True:
+            rc = lib.pyfalco_capture_next_batch(self._h, buf, buflen, max_events, 0, ctypes.byref(used),
+                                                ctypes.byref(n))
+            if rc == _native.PYFALCO_EOF:
+                return
+            self._check(rc)
+            yield buf, used.value, n.value
+
+    def stats(self) -> dict[str, int]:
+        arr = (c_uint64 * len(_native.STAT_NAMES))()
+        n = self._check(lib.pyfalco_capture_stats(self._h, arr, len(arr)))
+        return dict(zip(_native.STAT_NAMES[:n], arr[:n]))
+
+    @property
+    def handle(self):
+        return self._h
+
+    def close(self) -> None:
+        if self._h:
+            lib.pyfalco_capture_free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

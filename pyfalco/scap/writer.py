@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Writes capture files (.scap) through libpyfalco's writer: the Python face of pyfalco_writer_*.
+
+    with CaptureWriter("out.scap", gzip=True) as w:
+        w.write_initial_state(state)          # metadata blocks: threads, fds, users, interfaces
+        w.write(raw_event)                    # one event record (pyfalco's model)
+        w.write(raw_event, state_only=True)   # kept for state, not shown by readers
+
+``record()`` copies events from an open capture into a file, with the stop conditions (events,
+seconds) and an optional per-event filter; the CLI builds on it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Callable, Iterable
+
+from ..initial_state import InitialState
+from . import _native_scap as ns
+from .metadata import blocks_from_initial_state
+
+
+class CaptureWriter:
+    """An open capture file being written. Raises OSError (errno + message) on write errors."""
+
+    def __init__(self, path, *, gzip: bool = False, full_params: bool = False):
+        self.path = os.fspath(path)
+        self._w = ns.lib.pyfalco_writer_new()
+        if not self._w:
+            raise MemoryError("pyfalco_writer_new")
+        flags = (ns.PYFALCO_WRITER_GZIP if gzip else 0) | (ns.PYFALCO_WRITER_FULL_PARAMS if full_params else 0)
+        try:
+            ns.writer_check(ns.lib.pyfalco_writer_open(self._w, self.path.encode(), flags), self._w,
+                            "opening capture file")
+        except BaseException:
+            ns.lib.pyfalco_writer_free(self._w)
+            self._w = None
+            raise
+
+    # -- metadata ---------------------------------------------------------------------------
+    def write_block(self, block_type: int, body: bytes) -> None:
+        """One raw metadata block (before the first event)."""
+        self._check(ns.lib.pyfalco_writer_write_block(self._live(), block_type, body, len(body)), "writing block")
+
+    def write_initial_state(self, state: InitialState) -> None:
+        """The metadata blocks of the writer profile built from ``state``."""
+        for btype, body in blocks_from_initial_state(state):
+            self.write_block(btype, body)
+
+    # -- events -----------------------------------------------------------------------------
+    def write(self, raw: bytes, *, cpu: int = 0, state_only: bool = False) -> None:
+        """One event record (v2 header, exit-only current layout; see docs/capture-files.md)."""
+        self._check(ns.lib.pyfalco_writer_write_event(self._live(), raw, cpu, 1 if state_only else 0),
+                    "writing event")
+
+    def write_batch(self, buf, used: int, nevents: int, modes: bytes | None = None) -> int:
+        """The entries of a pyfalco_capture_next_batch buffer; modes: one PYFALCO_WRITE_* per entry."""
+        written = ctypes.c_uint32()
+        self._check(ns.lib.pyfalco_writer_write_batch(self._live(), buf, used, nevents, modes,
+                                                      ctypes.byref(written)), "writing batch")
+        return written.value
+
+    def stats(self) -> dict[str, int]:
+        ev, rec, by = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
+        ns.lib.pyfalco_writer_stats(self._live(), ctypes.byref(ev), ctypes.byref(rec), ctypes.byref(by))
+        return {"events": ev.value, "records": rec.value, "bytes": by.value}
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def _live(self):
+        if not self._w:
+            raise ValueError(f"capture writer for {self.path} is closed")
+        return self._w
+
+    def _check(self, rc: int, what: str) -> None:
+        ns.writer_check(rc, self._w, what)
+
+    @property
+    def closed(self) -> bool:
+        return self._w is None
+
+    def close(self) -> None:
+        """Flushes and closes; idempotent. Raises OSError when the data could not be written."""
+        if not self._w:
+            return
+        w, self._w = self._w, None
+        try:
+            ns.writer_check(ns.lib.pyfalco_writer_close(w), w, "closing capture file")
+        finally:
+            ns.lib.pyfalco_writer_free(w)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):  # safety net only; close() is the contract
+        if getattr(self, "_w", None):
+            ns.lib.pyfalco_writer_free(self._w)
+            self._w = None
+
+
+def record(events: Iterable, writer: CaptureWriter, *, max_events: int | None = None,
+           max_seconds: float | None = None, keep: Callable[[object], bool | str] | None = None,
+           raw: Callable[[object], tuple[bytes, int, int]] | None = None) -> int:
+    """Copies events into ``writer`` until the source ends or a limit is reached.
+
+    events: any iterable of events (e.g. a pyfalco.Capture). raw(evt) gives the record bytes,
+    cpu and flags of an event (default: ``evt.raw``, ``evt.cpu``, ``evt.flags`` when present,
+    or the tuple itself). keep(evt): True to write, False to drop, "state" to write as
+    state-only (what ``sysdig -w`` does with the events a filter drops but state needs).
+    Returns the number of events written (state-only ones included).
+    """
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    n = 0
+    for evt in events:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        decision = True if keep is None else keep(evt)
+        if decision is False:
+            continue
+        if raw is not None:
+            rec, cpu, flags = raw(evt)
+        elif isinstance(evt, tuple):
+            rec, cpu, flags = evt
+        else:
+            rec, cpu, flags = evt.raw, getattr(evt, "cpu", 0), getattr(evt, "flags", 0)
+        writer.write(bytes(rec), cpu=cpu, state_only=decision == "state" or bool(flags & 1))
+        n += 1
+        if max_events is not None and n >= max_events:
+            break
+    return n
