@@ -368,6 +368,12 @@ PF_INLINE __u32 pf_open_flags(unsigned long f)
 	return r;
 }
 
+/* Flags of fd-creating syscalls (pipe2, dup3, eventfd2, ...): like open flags, no access mode. */
+PF_INLINE __u32 pf_fd_flags(unsigned long f)
+{
+	return pf_open_flags(f & ~3UL) & ~(__u32)PPM_O_RDWR;
+}
+
 /* struct open_how field i (0 flags, 1 mode, 2 resolve) of openat2. */
 PF_INLINE __u64 pf_open_how(struct pf_ctx *c, unsigned long uptr, int i)
 {
@@ -386,7 +392,7 @@ PF_INLINE __u32 pf_resolve_flags(__u64 f)
 PF_INLINE __u32 pf_socket_type_flags(unsigned long type)
 {
 	/* SOCK_NONBLOCK == O_NONBLOCK, SOCK_CLOEXEC == O_CLOEXEC */
-	return pf_open_flags(type & (04000 | 02000000)) & ~PPM_O_RDONLY;
+	return pf_fd_flags(type & (04000 | 02000000));
 }
 
 PF_INLINE __u32 pf_socket_family(unsigned long af)

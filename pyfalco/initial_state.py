@@ -34,7 +34,7 @@ FD_MEMFD = 20
 FD_PIDFD = 21
 
 
-@dataclass(slots=True)
+@dataclass
 class FdInfo:
     fd: int
     type: int                 # FD_* above
@@ -52,7 +52,7 @@ class FdInfo:
     unix_dest: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class ThreadInfo:
     tid: int
     pid: int
@@ -96,7 +96,7 @@ class ThreadInfo:
     fds: dict[int, FdInfo] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass
 class UserInfo:
     uid: int
     gid: int
@@ -105,13 +105,13 @@ class UserInfo:
     shell: str = ""
 
 
-@dataclass(slots=True)
+@dataclass
 class GroupInfo:
     gid: int
     name: str
 
 
-@dataclass(slots=True)
+@dataclass
 class InterfaceInfo:
     name: str
     family: int               # 2 = IPv4, 10 = IPv6
@@ -121,7 +121,7 @@ class InterfaceInfo:
     linkspeed: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class MachineInfo:
     num_cpus: int = 0
     memory_size_bytes: int = 0
@@ -131,7 +131,7 @@ class MachineInfo:
     flags: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class InitialState:
     machine: MachineInfo = field(default_factory=MachineInfo)
     threads: dict[int, ThreadInfo] = field(default_factory=dict)

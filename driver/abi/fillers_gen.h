@@ -50,7 +50,7 @@ PF_FILLER(openat2, PPME_SYSCALL_OPENAT2_X, 8)
 	/* Parameter 3: name (type: PT_FSRELPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 1));
 	/* Parameter 4: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_open_flags(pf_open_how(ctx, pf_arg(ctx, 2), 0)), 4);
+	pf_push_int(ctx, pf_open_flags(pf_open_how(ctx, pf_arg(ctx, 2), 0)) | pf_fd_created(ctx, ret), 4);
 	/* Parameter 5: mode (type: PT_UINT32) */
 	pf_push_int(ctx, pf_open_how(ctx, pf_arg(ctx, 2), 1), 4);
 	/* Parameter 6: resolve (type: PT_FLAGS32) */
@@ -117,7 +117,7 @@ PF_FILLER(dup3, PPME_SYSCALL_DUP3_X, 4)
 	/* Parameter 3: newfd (type: PT_FD) */
 	pf_push_int(ctx, (long)(int)pf_arg(ctx, 1), 8);
 	/* Parameter 4: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 2)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 2)), 4);
 	return pf_submit(ctx);
 }
 
@@ -158,7 +158,7 @@ PF_FILLER(pipe2, PPME_SYSCALL_PIPE2_X, 5)
 	/* Parameter 4: ino (type: PT_UINT64) */
 	pf_push_int(ctx, pf_fd_ino(ctx, pf_user_int_at(ctx, pf_arg(ctx, 0), 0, ret)), 8);
 	/* Parameter 5: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 1)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 1)), 4);
 	return pf_submit(ctx);
 }
 
@@ -1198,7 +1198,7 @@ PF_FILLER(userfaultfd, PPME_SYSCALL_USERFAULTFD_X, 2)
 	/* Parameter 1: res (type: PT_ERRNO) */
 	pf_push_int(ctx, ret, 8);
 	/* Parameter 2: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 0)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 0)), 4);
 	return pf_submit(ctx);
 }
 
@@ -1241,7 +1241,7 @@ PF_FILLER(signalfd4, PPME_SYSCALL_SIGNALFD4_X, 4)
 	/* Parameter 1: res (type: PT_FD) */
 	pf_push_int(ctx, ret, 8);
 	/* Parameter 2: flags (type: PT_FLAGS16) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 3)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 3)), 2);
 	/* Parameter 3: fd (type: PT_FD) */
 	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
 	/* Parameter 4: mask (type: PT_UINT32) */
@@ -1265,7 +1265,7 @@ PF_FILLER(eventfd2, PPME_SYSCALL_EVENTFD2_X, 3)
 	/* Parameter 1: res (type: PT_FD) */
 	pf_push_int(ctx, ret, 8);
 	/* Parameter 2: flags (type: PT_FLAGS16) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 1)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 1)), 2);
 	/* Parameter 3: initval (type: PT_UINT64) */
 	pf_push_int(ctx, pf_arg(ctx, 0), 8);
 	return pf_submit(ctx);
@@ -1296,7 +1296,7 @@ PF_FILLER(inotify_init1, PPME_SYSCALL_INOTIFY_INIT1_X, 2)
 	/* Parameter 1: res (type: PT_FD) */
 	pf_push_int(ctx, ret, 8);
 	/* Parameter 2: flags (type: PT_FLAGS16) */
-	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 0)), 4);
+	pf_push_int(ctx, pf_fd_flags(pf_arg(ctx, 0)), 2);
 	return pf_submit(ctx);
 }
 
