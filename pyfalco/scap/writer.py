@@ -109,8 +109,8 @@ def record(events: Iterable, writer: CaptureWriter, *, max_events: int | None = 
     """Copies events into ``writer`` until the source ends or a limit is reached.
 
     events: any iterable of events (e.g. a pyfalco.Capture). raw(evt) gives the record bytes,
-    cpu and flags of an event (default: ``evt.raw``, ``evt.cpu``, ``evt.flags`` when present,
-    or the tuple itself). keep(evt): True to write, False to drop, "state" to write as
+    cpu and flags of an event (default: ``evt.record``, ``evt.cpu``, ``evt.flags``,
+    or the tuple itself; pyfalco.Event works as it is). keep(evt): True to write, False to drop, "state" to write as
     state-only (what ``sysdig -w`` does with the events a filter drops but state needs).
     Returns the number of events written (state-only ones included).
     """
@@ -127,7 +127,7 @@ def record(events: Iterable, writer: CaptureWriter, *, max_events: int | None = 
         elif isinstance(evt, tuple):
             rec, cpu, flags = evt
         else:
-            rec, cpu, flags = evt.raw, getattr(evt, "cpu", 0), getattr(evt, "flags", 0)
+            rec, cpu, flags = evt.record, getattr(evt, "cpu", 0), getattr(evt, "flags", 0)
         writer.write(bytes(rec), cpu=cpu, state_only=decision == "state" or bool(flags & 1))
         n += 1
         if max_events is not None and n >= max_events:
