@@ -71,6 +71,7 @@ struct {
  * (the user pointer is gone by then). Keyed by thread id. */
 struct pf_exec_name {
 	char name[PYFALCO_MAX_PATH];
+	__u64 nr; /* the syscall that exec'd (execve or execveat) */
 };
 
 struct {

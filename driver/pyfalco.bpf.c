@@ -19,6 +19,17 @@ int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	if (!pf_capturing)
 		return 0;
+	if (nr == PF_NR_execve && ret == 0) {
+		/* a successful execveat exits with execve's number: sched_process_exec saw the real one */
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct pf_exec_name *n = bpf_map_lookup_elem(&pf_exec_names, &tid);
+
+		if (n && n->nr == PF_NR_execveat) {
+			if (!pf_interesting[PF_NR_execveat])
+				return 0;
+			nr = PF_NR_execveat;
+		}
+	}
 	bpf_tail_call(ctx, &pf_syscall_exit_tail_table, nr);
 	return 0;
 }
@@ -45,11 +56,20 @@ int BPF_PROG(pf_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u32 zero = 0;
 	struct pf_exec_name *n = bpf_map_lookup_elem(&pf_exec_scratch, &zero);
+	struct pt_regs *regs;
 
 	if (!n || !pf_capturing)
 		return 0;
 	if (bpf_probe_read_kernel_str(n->name, sizeof(n->name), BPF_CORE_READ(bprm, filename)) <= 0)
 		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	n->nr = BPF_CORE_READ(regs, orig_ax);
+	/* Some kernels (6.18 here) report a successful execveat with execve's number at both
+	 * sched_process_exec and sys_exit. An execveat relative to a dirfd names its binary
+	 * "/dev/fd/<dirfd>/<path>": recognise that one. */
+	if (n->name[0] == '/' && n->name[1] == 'd' && n->name[2] == 'e' && n->name[3] == 'v' && n->name[4] == '/' &&
+	    n->name[5] == 'f' && n->name[6] == 'd' && n->name[7] == '/')
+		n->nr = PF_NR_execveat;
 	bpf_map_update_elem(&pf_exec_names, &tid, n, BPF_ANY);
 	return 0;
 }

@@ -96,6 +96,17 @@ def tracer(capture):
     return Tracer(capture)
 
 
+@pytest.fixture(scope="session")
+def trigger(tmp_path_factory):
+    """Path of the C helper (tests/drivers/helpers/trigger.c), built for this session."""
+    import subprocess
+    from pathlib import Path
+    src = Path(__file__).parent / "helpers" / "trigger.c"
+    out = tmp_path_factory.mktemp("helpers") / "trigger"
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(out), str(src)], check=True)
+    return str(out)
+
+
 def assert_header(evt, name: str, tid: int | None = None):
     info = evt.info
     assert evt.name == name
