@@ -91,7 +91,7 @@ def _pt_width(ptype: int) -> int:
 STR_TYPES = {9, 17, 43}  # CHARBUF, FSPATH, FSRELPATH: NUL counted in the length
 
 
-def make_event(code_or_enum, ts: int, tid: int, **values) -> bytes:
+def make_event(code_or_enum, ts: int, tid: int, /, **values) -> bytes:
     """A record in pyfalco's model; parameters by name (int, str, bytes), the rest empty."""
     from pyfalco._schema import EVENTS
     if isinstance(code_or_enum, str):
