@@ -121,11 +121,6 @@ static int rp_open(pyfalco_capture *h)
 		rc = rp_read_error(h, rp, rc);
 		goto fail;
 	}
-	if (type != SCAP_BT_SHB) {
-		rc = pf_fail(h, EINVAL, "reading capture file %s: not a capture file: block type 0x%08x at offset 0, "
-			     "a section header block (0x0a0d0d0a) expected", h->settings.capture_file, type);
-		goto fail;
-	}
 	if ((rc = scap_reader_check_shb(&rp->rd, body, len)) < 0 ||
 	    (rc = add_meta(h, rp, type, body, len)) < 0) {
 		if (rp->rd.err[0])

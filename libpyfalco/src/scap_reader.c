@@ -146,6 +146,9 @@ int scap_reader_next(struct scap_reader *r, uint32_t *type, const uint8_t **body
 	*type = scap_rd32(hdr);
 	total = scap_rd32(hdr + 4);
 	kind = scap_block_kind(*type);
+	if (r->off == 0 && *type != SCAP_BT_SHB)
+		return fail(r, EINVAL, "not a capture file: block type 0x%08x at offset 0, a section header block "
+			    "(0x0a0d0d0a) expected", *type);
 	if (total < 12)
 		return fail(r, EINVAL, "bad block length %u at offset %llu (block type 0x%x): less than 12 bytes",
 			    total, (unsigned long long)r->off, *type);

@@ -158,3 +158,32 @@ def blank_lost(e: Evt) -> Evt:
     names = [p.name for p in EVENTS[e.type].params]
     return Evt(e.ts, e.tid, e.type, tuple(b"" if i < len(names) and names[i] in lost else v
                                           for i, v in enumerate(e.params)), e.cpu, e.flags)
+
+
+def plain_bytes(path) -> bytes:
+    """The uncompressed bytes of a capture."""
+    import gzip
+    data = Path(path).read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def blocks(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, type, total length) of each block of an uncompressed capture."""
+    out, off = [], 0
+    while off + 8 <= len(data):
+        btype, total = struct.unpack_from("<II", data, off)
+        out.append((off, btype, total))
+        if total < 12:
+            break
+        off += total
+    return out
+
+
+def replay_all(path):
+    """(events, stats, initial state) of a capture; raises CaptureFileError when unreadable."""
+    from pyfalco.scap._native_scap import Replay
+    from pyfalco.scap.metadata import initial_state_from_blocks
+    with Replay(str(path)) as rp:
+        evts = [raw for raw, _, _ in rp]
+        st = initial_state_from_blocks(rp.metadata())
+        return evts, rp.stats(), st
