@@ -53,6 +53,16 @@ SIGNATURES: dict[str, tuple[list, object]] = {
     "pyfalco_capture_stats": ([c_capture_p, POINTER(c_uint64), c_uint32], c_int),
     "pyfalco_capture_metadata": ([c_capture_p, c_uint32, POINTER(c_uint32), POINTER(c_void_p),
                                   POINTER(c_uint32)], c_int),
+    # capture file writer (struct pyfalco_writer *)
+    "pyfalco_writer_new": ([], c_void_p),
+    "pyfalco_writer_open": ([c_void_p, c_char_p, c_uint32], c_int),
+    "pyfalco_writer_write_block": ([c_void_p, c_uint32, c_void_p, c_uint32], c_int),
+    "pyfalco_writer_write_event": ([c_void_p, c_void_p, c_uint16, c_uint16], c_int),
+    "pyfalco_writer_write_batch": ([c_void_p, c_void_p, c_size_t, c_uint32, c_void_p, POINTER(c_uint32)], c_int),
+    "pyfalco_writer_stats": ([c_void_p, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_uint64)], c_int),
+    "pyfalco_writer_close": ([c_void_p], c_int),
+    "pyfalco_writer_free": ([c_void_p], None),
+    "pyfalco_writer_error": ([c_void_p], c_char_p),
 }
 
 
