@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from conftest import assert_header, result, syscall
+from drivertools import assert_header, result, syscall
 
 PPM_O_RDONLY, PPM_O_WRONLY, PPM_O_RDWR = 1, 2, 3
 PPM_O_CREAT, PPM_O_TRUNC, PPM_O_CLOEXEC, PPM_O_EXCL, PPM_O_F_CREATED = 4, 256, 4096, 32, 16384

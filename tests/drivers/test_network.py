@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 
-from conftest import assert_header
+from drivertools import assert_header
 
 PPM_AF_UNIX, PPM_AF_INET, PPM_AF_INET6 = 1, 2, 10
 PPM_O_NONBLOCK, PPM_O_CLOEXEC = 64, 4096

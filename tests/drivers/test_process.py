@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 
-from conftest import assert_header, result, syscall
+from drivertools import assert_header, result, syscall
 
 PPM_CL_CLONE_VM, PPM_CL_CLONE_VFORK = 1 << 15, 1 << 27
 PPM_CL_CLONE_CHILD_CLEARTID, PPM_CL_CLONE_CHILD_SETTID = 1 << 23, 1 << 24
