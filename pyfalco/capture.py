@@ -20,8 +20,9 @@ from .events import Event, split_batch
 log = logging.getLogger("pyfalco.native")
 
 #: syscalls captured when the caller does not choose: everything the drivers decode except the
-#: plain I/O syscalls (read/write), which Falco also ignores by default (`falco -i`).
-IO_SYSCALLS = frozenset({"read", "write"})
+#: plain I/O syscalls (read/write), which Falco also ignores by default (`falco -i`), and
+#: mprotect (a memory-management storm for no state).
+IO_SYSCALLS = frozenset({"read", "write", "mprotect"})
 DEFAULT_SYSCALLS = frozenset(_schema.SYSCALL_NAMES[nr] for nr in _schema.DRIVER_SYSCALLS) - IO_SYSCALLS
 
 _LEVELS = {3: logging.ERROR, 4: logging.WARNING, 6: logging.INFO, 7: logging.DEBUG}
