@@ -1,0 +1,292 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Compiles a checked, resolved condition tree into a Python function (generated source + compile()).
+
+One function per rule::
+
+    def rule_0(evt, _a0=_a0, _s0=_s0):
+        return ((_a0(evt) in _s0) and ...)
+
+Field accessors, literal sets (frozensets), compiled regular expressions and helper functions are
+bound as default arguments, so the hot path does local-variable loads only: no registry lookups,
+no exception handling. ``and``/``or`` keep Python's short-circuit; constant subtrees (empty lists,
+``Const`` nodes) are folded before code is emitted. A missing value (None) fails every comparison.
+The generated source is kept (``CompiledCondition.source``) for inspection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pyfalco.rules import nodes as n
+from pyfalco.rules import operators as ops
+from pyfalco.rules.checker import operand_type
+from pyfalco.rules.lexer import LIST_OPS
+
+__all__ = ["CompiledCondition", "compile_condition", "fold_constants"]
+
+_HELPERS = {
+    "_pmatch": ops.pmatch,
+    "_to_bytes": ops.to_bytes,
+    "_to_ip": ops.to_ip,
+    "_ip_match": ops.ip_match,
+    "_apply": ops.apply_scalar,
+    **{f"_t_{name}": fn for name, fn in ops.TRANSFORMS.items()},
+}
+
+
+@dataclass
+class CompiledCondition:
+    function: Callable[[Any], bool]
+    source: str
+    constants: dict
+
+
+# ---- constant folding -----------------------------------------------------------------------
+
+class _Folder(n.NodeVisitor):
+    def __init__(self, provider: Any):
+        self.provider = provider
+
+    def visit_Or(self, node):
+        items = []
+        for item in (self.visit(i) for i in node.items):
+            if isinstance(item, n.Const):
+                if item.value:
+                    return n.Const(True, pos=node.pos)
+                continue
+            items.append(item)
+        if not items:
+            return n.Const(False, pos=node.pos)
+        return items[0] if len(items) == 1 else n.Or(tuple(items), pos=node.pos)
+
+    def visit_And(self, node):
+        items = []
+        for item in (self.visit(i) for i in node.items):
+            if isinstance(item, n.Const):
+                if not item.value:
+                    return n.Const(False, pos=node.pos)
+                continue
+            items.append(item)
+        if not items:
+            return n.Const(True, pos=node.pos)
+        return items[0] if len(items) == 1 else n.And(tuple(items), pos=node.pos)
+
+    def visit_Not(self, node):
+        expr = self.visit(node.expr)
+        if isinstance(expr, n.Const):
+            return n.Const(not expr.value, pos=node.pos)
+        return n.Not(expr, pos=node.pos)
+
+    def visit_Macro(self, node):
+        return self.visit(node.expr)
+
+    def visit_Const(self, node):
+        return node
+
+    def visit_Check(self, node: n.Check):
+        value = node.value
+        if isinstance(value, n.ListLiteral) and not value.items and (
+                node.op in LIST_OPS or node.modifier in ("oneof", "anyof")):
+            lt = operand_type(self.provider, node.lhs)
+            if not (node.op == "in" and lt.multi and lt.is_list):  # "all of no values" is true
+                return n.Const(False, pos=node.pos)
+        return node
+
+
+def fold_constants(tree: n.Node, provider: Any) -> n.Node:
+    """``tree`` with macros inlined and constant subtrees folded."""
+    return _Folder(provider).visit(tree)
+
+
+# ---- code generation ------------------------------------------------------------------------
+
+class _Emitter(n.NodeVisitor):
+    def __init__(self, provider: Any):
+        self.provider = provider
+        self.consts: dict[str, Any] = {}
+        self.comments: list[str] = []
+        self._keys: dict[Any, str] = {}
+        self._tmp = 0
+
+    # constants bound as default arguments
+    def const(self, prefix: str, key: Any, make: Callable[[], Any], note: str) -> str:
+        name = self._keys.get(key)
+        if name is None:
+            name = f"{prefix}{len(self._keys)}"
+            self._keys[key] = name
+            self.consts[name] = make()
+            self.comments.append(f"#   {name} = {note}")
+        return name
+
+    def helper(self, name: str) -> str:
+        self.consts[name] = _HELPERS[name]
+        return name
+
+    def tmp(self) -> str:
+        self._tmp += 1
+        return f"_v{self._tmp}"
+
+    # boolean structure
+    def visit_Or(self, node):
+        return "(" + " or ".join(self.visit(i) for i in node.items) + ")"
+
+    def visit_And(self, node):
+        return "(" + " and ".join(self.visit(i) for i in node.items) + ")"
+
+    def visit_Not(self, node):
+        return f"(not {self.visit(node.expr)})"
+
+    def visit_Const(self, node):
+        return "True" if node.value else "False"
+
+    def visit_Macro(self, node):
+        return self.visit(node.expr)
+
+    # operands
+    def operand(self, node) -> str:
+        if isinstance(node, n.FieldRef):
+            acc = self.const("_a", ("field", node.name, node.arg),
+                             lambda: self.provider.accessor(node.name, node.arg),
+                             f"accessor({node.name!r}, {node.arg!r})")
+            return f"{acc}(evt)"
+        if isinstance(node, n.Val):
+            return self.operand(node.field)
+        if isinstance(node, n.Transform):
+            fn = self.helper(f"_t_{node.name}")
+            args = []
+            for arg in node.args:
+                if isinstance(arg, n.Literal):
+                    args.append(repr(arg.value))
+                else:
+                    args.append(self.operand(arg))
+            return f"{fn}({', '.join(args)})"
+        raise TypeError(node)  # pragma: no cover
+
+    def literal_const(self, kind: str, op: str, value: n.Node):
+        """(python expression, converted value) of a literal right-hand side."""
+        raw = ops.convert_literal(kind, op, value.value)
+        if op == "icontains":
+            raw = raw.lower()
+        if op in ("glob", "iglob"):
+            return self.const("_g", (op, raw), lambda: ops.glob_matcher(raw, op == "iglob"),
+                              f"{op} matcher for {raw!r}"), raw
+        if op == "regex":
+            return self.const("_r", (op, raw), lambda: ops.regex_matcher(raw), f"regex fullmatch {raw!r}"), raw
+        if isinstance(raw, (str, int, float, bool, bytes)):
+            return repr(raw), raw
+        return self.const("_c", (kind, op, repr(raw)), lambda: raw, repr(raw)), raw
+
+    def scalar(self, op: str, kind: str, t: str, r: str) -> str:
+        """Code for ``t op r`` where ``t`` holds a non-missing value and ``r`` a prepared literal."""
+        if kind in ("ip", "dyn"):
+            apply = self.helper("_apply")
+            return f"{apply}({op!r}, {kind!r}, {t}, {r})"
+        if op in ("=", "=="):
+            return f"{t} == {r}"
+        if op in ("!=", "<", "<=", ">", ">="):
+            return f"{t} {op} {r}"
+        if op == "contains":
+            return f"{r} in {t}"
+        if op == "icontains":
+            return f"{r} in {t}.lower()"
+        if op in ("startswith", "endswith"):
+            return f"{t}.{op}({r})"
+        if op == "bcontains":
+            return f"{r} in {self.helper('_to_bytes')}({t})"
+        if op == "bstartswith":
+            return f"{self.helper('_to_bytes')}({t}).startswith({r})"
+        if op in ("glob", "iglob", "regex"):
+            return f"{r}({t}) is not None"
+        raise ValueError(op)  # pragma: no cover
+
+    def visit_Check(self, node: n.Check) -> str:
+        lt = operand_type(self.provider, node.lhs)
+        lhs = self.operand(node.lhs)
+        op, kind, value = node.op, lt.kind, node.value
+        if op == "exists":
+            return f"({lhs} is not None)"
+        if isinstance(value, (n.Val, n.Transform)):
+            return self.dynamic(node, lt, lhs)
+        v = self.tmp()
+        if isinstance(value, n.ListLiteral):
+            conv = [ops.convert_literal(kind, op, item.value) for item in value.items]
+            if op in LIST_OPS or (node.modifier in ("oneof", "anyof") and op in ("=", "==")):
+                if op == "pmatch":
+                    prefixes = frozenset(ops.normalize_prefix(p) for p in conv)
+                    s = self.const("_s", ("pmatch", prefixes), lambda: prefixes, repr(set(prefixes)))
+                    pm = self.helper("_pmatch")
+                    if lt.multi:
+                        return (f"(({v} := {lhs}) is not None and "
+                                f"any({pm}(_x, {s}) for _x in {v} if _x is not None))")
+                    return f"{pm}({lhs}, {s})"
+                if kind == "ip":
+                    targets = tuple(conv)
+                    s = self.const("_c", ("ip", repr(targets)), lambda: targets, repr(targets))
+                    im = self.helper("_ip_match")
+                    test = f"any({im}(_x, _t) for _t in {s})"
+                    if lt.multi:
+                        return f"(({v} := {lhs}) is not None and any({test} for _x in {v} if _x is not None))"
+                    return f"(({v} := {lhs}) is not None and any({im}({v}, _t) for _t in {s}))"
+                items = frozenset(conv)
+                s = self.const("_s", ("set", kind, tuple(sorted(map(repr, items)))), lambda: items,
+                               f"frozenset of {len(items)} values")
+                if lt.multi:
+                    if op == "in" and lt.is_list:
+                        return f"(({v} := {lhs}) is not None and all(_x in {s} for _x in {v} if _x is not None))"
+                    return f"(({v} := {lhs}) is not None and any(_x in {s} for _x in {v} if _x is not None))"
+                return f"({lhs} in {s})"
+            # modifier over a list of values
+            prepared = [self.literal_const(kind, op, item)[0] for item in value.items]
+            tup = "(" + "".join(p + ", " for p in prepared) + ")"
+            quant = "all" if node.modifier == "allof" else "any"
+            test = f"{quant}({self.scalar(op, kind, '_x', '_r')} for _r in {tup})"
+            if lt.multi:
+                test = f"any({quant}({self.scalar(op, kind, '_y', '_r')} for _r in {tup}) " \
+                       f"for _y in {v} if _y is not None)"
+                return f"(({v} := {lhs}) is not None and {test})"
+            test = f"{quant}({self.scalar(op, kind, v, '_r')} for _r in {tup})"
+            return f"(({v} := {lhs}) is not None and {test})"
+        r, _ = self.literal_const(kind, op, value)
+        if lt.multi:
+            return (f"(({v} := {lhs}) is not None and "
+                    f"any({self.scalar(op, kind, '_x', r)} for _x in {v} if _x is not None))")
+        if op in ("=", "==") and kind not in ("ip", "dyn"):
+            return f"({lhs} == {r})"
+        return f"(({v} := {lhs}) is not None and {self.scalar(op, kind, v, r)})"
+
+    def dynamic(self, node: n.Check, lt, lhs: str) -> str:
+        """Right-hand side computed from the event: ``val(field)`` or a transformer."""
+        op, kind = node.op, lt.kind
+        v, w = self.tmp(), self.tmp()
+        rhs = self.operand(node.value)
+        fn = self.const("_d", ("dynamic", op, kind, lt.multi, lt.is_list), lambda: _dynamic(op, kind, lt),
+                        f"dynamic comparison {op!r} on {kind}")
+        return f"(({v} := {lhs}) is not None and ({w} := {rhs}) is not None and {fn}({v}, {w}))"
+
+
+def _dynamic(op: str, kind: str, lt) -> Callable[[Any, Any], bool]:
+    from pyfalco.rules.interpreter import compare_dynamic
+
+    def compare(lhs, rhs, _op=op, _kind=kind, _multi=lt.multi, _is_list=lt.is_list):
+        return compare_dynamic(_op, _kind, _multi, _is_list, lhs, rhs)
+    return compare
+
+
+def compile_condition(tree: n.Node, provider: Any, name: str = "condition",
+                      fn_name: str = "rule") -> CompiledCondition:
+    """Compile a checked tree (see checker.py). Raises SyntaxError/RecursionError/ValueError only
+    for trees Python cannot compile (absurdly deep nesting)."""
+    folded = fold_constants(tree, provider)
+    em = _Emitter(provider)
+    body = em.visit(folded)
+    params = "".join(f", {k}={k}" for k in em.consts)
+    header = [f"# condition of {name}"]
+    if em.comments:
+        header.append("# bound constants:")
+        header.extend(em.comments)
+    source = "\n".join(header) + f"\ndef {fn_name}(evt{params}):\n    return {body}\n"
+    code = compile(source, f"<rule {name}>", "exec")
+    namespace = dict(em.consts)
+    exec(code, namespace)
+    return CompiledCondition(namespace[fn_name], source, em.consts)

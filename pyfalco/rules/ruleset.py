@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Compiled rules, indexed by event type, with Falco's selection options.
+
+``Ruleset.match(evt)`` looks up the event's type in a dict built from the enabled rules, so an
+event only meets rules whose condition can match its type, and calls their compiled functions
+in definition order (``rule_matching: first`` stops at the first match). Enabling/disabling by
+name (``*`` wildcards) or tag and the minimum priority rebuild the index; they never touch the
+per-event path.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pyfalco.rules import nodes as n
+
+__all__ = ["Priority", "Rule", "Ruleset"]
+
+log = logging.getLogger(__name__)
+
+
+class Priority(enum.IntEnum):
+    """Falco priorities; a lower value is more severe."""
+
+    EMERGENCY = 0
+    ALERT = 1
+    CRITICAL = 2
+    ERROR = 3
+    WARNING = 4
+    NOTICE = 5
+    INFORMATIONAL = 6
+    DEBUG = 7
+
+    @property
+    def label(self) -> str:
+        """The long name Falco prints: ``Warning``, ``Informational``, ..."""
+        return self.name.capitalize()
+
+    @classmethod
+    def parse(cls, text: str | "Priority") -> "Priority":
+        """Case-insensitive name (``Info`` too); raises ValueError("Invalid priority ...")."""
+        if isinstance(text, Priority):
+            return text
+        key = str(text).strip().upper()
+        if key == "INFO":
+            key = "INFORMATIONAL"
+        try:
+            return cls[key]
+        except KeyError:
+            raise ValueError(f"Invalid priority '{text}'") from None
+
+
+@dataclass(eq=False)
+class Rule:
+    """One compiled rule. ``source`` is the generated Python source of its condition;
+    ``event_source`` is the rule's ``source`` key (``syscall``)."""
+
+    name: str
+    desc: str
+    condition: str                   # effective condition text (exceptions appended, lists expanded)
+    output: str
+    priority: Priority
+    event_source: str
+    tags: frozenset
+    enabled: bool
+    evttypes: frozenset
+    tree: n.Node = field(repr=False)
+    source: str = field(repr=False)
+    fn: Callable[[Any], bool] = field(repr=False)
+    output_format: Any = field(repr=False)
+    provider: Any = field(repr=False)
+    exceptions: tuple = ()
+    warn_evttypes: bool = True
+    skip_if_unknown_filter: bool = False
+    capture: bool = False
+    capture_duration: int = 0
+    fields: frozenset = frozenset()
+    macros: frozenset = frozenset()
+    index: int = 0
+
+    def matches(self, evt: Any) -> bool:
+        """Evaluate the compiled condition."""
+        return self.fn(evt)
+
+    def reference_matches(self, evt: Any) -> bool:
+        """Evaluate with the reference interpreter (slow; for tests and debugging)."""
+        from pyfalco.rules.interpreter import Interpreter
+        return Interpreter(self.provider).evaluate(self.tree, evt)
+
+
+def _matches_selector(rule: Rule, name: str | None, tag: str | None) -> bool:
+    if name is not None and not fnmatch.fnmatchcase(rule.name, name):
+        return False
+    if tag is not None and tag not in rule.tags:
+        return False
+    return name is not None or tag is not None
+
+
+class Ruleset:
+    """The enabled rules of a load, indexed by event type, per event source.
+
+    ``rule_matching`` is ``"first"`` (Falco's default) or ``"all"``; ``min_priority`` drops rules
+    less severe than it; ``reference=True`` evaluates with the interpreter instead of the
+    compiled functions (for comparisons).
+    """
+
+    def __init__(self, rules: Sequence[Rule], providers: Mapping[str, Any], *,
+                 rule_matching: str = "first", min_priority: Priority | str = Priority.DEBUG,
+                 default_source: str = "syscall", universe: frozenset | None = None,
+                 reference: bool = False):
+        if rule_matching not in ("first", "all"):
+            raise ValueError(f"rule_matching must be 'first' or 'all', not {rule_matching!r}")
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self._by_name = {r.name: r for r in self.rules}
+        self.providers = dict(providers)
+        self.rule_matching = rule_matching
+        self.min_priority = Priority.parse(min_priority)
+        self.default_source = default_source
+        self.reference = reference
+        if universe is None:
+            from pyfalco.rules.checker import event_type_names
+            universe = event_type_names()
+        self.universe = universe
+        self._enabled = {r.name: r.enabled for r in self.rules}
+        self._indexes: dict[str, tuple[dict, tuple]] = {}
+        self._rebuild()
+
+    # ---- selection ------------------------------------------------------------------------
+    def enable(self, name: str | None = None, tag: str | None = None) -> int:
+        """Enable rules whose name matches ``name`` (``*`` wildcards) and/or carry ``tag``;
+        returns how many rules matched."""
+        return self._set(True, name, tag)
+
+    def disable(self, name: str | None = None, tag: str | None = None) -> int:
+        return self._set(False, name, tag)
+
+    def _set(self, value: bool, name: str | None, tag: str | None) -> int:
+        count = 0
+        for rule in self.rules:
+            if _matches_selector(rule, name, tag):
+                self._enabled[rule.name] = value
+                count += 1
+        self._rebuild()
+        return count
+
+    def select(self, selection: Iterable[Mapping]) -> None:
+        """Apply Falco's ``rules:`` config, in order: ``[{"disable": {"tag": "x"}},
+        {"enable": {"rule": "A*"}}]``. Raises ValueError on a malformed entry."""
+        for entry in selection:
+            if not isinstance(entry, Mapping) or len(entry) != 1:
+                raise ValueError(f"rules selection entries must be {{enable|disable: {{rule|tag: ...}}}}: {entry!r}")
+            (action, target), = entry.items()
+            if action not in ("enable", "disable") or not isinstance(target, Mapping) \
+                    or not set(target) <= {"rule", "tag"} or not target:
+                raise ValueError(f"invalid rules selection entry: {entry!r}")
+            self._set(action == "enable", target.get("rule"), target.get("tag"))
+
+    def set_min_priority(self, priority: Priority | str) -> None:
+        self.min_priority = Priority.parse(priority)
+        self._rebuild()
+
+    def is_enabled(self, name: str) -> bool:
+        return self._enabled[name]
+
+    def rule(self, name: str) -> Rule:
+        return self._by_name[name]
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    def enabled_rules(self, source: str | None = None) -> list[Rule]:
+        source = source or self.default_source
+        return [r for r in self.rules if r.event_source == source and self._active(r)]
+
+    def _active(self, rule: Rule) -> bool:
+        return self._enabled[rule.name] and rule.priority <= self.min_priority
+
+    # ---- index ----------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        indexes: dict[str, tuple[dict, tuple]] = {}
+        for source in {r.event_source for r in self.rules} | {self.default_source}:
+            active = self.enabled_rules(source)
+            pairs = [(r.reference_matches if self.reference else r.fn, r) for r in active]
+            by_type: dict[str, list] = {}
+            catch_all = []
+            for pair in pairs:
+                rule = pair[1]
+                if rule.evttypes >= self.universe or source != "syscall":
+                    catch_all.append(pair)
+                for t in rule.evttypes:
+                    by_type.setdefault(t, []).append(pair)
+            # keep definition order inside every bucket (it already is: pairs are in order)
+            indexes[source] = ({t: tuple(v) for t, v in by_type.items()}, tuple(catch_all))
+        self._indexes = indexes
+        self._default = indexes[self.default_source]
+        self._event_type = self.providers[self.default_source].event_type \
+            if self.default_source in self.providers else (lambda evt: None)
+
+    def match(self, evt: Any, source: str | None = None) -> list[Rule]:
+        """Rules matching ``evt`` (at most one with ``rule_matching='first'``)."""
+        if source is None or source == self.default_source:
+            by_type, catch_all = self._default
+            etype = self._event_type(evt)
+        else:
+            by_type, catch_all = self._indexes.get(source, ({}, ()))
+            provider = self.providers.get(source)
+            etype = provider.event_type(evt) if provider is not None else None
+        pairs = by_type.get(etype, catch_all) if by_type else catch_all
+        if not pairs:
+            return []
+        try:
+            if self.rule_matching == "first":
+                for fn, rule in pairs:
+                    if fn(evt):
+                        return [rule]
+                return []
+            return [rule for fn, rule in pairs if fn(evt)]
+        except Exception:  # a provider handed a value of the wrong type: isolate the rule
+            return self._match_safely(pairs, evt)
+
+    def _match_safely(self, pairs, evt) -> list[Rule]:
+        out = []
+        for fn, rule in pairs:
+            try:
+                hit = fn(evt)
+            except Exception as exc:
+                log.warning("rule %r raised %s while evaluating an event; treated as no match",
+                            rule.name, exc)
+                continue
+            if hit:
+                out.append(rule)
+                if self.rule_matching == "first":
+                    break
+        return out
+
+    def event_types(self, source: str | None = None) -> frozenset:
+        """Union of the event types of the enabled rules (what the driver must capture)."""
+        source = source or self.default_source
+        types: set = set()
+        for rule in self.enabled_rules(source):
+            types |= rule.evttypes
+        return frozenset(types)
