@@ -11,9 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures"
-if not CAPTURES.is_dir():
-    CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures"  # ../shared from the checkout
 ALL_CAPTURES = sorted(CAPTURES.glob("*.scap"))
 SYSDIG = shutil.which("sysdig")
 

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A live eBPF session written to a capture file is read by sysdig 0.29 (exit status 0) with the
+expected evt.type, proc.name and fd.name, and replays in pyfalco with the same events.
+
+Needs root and a libpyfalco built with the eBPF driver: PYFALCO_LIVE_LIBRARY (default
+/tmp/build-live/libpyfalco/libpyfalco.so, or the library under test when it has the modern_ebpf
+engine). Runs in a subprocess so that the library of the other tests stays loaded as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from _scap_util import SYSDIG, replay, sysdig
+
+LIVE_LIB = os.environ.get("PYFALCO_LIVE_LIBRARY", "/tmp/build-live/libpyfalco/libpyfalco.so")
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF)"),
+    pytest.mark.skipif(SYSDIG is None, reason="sysdig not installed"),
+    pytest.mark.skipif(not Path(LIVE_LIB).is_file(), reason=f"no eBPF-enabled libpyfalco at {LIVE_LIB}"),
+]
+
+RECORDER = textwrap.dedent(r'''
+    import os, subprocess, sys, time
+    import pyfalco
+    from pyfalco import _schema
+    from pyfalco.initial_state import FdInfo, InitialState, MachineInfo, ThreadInfo, FD_FILE_V2
+    from pyfalco.scap import CaptureWriter, record
+
+    out, target = sys.argv[1], sys.argv[2]
+    wanted = ["execve", "clone", "clone3", "fork", "vfork", "openat", "read", "close"]
+    syscalls = [s for s in wanted if _schema.SYSCALL_NUMBERS.get(s) in _schema.DRIVER_SYSCALLS]
+
+    def me() -> ThreadInfo:  # a minimal /proc scan: this process and its fds
+        pid = os.getpid()
+        t = ThreadInfo(tid=pid, pid=pid, ptid=os.getppid(), comm=open(f"/proc/{pid}/comm").read().strip(),
+                       exe=sys.executable, exepath=os.readlink(f"/proc/{pid}/exe"), cwd=os.getcwd(),
+                       uid=os.getuid(), gid=os.getgid(), vtid=pid, vpid=pid)
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                name = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if name.startswith("/"):
+                t.fds[int(fd)] = FdInfo(fd=int(fd), type=FD_FILE_V2, name=name)
+        return t
+
+    state = InitialState(machine=MachineInfo(num_cpus=os.cpu_count(), hostname=os.uname().nodename))
+    t = me()
+    state.threads[t.tid] = t
+    with pyfalco.Capture(engine="modern_ebpf", syscalls=syscalls) as cap, CaptureWriter(out) as w:
+        w.write_initial_state(state)
+        subprocess.run(["cat", target], stdout=subprocess.DEVNULL, check=True)
+        time.sleep(0.2)
+        n = record(cap.events(duration=1.0), w, max_events=200_000)
+        print(n, w.stats()["records"])
+''')
+
+
+def test_live_ebpf_session_to_file_read_by_sysdig(tmp_path):
+    target = tmp_path / f"pyfalco-live-{os.getpid()}.txt"
+    target.write_text("hello from the pyfalco live capture test\n")
+    out = tmp_path / "live.scap"
+    env = dict(os.environ, PYFALCO_LIBRARY=LIVE_LIB, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", RECORDER, str(out), str(target)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    if r.returncode and "DriverUnavailable" in r.stderr:
+        pytest.skip(f"eBPF driver unavailable: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr
+    n_written = int(r.stdout.split()[0])
+    assert n_written > 0
+
+    # sysdig 0.29 reads the whole file with exit status 0 ...
+    full = subprocess.run([SYSDIG, "-r", str(out)], capture_output=True, text=True, errors="replace", timeout=120)
+    assert full.returncode == 0, full.stderr
+    # ... and sees cat open and read the file, with its process name and the fd name
+    lines = sysdig(out, "*%evt.type %proc.name %fd.name", f"evt.dir=< and proc.name=cat")
+    assert f"openat cat {target}" in lines, lines[:20]
+    assert f"read cat {target}" in lines, lines[:20]
+    assert f"close cat {target}" in lines, lines[:20]
+    assert any(l.startswith("execve cat") for l in lines), lines[:20]
+
+    # pyfalco replays the same events
+    evts = replay(out)
+    assert len(evts) == n_written
+    opens = [e for e in evts if e.name == "openat" and e.param("name") == str(target).encode() + b"\0"]
+    assert opens and int.from_bytes(opens[0].params[0], "little", signed=True) >= 0
