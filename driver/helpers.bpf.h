@@ -110,7 +110,12 @@ PF_INLINE int pf_begin(struct pf_ctx *c, struct pt_regs *regs, __u16 type, __u32
 
 PF_INLINE void *pf_payload(struct pf_ctx *c)
 {
-	return &c->aux->data[c->pos & PF_AUX_MASK];
+	__u64 at = c->pos;
+
+	/* the compiler may fold the mask when it believes it knows pos: keep it for the verifier */
+	barrier_var(at);
+	at &= PF_AUX_MASK;
+	return &c->aux->data[at];
 }
 
 /* Address of byte off of the current parameter, provably inside the scratch slot whatever the
@@ -1283,14 +1288,34 @@ PF_INLINE void pf_push_uring_param(struct pf_ctx *c, int which)
 	pf_push_int(c, p[which < 6 ? which : 0], 4);
 }
 
-/* struct rlimit's rlim_cur (0) / rlim_max (1) from the user. */
+/* struct rlimit's rlim_cur (0) / rlim_max (1) from the user; empty without a struct. */
 PF_INLINE void pf_push_rlimit(struct pf_ctx *c, unsigned long uptr, int which)
 {
 	__u64 r[2] = {0, 0};
 
-	if (uptr)
-		bpf_probe_read_user(r, sizeof(r), (const void *)uptr);
+	if (!uptr || bpf_probe_read_user(r, sizeof(r), (const void *)uptr)) {
+		pf_param_done(c, 0);
+		return;
+	}
 	pf_push_int(c, which ? r[1] : r[0], 8);
+}
+
+/* getsockopt levels as PPM_SOCKOPT_LEVEL_*: SOL_SOCKET 1, SOL_TCP 2, anything else 0. */
+PF_INLINE __u8 pf_sockopt_level(unsigned long level)
+{
+	return level == 1 ? 1 : (level == 6 ? 2 : 0);
+}
+
+/* The path of the file behind fd (open_by_handle_at's result). */
+PF_INLINE void pf_push_fd_path(struct pf_ctx *c, long fd)
+{
+	struct file *f = pf_fd_file(c, fd);
+
+	if (!f) {
+		pf_param_done(c, 0);
+		return;
+	}
+	pf_push_path(c, (struct path *)((void *)f + bpf_core_field_offset(struct file, f_path)));
 }
 
 #endif

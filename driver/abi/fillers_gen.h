@@ -1368,6 +1368,59 @@ PF_FILLER(setrlimit, PPME_SYSCALL_SETRLIMIT_X, 4)
 	return pf_submit(ctx);
 }
 
+PF_FILLER(prlimit64, PPME_SYSCALL_PRLIMIT_X, 7)
+{
+	/* Parameter 1: res (type: PT_ERRNO) */
+	pf_push_int(ctx, ret, 8);
+	/* Parameter 2: newcur (type: PT_INT64) */
+	pf_push_rlimit(ctx, pf_arg(ctx, 2), 0);
+	/* Parameter 3: newmax (type: PT_INT64) */
+	pf_push_rlimit(ctx, pf_arg(ctx, 2), 1);
+	/* Parameter 4: oldcur (type: PT_INT64) */
+	pf_push_rlimit(ctx, ret == 0 ? pf_arg(ctx, 3) : 0, 0);
+	/* Parameter 5: oldmax (type: PT_INT64) */
+	pf_push_rlimit(ctx, ret == 0 ? pf_arg(ctx, 3) : 0, 1);
+	/* Parameter 6: pid (type: PT_INT64) */
+	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
+	/* Parameter 7: resource (type: PT_ENUMFLAGS8) */
+	pf_push_int(ctx, pf_arg(ctx, 1), 1);
+	return pf_submit(ctx);
+}
+
+PF_FILLER(getsockopt, PPME_SOCKET_GETSOCKOPT_X, 6)
+{
+	/* Parameter 1: res (type: PT_ERRNO) */
+	pf_push_int(ctx, ret, 8);
+	/* Parameter 2: fd (type: PT_FD) */
+	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
+	/* Parameter 3: level (type: PT_ENUMFLAGS8) */
+	pf_push_int(ctx, pf_sockopt_level(pf_arg(ctx, 1)), 1);
+	/* Parameter 4: optname (type: PT_ENUMFLAGS8) */
+	pf_push_int(ctx, pf_arg(ctx, 2), 1);
+	/* Parameter 5: val (type: PT_DYN) */
+	pf_push_empty(ctx);
+	/* Parameter 6: optlen (type: PT_UINT32) */
+	pf_push_int(ctx, pf_user_int_at(ctx, pf_arg(ctx, 4), 0, ret), 4);
+	return pf_submit(ctx);
+}
+
+PF_FILLER(open_by_handle_at, PPME_SYSCALL_OPEN_BY_HANDLE_AT_X, 6)
+{
+	/* Parameter 1: fd (type: PT_FD) */
+	pf_push_int(ctx, ret, 8);
+	/* Parameter 2: mountfd (type: PT_FD) */
+	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
+	/* Parameter 3: flags (type: PT_FLAGS32) */
+	pf_push_int(ctx, pf_open_flags(pf_arg(ctx, 2)), 4);
+	/* Parameter 4: path (type: PT_FSPATH) */
+	pf_push_fd_path(ctx, ret);
+	/* Parameter 5: dev (type: PT_UINT32) */
+	pf_push_int(ctx, pf_fd_dev(ctx, ret), 4);
+	/* Parameter 6: ino (type: PT_UINT64) */
+	pf_push_int(ctx, pf_fd_ino(ctx, ret), 8);
+	return pf_submit(ctx);
+}
+
 PF_FILLER(mprotect, PPME_SYSCALL_MPROTECT_X, 4)
 {
 	/* Parameter 1: res (type: PT_ERRNO) */

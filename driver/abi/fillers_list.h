@@ -95,6 +95,9 @@
 	X(pidfd_getfd) \
 	X(close_range) \
 	X(setrlimit) \
+	X(prlimit64) \
+	X(getsockopt) \
+	X(open_by_handle_at) \
 	X(mprotect) \
 	/* end */
 

@@ -400,3 +400,31 @@ def test_stat_of_created_file_matches(tmp_path):
     st = os.stat(tmp_path)
     assert stat.S_ISDIR(st.st_mode)
     assert os.major(st.st_dev) == (st.st_dev >> 8) & 0xFFF
+
+
+def test_open_by_handle_at(tracer, tmp_path):
+    path = tmp_path / "h"
+    path.write_text("")
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class Handle(ctypes.Structure):
+        _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("f", ctypes.c_ubyte * 128)]
+
+    h = Handle(bytes=128)
+    mount_id = ctypes.c_int()
+    assert libc.name_to_handle_at(AT_FDCWD, str(path).encode(), ctypes.byref(h), ctypes.byref(mount_id), 0) == 0
+    mfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        def run():
+            fd = result(syscall("open_by_handle_at", mfd, ctypes.byref(h), os.O_RDONLY))
+            os.close(fd)
+            return fd
+
+        fd, events = tracer.trace(run)
+    finally:
+        os.close(mfd)
+    (evt,) = tracer.mine(events, "open_by_handle_at")
+    assert_header(evt, "open_by_handle_at")
+    st = os.stat(path)
+    assert evt.params == {"fd": fd, "mountfd": mfd, "flags": PPM_O_RDONLY, "path": str(path), "dev": dev_of(st),
+                          "ino": st.st_ino}

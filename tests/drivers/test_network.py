@@ -202,3 +202,18 @@ def test_events_of_other_threads_carry_their_tid(tracer):
 
     _, events = tracer.trace(run)
     assert [e.params["name"] for e in events if e.name == "openat" and e.tid == tids[0]] == ["/dev/null"]
+
+
+def test_getsockopt_so_error(tracer):
+    def run():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        fd = s.fileno()
+        s.close()
+        return fd, err
+
+    (fd, err), events = tracer.trace(run)
+    (g,) = [e for e in tracer.mine(events, "getsockopt") if e.params["fd"] == fd]
+    assert_header(g, "getsockopt")
+    assert g.params["res"] == 0 and g.params["level"] == 1  # PPM_SOCKOPT_LEVEL_SOL_SOCKET
+    assert g.params["optname"] == socket.SO_ERROR and g.params["optlen"] == 4

@@ -317,3 +317,52 @@ def test_special_fd_syscalls(tracer):
     for name in ("eventfd2", "epoll_create1", "timerfd_create", "inotify_init1", "userfaultfd", "pidfd_open",
                  "signalfd4", "io_uring_setup"):
         assert_header(tracer.mine(events, name)[0], name)
+
+
+def test_limits_signals_and_memory(tracer):
+    import resource
+
+    def run():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # glibc uses prlimit64
+        new = (ctypes.c_uint64 * 2)(soft, hard)
+        old = (ctypes.c_uint64 * 2)()
+        pr = result(syscall("prlimit64", 0, resource.RLIMIT_NOFILE, ctypes.byref(new), ctypes.byref(old)))
+        tg = result(syscall("tgkill", os.getpid(), threading.get_native_id(), 0))
+        tk = result(syscall("tkill", threading.get_native_id(), 0))
+        mem = ctypes.create_string_buffer(3 * 4096)
+        page = (ctypes.addressof(mem) + 4095) & ~4095
+        mp = result(syscall("mprotect", page, 4096, 1))  # PROT_READ
+        syscall("mprotect", page, 4096, 3)
+        return soft, hard, pr, tg, tk, mp, page
+
+    (soft, hard, pr, tg, tk, mp, page), events = tracer.trace(
+        run, syscalls=["prlimit64", "tgkill", "tkill", "mprotect"])
+    me = threading.get_native_id()
+    prl = [e.params for e in tracer.mine(events, "prlimit")]
+    assert {"res": 0, "newcur": soft, "newmax": hard, "oldcur": soft, "oldmax": hard, "pid": 0,
+            "resource": 7} in prl  # RLIMIT_NOFILE
+    assert_header(tracer.mine(events, "prlimit")[0], "prlimit")
+    assert tracer.mine(events, "tgkill")[0].params == {"res": tg, "pid": os.getpid(), "tid": me, "sig": 0}
+    assert tracer.mine(events, "tkill")[0].params == {"res": tk, "tid": me, "sig": 0}
+    assert tracer.mine(events, "mprotect")[0].params == {"res": mp, "addr": page, "length": 4096, "prot": 1}
+
+
+def test_chroot_and_close_range_in_a_child(tracer, tmp_path):
+    def run():
+        pid = os.fork()
+        if pid == 0:
+            r1 = result(syscall("chroot", str(tmp_path)))
+            r2 = result(syscall("close_range", 100, 200, 0))
+            os._exit(0 if (r1, r2) == (0, 0) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        return pid
+
+    pid, events = tracer.trace(run)
+    (ch,) = [e for e in events if e.name == "chroot" and e.tid == pid]
+    assert_header(ch, "chroot", tid=pid)
+    assert ch.params == {"res": 0, "path": str(tmp_path)}
+    (cr,) = [e for e in events if e.name == "close_range" and e.tid == pid]
+    assert_header(cr, "close_range", tid=pid)
+    assert cr.params == {"res": 0, "first": 100, "last": 200, "flags": 0}
