@@ -1,17 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""ctypes declarations of the capture-file writer (pyfalco.h, "Capture file writer" section),
-and a small raw-event reader over the replay engine.
-
-Transitional: the writer signatures belong in ``pyfalco._native.SIGNATURES``; until they are
-there, they are applied here to the same library object, so there is still one loaded library.
-"""
+"""Writer constants and error check (signatures are in ``pyfalco._native.SIGNATURES``), and a
+small raw-event reader over the replay engine."""
 
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
 import os
-from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
 
 from .. import _native
 from ..errors import CaptureFileError
@@ -24,28 +20,6 @@ PYFALCO_WRITER_FULL_PARAMS = 2
 PYFALCO_WRITE_SKIP = 0
 PYFALCO_WRITE_EVENT = 1
 PYFALCO_WRITE_STATE_ONLY = 2
-
-WRITER_SIGNATURES: dict[str, tuple[list, object]] = {
-    "pyfalco_writer_new": ([], c_writer_p),
-    "pyfalco_writer_open": ([c_writer_p, c_char_p, c_uint32], c_int),
-    "pyfalco_writer_write_block": ([c_writer_p, c_uint32, c_void_p, c_uint32], c_int),
-    "pyfalco_writer_write_event": ([c_writer_p, c_void_p, c_uint16, c_uint16], c_int),
-    "pyfalco_writer_write_batch": ([c_writer_p, c_void_p, c_size_t, c_uint32, c_void_p, POINTER(c_uint32)], c_int),
-    "pyfalco_writer_stats": ([c_writer_p, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_uint64)], c_int),
-    "pyfalco_writer_close": ([c_writer_p], c_int),
-    "pyfalco_writer_free": ([c_writer_p], None),
-    "pyfalco_writer_error": ([c_writer_p], c_char_p),
-}
-
-for _name, (_argtypes, _restype) in WRITER_SIGNATURES.items():
-    if _name not in _native.SIGNATURES:
-        try:
-            _fn = getattr(lib, _name)
-        except AttributeError as _err:  # a library built without the writer: a build bug
-            raise ImportError(f"{getattr(lib, 'path', 'libpyfalco')}: missing symbol {_name}") from _err
-        _fn.argtypes = _argtypes
-        _fn.restype = _restype
-
 
 def writer_check(rc: int, handle, what: str) -> int:
     """Returns rc when >= 0; raises OSError (the writer's message) otherwise."""

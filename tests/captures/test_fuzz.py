@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
+import hypothesis  # noqa: E402  (a test dependency: pip install ".[test]")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from _scap_util import ALL_CAPTURES, blocks, plain_bytes, replay_all  # noqa: E402
