@@ -15,6 +15,7 @@ compiler.py (generated Python) | interpreter.py (reference) -> ruleset.py (type 
 from pyfalco.rules.checker import CheckError, event_type_names
 from pyfalco.rules.compiler import CompiledCondition, compile_condition
 from pyfalco.rules.errors import ConditionSyntaxError, RuleError, RulesLoadError
+from pyfalco.rules.filter import Filter, compile_filter
 from pyfalco.rules.interpreter import Interpreter, evaluate
 from pyfalco.rules.loader import DEFAULT_PLUGINS, ENGINE_VERSION, load_rules
 from pyfalco.rules.nodes import to_text
@@ -30,7 +31,7 @@ RuleEngine = Ruleset
 __all__ = [
     "load_rules", "LoadResult", "LoadMessage", "Location", "Ruleset", "RuleEngine", "Rule", "Priority",
     "FieldProvider", "DictProvider", "field_key", "parse", "to_text", "compile_condition",
-    "CompiledCondition", "Interpreter", "evaluate", "format_output", "format_alert", "alert_json",
+    "CompiledCondition", "compile_filter", "Filter", "Interpreter", "evaluate", "format_output", "format_alert", "alert_json",
     "format_time", "compile_output", "OutputFormat", "RuleError", "ConditionSyntaxError",
     "RulesLoadError", "CheckError", "ENGINE_VERSION", "DEFAULT_PLUGINS", "event_type_names",
 ]

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from pyfalco.rules import nodes as n
+from pyfalco.rules.errors import RuleError
 from pyfalco.rules.lexer import LIST_OPS, MODIFIERS, NUM_OPS
 from pyfalco.rules.operators import ALLOWED_OPS, LiteralError, convert_literal, kind_of
 
@@ -34,7 +35,7 @@ def event_type_names() -> frozenset:
     return frozenset(e.name for e in EVENTS if e.name and e.name != "NA")
 
 
-class CheckError(Exception):
+class CheckError(RuleError, ValueError):
     """A semantic problem at ``pos`` in the text of the innermost macro of ``macros`` (or the rule).
 
     ``unknown`` marks problems that ``skip-if-unknown-filter`` turns into a warning (unknown

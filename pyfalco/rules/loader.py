@@ -479,9 +479,10 @@ class _Load:
                 resolver.resolve_macro(info.name)
             except ResolveError as exc:
                 where = exc.macros[-1] if exc.macros else info.name
-                if (where, exc.msg) not in reported and macros[where].tree is not None \
+                key = frozenset(exc.cycle) if exc.cycle else (where, exc.msg)
+                if key not in reported and macros[where].tree is not None \
                         and "has an invalid condition" not in exc.msg:
-                    reported.add((where, exc.msg))
+                    reported.add(key)
                     bad = macros[where]
                     self.condition_error("LOAD_ERR_COMPILE_CONDITION", exc.msg, exc.pos, bad.text,
                                          bad.loc, bad.cond_loc)

@@ -230,7 +230,9 @@ class Parser:
                 value = self.parse_list(name)
             else:
                 ref = lex.lex_name()
-                if ref is None or "." in ref.value:
+                if ref is None or "." in ref.value or ref.value in ("and", "or", "not"):
+                    if ref is not None:
+                        lex.pos = ref.pos
                     self.fail(f"expected a list after '{name}', found {self._found()}",
                               ref.pos if ref else None)
                 value = n.ListRef(ref.value, pos=ref.pos)

@@ -17,6 +17,7 @@ import re
 from typing import Callable, Mapping, Sequence
 
 from pyfalco.rules import nodes as n
+from pyfalco.rules.errors import RuleError
 
 __all__ = ["expand_lists", "quote_item", "compile_lists", "MacroResolver", "ResolveError", "CycleError"]
 
@@ -72,7 +73,7 @@ def expand_lists(text: str, lists: Mapping[str, Sequence[str]], used: set | None
     return "".join(out)
 
 
-class CycleError(ValueError):
+class CycleError(RuleError, ValueError):
     def __init__(self, kind: str, chain: Sequence[str]):
         self.chain = tuple(chain)
         super().__init__(f"{kind} cycle detected: {' -> '.join(chain)}")
@@ -111,14 +112,15 @@ def compile_lists(order: Sequence, used: set) -> dict[str, list[str]]:
     return done
 
 
-class ResolveError(Exception):
+class ResolveError(RuleError, ValueError):
     """An undefined macro (or a cycle) at ``pos`` of the text of ``macros[-1]`` (or the rule)."""
 
-    def __init__(self, msg: str, pos: int, macros: tuple = ()):
+    def __init__(self, msg: str, pos: int, macros: tuple = (), cycle: tuple | None = None):
         super().__init__(msg)
         self.msg = msg
         self.pos = pos
         self.macros = macros
+        self.cycle = cycle
 
 
 class MacroResolver(n.NodeVisitor):
@@ -149,7 +151,7 @@ class MacroResolver(n.NodeVisitor):
         info = self.macros[name]
         if name in self._stack:
             chain = self._stack[self._stack.index(name):] + [name]
-            raise ResolveError(f"Macro cycle detected: {' -> '.join(chain)}", 0, tuple(self._stack))
+            raise ResolveError(f"Macro cycle detected: {' -> '.join(chain)}", 0, tuple(self._stack), tuple(chain))
         if info.tree is None:
             raise ResolveError(f"Macro '{name}' has an invalid condition", 0, tuple(self._stack))
         self._stack.append(name)
