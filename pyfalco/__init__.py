@@ -8,10 +8,15 @@ the capture API, so the rule engine works without it.
 
 from __future__ import annotations
 
+import logging
+
 from .errors import (AbiMismatchError, CaptureClosedError, CaptureFileError, ConfigError, DriverPermissionError,
                      DriverUnavailableError, EventDecodeError, NativeError, PyFalcoError, RuleError)
 
 __version__ = "0.1.0"
+
+# a library logs, the application decides where it goes
+logging.getLogger("pyfalco").addHandler(logging.NullHandler())
 
 __all__ = ["Capture", "Event", "AbiMismatchError", "CaptureClosedError", "CaptureFileError", "ConfigError",
            "DriverPermissionError", "DriverUnavailableError", "EventDecodeError", "NativeError", "PyFalcoError",

@@ -8,13 +8,14 @@ and decoded lazily by events.py.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import time
 import weakref
 from collections.abc import Iterable, Iterator
 
 from . import _native, _schema
-from .errors import CaptureClosedError
+from .errors import CaptureClosedError, CaptureFileError, NativeError
 from .events import Event, split_batch
 
 log = logging.getLogger("pyfalco.native")
@@ -98,7 +99,7 @@ class Capture:
                                   f"setting {key}")
             if engine != "replay":
                 self.select(DEFAULT_SYSCALLS if syscalls is None else syscalls)
-            _native.check(lib.pyfalco_capture_open(handle), handle, f"opening the {engine} engine")
+            self._check(lib.pyfalco_capture_open(handle), f"opening the {engine} engine")
             if start:
                 self.start()
         except BaseException:
@@ -107,6 +108,16 @@ class Capture:
         self._buf = ctypes.create_string_buffer(batch_bytes)
         self._used = ctypes.c_size_t()
         self._count = ctypes.c_uint32()
+
+    def _check(self, rc: int, what: str) -> int:
+        """_native.check, with a replay engine's file errors as CaptureFileError."""
+        try:
+            return _native.check(rc, self._handle, what)
+        except NativeError as err:
+            if self.engine == "replay" and err.errno in (errno.EINVAL, errno.EIO, errno.ENOTSUP, errno.ENOENT,
+                                                         errno.ENOMEM):
+                raise CaptureFileError(err.strerror) from err
+            raise
 
     # -- lifecycle
     @property
@@ -166,7 +177,7 @@ class Capture:
             return []
         if rc == _native.PYFALCO_TIMEOUT:
             return []
-        _native.check(rc, h, "reading events")
+        self._check(rc, "reading events")
         n = self._count.value
         data = ctypes.string_at(self._buf, self._used.value)
         events = split_batch(data, n, self._num)
