@@ -61,13 +61,15 @@ def parse_output(fmt: str) -> list:
             if word in TRANSFORMERS and fmt.startswith("(", start + len(word)):
                 node = parser.parse_operand("in the output")
             elif "." in name.group():
+                parser.lex.pos = name.end()
                 node = parser.field_rest(name.group(), start)
             else:  # a '%' followed by a plain word is text
                 literal.append(fmt[j:name.end()])
                 i = name.end()
                 continue
         except ConditionSyntaxError as exc:
-            raise OutputFormatError(exc.msg, exc.pos) from None
+            raise OutputFormatError(exc.msg.replace("the end of the condition", "the end of the output"),
+                                    exc.pos) from None
         if literal:
             parts.append("".join(literal))
             literal = []
