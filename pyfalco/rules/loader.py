@@ -353,7 +353,14 @@ class _Reader:
     def cond_loc(self, node, item_type, name) -> tuple:
         """(Location of a condition value, the scalar's source mapping info)."""
         style = getattr(node, "style", None)
-        return (self.loc(node, item_type, name), style, node.value if isinstance(node, yaml.ScalarNode) else "")
+        indent = 0
+        if style == "|":  # content lines start after the block's indentation
+            lines = self.text.splitlines()
+            line_no = node.start_mark.line + 1
+            first = next((ln for ln in lines[line_no:] if ln.strip()), "")
+            indent = len(first) - len(first.lstrip(" "))
+        raw = node.value if isinstance(node, yaml.ScalarNode) else ""
+        return (self.loc(node, item_type, name), style, raw, indent)
 
     def read_exceptions(self, node, locs) -> list[ExceptionInfo]:
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
@@ -505,13 +512,13 @@ class _Load:
 
     def condition_error(self, code, msg, pos, text, item_loc, cond_loc, chain=()) -> None:
         """A message about offset ``pos`` of condition ``text`` (of the item at ``item_loc``)."""
-        loc, style, raw = cond_loc if cond_loc else (item_loc, None, "")
+        loc, style, raw, indent = cond_loc if cond_loc else (item_loc, None, "", 0)
         line, col = line_col(text, pos)
         exact_line, exact_col = loc.line, loc.column
         if text == raw and style in (None, "", "'", '"') and "\n" not in text:
             exact_col = loc.column + pos + (1 if style in ("'", '"') else 0)
         elif text == raw and style == "|":
-            exact_line, exact_col = loc.line + line, col  # block content starts on the next line
+            exact_line, exact_col = loc.line + line, col + indent  # block content starts on the next line
         expr = Location("condition expression", "", loc.file, exact_line, exact_col, pos)
         self.message(code, msg, (item_loc, loc) + tuple(chain) + (expr,), caret_snippet(text, pos))
 

@@ -73,8 +73,9 @@ class Parser:
         lex.skip_blanks()
         if lex.pos >= len(self.text):
             return "the end of the condition"
-        word = self.text[lex.pos:].split(None, 1)[0][:30]
-        return f"'{word}'"
+        parts = self.text[lex.pos:].split(None, 1)
+        word = parts[0][:30] if parts else self.text[lex.pos]
+        return f"'{word}'" if word.isprintable() else repr(word)
 
     # ---- boolean structure ----------------------------------------------------------------
     def parse(self) -> n.Node:

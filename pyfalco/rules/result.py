@@ -100,6 +100,11 @@ class LoadMessage:
         if top.item_name or top.item_type:
             name = f" '{top.item_name}'" if top.item_name else ""
             head += f" {top.item_type}{name}:"
+        for loc in self.locations[1:]:  # the macros a rule's problem sits in
+            if loc.item_type in ("macro", "macro condition") and loc.item_name:
+                head += f" macro '{loc.item_name}':"
+            elif loc.item_type == "exception":
+                head += f" exception '{loc.item_name}':"
         return head
 
     def as_text(self, verbose: bool = False) -> str:
