@@ -8,11 +8,11 @@ the value kind of an operand and whether it yields several values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from pyfalco.rules import nodes as n
+from pyfalco.rules.nodes import frozen_node
 from pyfalco.rules.errors import RuleError
 from pyfalco.rules.lexer import LIST_OPS, MODIFIERS, NUM_OPS
 from pyfalco.rules.operators import ALLOWED_OPS, LiteralError, convert_literal, kind_of
@@ -52,7 +52,7 @@ class CheckError(RuleError, ValueError):
         self.field = field
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class OperandType:
     kind: str          # str, num, bool, ip, bytes, dyn
     multi: bool        # the operand yields a tuple of values

@@ -8,44 +8,48 @@ it was parsed from; it takes no part in equality, so a printed tree parses back 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 __all__ = [
-    "Node", "Or", "And", "Not", "Check", "MacroRef", "Macro", "Const",
+    "frozen_node", "Node", "Or", "And", "Not", "Check", "MacroRef", "Macro", "Const",
     "FieldRef", "Transform", "Val", "Literal", "ListLiteral", "ListRef",
     "NodeVisitor", "to_text", "Expr", "Operand", "Value",
 ]
 
 _POS = field(default=-1, compare=False, repr=False)
 
+# Frozen and slotted; Python < 3.10 (PyPy 3.9) has no ``slots=`` and gets plain frozen classes.
+frozen_node = dataclass(frozen=True, slots=True) if sys.version_info >= (3, 10) else dataclass(frozen=True)
 
-@dataclass(frozen=True, slots=True)
+
+@frozen_node
 class Node:
     """Base class of all nodes."""
 
 
 # ---- boolean structure -------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Or(Node):
     items: tuple
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class And(Node):
     items: tuple
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Not(Node):
     expr: Node
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Check(Node):
     """``lhs op value``; ``value`` is None for ``exists``; ``modifier`` is oneof/anyof/allof."""
 
@@ -56,7 +60,7 @@ class Check(Node):
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class MacroRef(Node):
     """A bare identifier in check position: a macro to be substituted by resolver.py."""
 
@@ -64,7 +68,7 @@ class MacroRef(Node):
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Macro(Node):
     """A macro reference after resolution: the name is kept for error context and listings."""
 
@@ -73,7 +77,7 @@ class Macro(Node):
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Const(Node):
     """A folded constant (never produced by the parser)."""
 
@@ -83,14 +87,14 @@ class Const(Node):
 
 # ---- operands and values ----------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class FieldRef(Node):
     name: str
     arg: str | None = None
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Transform(Node):
     """``name(args...)``: tolower/toupper/b64/basename/len take one operand; join takes a
     separator Literal first; concat takes operands and Literals."""
@@ -100,7 +104,7 @@ class Transform(Node):
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Val(Node):
     """``val(field)`` on the right-hand side: compare against another field of the same event."""
 
@@ -108,20 +112,20 @@ class Val(Node):
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class Literal(Node):
     value: str
     pos: int = _POS
     quoted: bool = field(default=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class ListLiteral(Node):
     items: tuple
     pos: int = _POS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_node
 class ListRef(Node):
     """``in name`` where ``name`` was not expanded textually (an undefined list)."""
 
