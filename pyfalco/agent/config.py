@@ -1,0 +1,557 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The agent's configuration: falco.yaml's keys and defaults, files merged, ``-o`` overrides.
+
+``load_config(path, overrides)`` reads the main file, merges the files and directories named by
+``config_files`` (strategies append, override, add-only), applies ``-o key=value`` overrides
+(dot paths, ``[]`` to append to a list, ``[N]`` to address an element, ``\\.`` for a literal dot)
+and validates the result against :data:`SCHEMA`: a value of the wrong type is a
+:class:`~pyfalco.errors.ConfigError` naming the key; an unknown key is a warning naming it.
+``${VAR}`` in string values is replaced from the environment (``$${VAR}`` is a literal).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pyfalco.errors import ConfigError
+
+__all__ = ["DEFAULTS", "SCHEMA", "Config", "load_config", "parse_override", "apply_override", "merge",
+           "buffer_bytes_of_preset", "BUF_SIZE_PRESETS", "parse_duration", "DEFAULT_CONFIG_PATHS"]
+
+#: where the agent looks for its configuration when -c is not given
+DEFAULT_CONFIG_PATHS = ("/etc/pyfalco/pyfalco.yaml",)
+
+#: buf_size_preset index -> per-buffer bytes (index 0 is reserved)
+BUF_SIZE_PRESETS = (0, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20, 128 << 20,
+                    256 << 20, 512 << 20)
+
+DEFAULTS: dict[str, Any] = {
+    "config_files": [],
+    "watch_config_files": True,
+    "rules_files": ["/etc/pyfalco/pyfalco_rules.yaml", "/etc/pyfalco/pyfalco_rules.local.yaml",
+                    "/etc/pyfalco/rules.d"],
+    "rules": [],
+    "engine": {
+        "kind": "modern_ebpf",
+        "kmod": {"buf_size_preset": 4, "drop_failed_exit": False},
+        "modern_ebpf": {"cpus_for_each_buffer": 2, "buf_size_preset": 4, "drop_failed_exit": False,
+                        "disable_iterators": False},
+        "replay": {"capture_file": ""},
+        "nodriver": {},
+    },
+    "capture": {"enabled": False, "path_prefix": "/tmp/falco", "mode": "rules", "default_duration": 5000},
+    "load_plugins": [],
+    "plugins": [],
+    "plugins_hostinfo": True,
+    "time_format_iso_8601": False,
+    "buffer_format_base64": False,
+    "priority": "debug",
+    "json_output": False,
+    "json_include_output_property": True,
+    "json_include_message_property": False,
+    "json_include_output_fields_property": True,
+    "json_include_tags_property": True,
+    "buffered_outputs": False,
+    "rule_matching": "first",
+    "outputs_queue": {"capacity": 0},
+    "append_output": [{"suggested_output": True}],
+    "static_fields": {},
+    "stdout_output": {"enabled": True},
+    "syslog_output": {"enabled": True, "address": "/dev/log"},
+    "file_output": {"enabled": False, "keep_alive": False, "filename": "./events.txt"},
+    "http_output": {"enabled": False, "url": "", "user_agent": "falcosecurity/falco", "insecure": False,
+                    "ca_cert": "", "ca_bundle": "", "ca_path": "/etc/ssl/certs", "mtls": False,
+                    "client_cert": "", "client_key": "", "echo": False, "compress_uploads": False,
+                    "keep_alive": False, "max_consecutive_timeouts": 5},
+    "program_output": {"enabled": False, "keep_alive": False, "program": ""},
+    "webserver": {"enabled": True, "threadiness": 0, "listen_port": 8765, "listen_address": "0.0.0.0",
+                  "k8s_healthz_endpoint": "/healthz", "prometheus_metrics_enabled": False,
+                  "ssl_enabled": False, "ssl_certificate": "/etc/pyfalco/pyfalco.pem"},
+    "log_stderr": True,
+    "log_syslog": True,
+    "log_level": "info",
+    "libs_logger": {"enabled": True, "severity": "info"},
+    "output_timeout": 2000,
+    "syscall_event_timeouts": {"max_consecutives": 1000},
+    "syscall_event_drops": {"threshold": 0.1, "actions": ["log", "alert"], "rate": 0.03333, "max_burst": 1,
+                            "simulate_drops": False},
+    "metrics": {"enabled": False, "interval": "1h", "output_rule": True, "output_file": "",
+                "rules_counters_enabled": True, "resource_utilization_enabled": True,
+                "state_counters_enabled": True, "kernel_event_counters_enabled": True,
+                "kernel_event_counters_per_cpu_enabled": False, "libbpf_stats_enabled": True,
+                "plugins_metrics_enabled": True, "kernel_iter_event_counters_enabled": True,
+                "jemalloc_stats_enabled": False, "convert_memory_to_mb": True, "include_empty_values": False},
+    "base_syscalls": {"custom_set": [], "repair": False, "all": False},
+    "falco_libs": {"thread_table_size": 262144, "thread_table_auto_purging_interval_s": 300,
+                   "thread_table_auto_purging_thread_timeout_s": 300, "snaplen": 80},
+}
+
+# type specs: bool int num str strlist list map dur (duration) ("enum", ...) ("any",)
+_B, _I, _N, _S, _SL, _L, _M, _D = "bool", "int", "num", "str", "strlist", "list", "map", "dur"
+SCHEMA: dict[str, Any] = {
+    "config_files": _L,
+    "watch_config_files": _B,
+    "rules_files": _SL,
+    "rules_file": _SL,
+    "rules": _L,
+    "engine": {
+        "kind": ("enum", "modern_ebpf", "kmod", "replay", "nodriver"),
+        "kmod": {"buf_size_preset": _I, "drop_failed_exit": _B},
+        "modern_ebpf": {"cpus_for_each_buffer": _I, "buf_size_preset": _I, "drop_failed_exit": _B,
+                        "disable_iterators": _B},
+        "replay": {"capture_file": _S},
+        "nodriver": {"full_proc_scan": _B},
+    },
+    "capture": {"enabled": _B, "path_prefix": _S, "mode": ("enum", "rules", "all_rules"),
+                "default_duration": _I, "max_file_size_mb": _I},
+    "load_plugins": _SL,
+    "plugins": _L,
+    "plugins_hostinfo": _B,
+    "time_format_iso_8601": _B,
+    "buffer_format_base64": _B,
+    "priority": ("enum", "emergency", "alert", "critical", "error", "warning", "notice", "informational",
+                 "info", "debug"),
+    "json_output": _B,
+    "json_include_output_property": _B,
+    "json_include_message_property": _B,
+    "json_include_output_fields_property": _B,
+    "json_include_tags_property": _B,
+    "buffered_outputs": _B,
+    "rule_matching": ("enum", "first", "all"),
+    "outputs_queue": {"capacity": _I},
+    "append_output": _L,
+    "static_fields": _M,
+    "stdout_output": {"enabled": _B},
+    "syslog_output": {"enabled": _B, "address": _S},
+    "file_output": {"enabled": _B, "keep_alive": _B, "filename": _S},
+    "http_output": {"enabled": _B, "url": _S, "user_agent": _S, "insecure": _B, "ca_cert": _S, "ca_bundle": _S,
+                    "ca_path": _S, "mtls": _B, "client_cert": _S, "client_key": _S, "echo": _B,
+                    "compress_uploads": _B, "keep_alive": _B, "max_consecutive_timeouts": _I},
+    "program_output": {"enabled": _B, "keep_alive": _B, "program": _S},
+    "webserver": {"enabled": _B, "threadiness": _I, "listen_port": _I, "listen_address": _S,
+                  "k8s_healthz_endpoint": _S, "prometheus_metrics_enabled": _B, "ssl_enabled": _B,
+                  "ssl_certificate": _S},
+    "log_stderr": _B,
+    "log_syslog": _B,
+    "log_level": ("enum", "emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"),
+    "libs_logger": {"enabled": _B, "severity": _S},
+    "output_timeout": _I,
+    "syscall_event_timeouts": {"max_consecutives": _I},
+    "syscall_event_drops": {"threshold": _N, "actions": _SL, "rate": _N, "max_burst": _I, "simulate_drops": _B},
+    "metrics": {"enabled": _B, "interval": _D, "output_rule": _B, "output_file": _S,
+                "rules_counters_enabled": _B, "resource_utilization_enabled": _B, "state_counters_enabled": _B,
+                "kernel_event_counters_enabled": _B, "kernel_event_counters_per_cpu_enabled": _B,
+                "libbpf_stats_enabled": _B, "plugins_metrics_enabled": _B,
+                "kernel_iter_event_counters_enabled": _B, "jemalloc_stats_enabled": _B,
+                "convert_memory_to_mb": _B, "include_empty_values": _B},
+    "base_syscalls": {"custom_set": _SL, "repair": _B, "all": _B},
+    "falco_libs": {"thread_table_size": _I, "thread_table_auto_purging_interval_s": _I,
+                   "thread_table_auto_purging_thread_timeout_s": _I, "snaplen": _I},
+}
+
+#: keys Falco had once and removed: a warning says where the setting went
+REMOVED = {
+    "grpc": "removed in Falco 0.44",
+    "grpc_output": "removed in Falco 0.44",
+    "syscall_buf_size_preset": "use engine.<kind>.buf_size_preset",
+    "syscall_drop_failed_exit": "use engine.<kind>.drop_failed_exit",
+    "modern_bpf": "use engine.modern_ebpf",
+    "container_engines": "container metadata is built in",
+}
+
+#: settings accepted for Falco compatibility that pyfalco does not act on
+NOT_SUPPORTED = ("capture", "load_plugins", "plugins", "plugins_hostinfo", "buffer_format_base64")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_duration(value: Any) -> float:
+    """``1h``, ``15m``, ``30s``, ``500ms``, a plain number (seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def buffer_bytes_of_preset(preset: int) -> int:
+    if not isinstance(preset, int) or not 1 <= preset < len(BUF_SIZE_PRESETS):
+        raise ConfigError(f"engine: buf_size_preset must be 1..{len(BUF_SIZE_PRESETS) - 1}, not {preset!r}")
+    return BUF_SIZE_PRESETS[preset]
+
+
+# ---- merging --------------------------------------------------------------------------------
+
+def merge(base: dict, extra: dict, strategy: str = "append") -> dict:
+    """Merge ``extra`` into ``base`` (in place): ``append`` merges maps recursively, appends to
+    lists and replaces scalars; ``override`` replaces top-level keys; ``add-only`` only adds keys
+    that are not there yet."""
+    if strategy == "override":
+        base.update(copy.deepcopy(extra))
+    elif strategy == "add-only":
+        for k, v in extra.items():
+            if k not in base:
+                base[k] = copy.deepcopy(v)
+    elif strategy == "append":
+        for k, v in extra.items():
+            cur = base.get(k)
+            if isinstance(cur, dict) and isinstance(v, dict):
+                merge(cur, v, "append")
+            elif isinstance(cur, list) and isinstance(v, list):
+                cur.extend(copy.deepcopy(v))
+            else:
+                base[k] = copy.deepcopy(v)
+    else:
+        raise ConfigError(f"config_files: unknown merge strategy {strategy!r} (append, override, add-only)")
+    return base
+
+
+def _deep_defaults(cfg: dict, defaults: dict) -> dict:
+    out = copy.deepcopy(defaults)
+    for k, v in cfg.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_defaults(v, out[k])
+        else:
+            out[k] = v
+    return out
+
+
+# ---- -o overrides ---------------------------------------------------------------------------
+
+_SEG = re.compile(r"((?:[^.\[\]\\]|\\.)+)((?:\[\d*\])*)")
+
+
+def parse_override(text: str) -> tuple[list, Any]:
+    """``a.b[0].c=value`` -> (["a", "b", 0, "c"], parsed value). ``[]`` is ``None`` (append).
+    The value is YAML (``true``, ``5``, ``[a, b]``, ``{"k": "v"}``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"-o {text!r}: expected key=value")
+    path: list = []
+    rest = key.strip()
+    pos = 0
+    while pos < len(rest):
+        m = _SEG.match(rest, pos)
+        if not m:
+            raise ConfigError(f"-o {text!r}: cannot parse the key at {rest[pos:]!r}")
+        path.append(re.sub(r"\\(.)", r"\1", m.group(1)))
+        for idx in re.findall(r"\[(\d*)\]", m.group(2)):
+            path.append(int(idx) if idx else None)
+        pos = m.end()
+        if pos < len(rest):
+            if rest[pos] != ".":
+                raise ConfigError(f"-o {text!r}: unexpected {rest[pos]!r} in the key")
+            pos += 1
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def apply_override(cfg: dict, path: list, value: Any) -> None:
+    """Set ``value`` at ``path`` (from parse_override), creating maps and list slots."""
+    node: Any = cfg
+    for i, step in enumerate(path):
+        last = i == len(path) - 1
+        nxt = None if last else path[i + 1]
+        empty = [] if isinstance(nxt, int) or (nxt is None and not last) else {}
+        if isinstance(step, str):
+            if not isinstance(node, dict):
+                raise ConfigError(f"-o {_path_text(path)}: {_path_text(path[:i]) or 'top level'} is not a map")
+            if last:
+                node[step] = value
+                return
+            if not isinstance(node.get(step), (dict, list)):
+                node[step] = empty
+            node = node[step]
+        else:
+            if not isinstance(node, list):
+                raise ConfigError(f"-o {_path_text(path)}: {_path_text(path[:i])} is not a list")
+            if step is None:  # append
+                if last:
+                    node.append(value)
+                    return
+                node.append(empty)
+                node = node[-1]
+                continue
+            while len(node) <= step:
+                node.append(None)
+            if last:
+                node[step] = value
+                return
+            if not isinstance(node[step], (dict, list)):
+                node[step] = empty
+            node = node[step]
+
+
+def _path_text(path: list) -> str:
+    out = ""
+    for p in path:
+        if isinstance(p, str):
+            out += ("." if out else "") + p.replace(".", "\\.")
+        else:
+            out += f"[{'' if p is None else p}]"
+    return out
+
+
+# ---- validation -----------------------------------------------------------------------------
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str) and "${" in value:
+        return _ENV.sub(lambda m: "${" + m.group(2) + "}" if m.group(1) else os.environ.get(m.group(2), ""), value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a map"}.get(type(v), type(v).__name__)
+
+
+def _check(value: Any, spec: Any, key: str, warnings: list) -> Any:
+    """Validate (and lightly coerce) one value; returns it. Raises ConfigError naming ``key``."""
+    if isinstance(spec, dict):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a map, got {_type_name(value)}")
+        for k in value:
+            if k not in spec:
+                warnings.append(f"unknown configuration key '{key}.{k}' (ignored)")
+        return {k: (_check(v, spec[k], f"{key}.{k}", warnings) if k in spec else v) for k, v in value.items()}
+    if isinstance(spec, tuple) and spec[0] == "enum":
+        if not isinstance(value, str) or value.lower() not in spec[1:]:
+            raise ConfigError(f"{key}: expected one of {', '.join(spec[1:])}, got {value!r}")
+        return value.lower()
+    if spec == _B:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected a boolean, got {_type_name(value)} {value!r}")
+    if spec == _I:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {_type_name(value)} {value!r}")
+    if spec == _N:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {_type_name(value)} {value!r}")
+    if spec == _S:
+        if value is None:
+            return ""
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {_type_name(value)}")
+    if spec == _SL:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            return [str(v) for v in value]
+        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+    if spec == _L:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        raise ConfigError(f"{key}: expected a list, got {_type_name(value)}")
+    if spec == _M:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return value
+        raise ConfigError(f"{key}: expected a map, got {_type_name(value)}")
+    if spec == _D:
+        try:
+            parse_duration(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a duration such as 30s, 15m or 1h, got {value!r}") from None
+        return value
+    return value
+
+
+def validate(raw: dict, warnings: list) -> dict:
+    """Check types against SCHEMA (ConfigError on a mismatch) and fill in the defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the configuration must be a map, got {_type_name(raw)}")
+    cfg: dict = {}
+    for k, v in raw.items():
+        if k in SCHEMA:
+            cfg[k] = _check(v, SCHEMA[k], k, warnings)
+        elif k in REMOVED:
+            warnings.append(f"configuration key '{k}' is no longer supported: {REMOVED[k]}")
+        else:
+            warnings.append(f"unknown configuration key '{k}' (ignored)")
+    if "rules_file" in cfg:  # the legacy name
+        if "rules_files" in raw:
+            warnings.append("both 'rules_files' and the legacy 'rules_file' are set: using 'rules_files'")
+        else:
+            cfg["rules_files"] = cfg["rules_file"]
+        del cfg["rules_file"]
+    for k in NOT_SUPPORTED:
+        if k in raw and raw[k] not in (None, [], {}, False) and raw[k] != DEFAULTS.get(k):
+            warnings.append(f"configuration key '{k}' is accepted for compatibility; pyfalco does not use it")
+    cfg = _deep_defaults(cfg, DEFAULTS)
+    _semantic_checks(cfg, warnings)
+    return cfg
+
+
+def _semantic_checks(cfg: dict, warnings: list) -> None:
+    for act in cfg["syscall_event_drops"]["actions"]:
+        if act not in ("ignore", "log", "alert", "exit"):
+            raise ConfigError(f"syscall_event_drops.actions: unknown action {act!r} (ignore, log, alert, exit)")
+    d = cfg["syscall_event_drops"]
+    if d["threshold"] < 0:
+        raise ConfigError(f"syscall_event_drops.threshold: must be >= 0, got {d['threshold']}")
+    if d["rate"] <= 0 or d["max_burst"] < 1:
+        raise ConfigError("syscall_event_drops: rate must be > 0 and max_burst >= 1")
+    for kind in ("kmod", "modern_ebpf"):
+        buffer_bytes_of_preset(cfg["engine"][kind]["buf_size_preset"])
+    if cfg["engine"]["modern_ebpf"]["cpus_for_each_buffer"] < 0:
+        raise ConfigError("engine.modern_ebpf.cpus_for_each_buffer: must be >= 0")
+    port = cfg["webserver"]["listen_port"]
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"webserver.listen_port: {port} is not a port")
+    for i, entry in enumerate(cfg["rules"]):
+        ok = isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in ("enable", "disable") \
+            and isinstance(next(iter(entry.values())), dict) \
+            and set(next(iter(entry.values()))) <= {"rule", "tag"} and next(iter(entry.values()))
+        if not ok:
+            raise ConfigError(f"rules[{i}]: expected {{enable|disable: {{rule: <name>}} | {{tag: <tag>}}}}, "
+                              f"got {entry!r}")
+    for i, entry in enumerate(cfg["append_output"]):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"append_output[{i}]: expected a map, got {_type_name(entry)}")
+        for k in entry:
+            if k not in ("match", "extra_output", "extra_fields", "suggested_output"):
+                warnings.append(f"unknown configuration key 'append_output[{i}].{k}' (ignored)")
+        if "match" in entry and not (isinstance(entry["match"], dict)
+                                     and set(entry["match"]) <= {"rule", "source", "tags"}):
+            raise ConfigError(f"append_output[{i}].match: expected a map of rule, source, tags")
+        ef = entry.get("extra_fields", [])
+        if not isinstance(ef, list) or not all(isinstance(x, str) or (isinstance(x, dict) and len(x) == 1)
+                                               for x in ef):
+            raise ConfigError(f"append_output[{i}].extra_fields: expected a list of field names or "
+                              "{name: format} maps")
+    for i, entry in enumerate(cfg["config_files"]):
+        if not (isinstance(entry, str) or (isinstance(entry, dict) and "path" in entry)):
+            raise ConfigError(f"config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
+    if cfg["http_output"]["enabled"] and not cfg["http_output"]["url"]:
+        raise ConfigError("http_output.url: required when http_output.enabled is true")
+    if cfg["program_output"]["enabled"] and not cfg["program_output"]["program"]:
+        raise ConfigError("program_output.program: required when program_output.enabled is true")
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    """A loaded configuration: ``data`` (validated, defaults filled in), the files it came from
+    (for watch_config_files) and the warnings about it."""
+
+    data: dict
+    path: str | None
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    text: str = ""
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+def _read_yaml(path: str) -> tuple[dict, str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a YAML map, got {_type_name(data)}")
+    return data, text
+
+
+def _config_file_entries(raw: dict, base_dir: Path) -> list[tuple[str, str]]:
+    out = []
+    entries = raw.get("config_files") or []
+    if not isinstance(entries, list):
+        raise ConfigError("config_files: expected a list")
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            path, strategy = entry, "append"
+        elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            path, strategy = entry["path"], entry.get("strategy", "append")
+        else:
+            raise ConfigError(f"config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
+        p = Path(_expand_env(path))
+        if not p.is_absolute():
+            p = base_dir / p
+        if p.is_dir():
+            out.extend((str(f), strategy) for f in sorted(p.iterdir())
+                       if f.suffix in (".yaml", ".yml") and f.is_file())
+        elif p.exists():
+            out.append((str(p), strategy))
+        else:
+            out.append((str(p), "missing"))
+    return out
+
+
+def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
+                defaults_if_missing: bool = False) -> Config:
+    """Load, merge, override and validate. ``path=None`` looks in DEFAULT_CONFIG_PATHS; when
+    nothing is found there and ``defaults_if_missing`` is set, the built-in defaults are used."""
+    warnings: list[str] = []
+    files: list[str] = []
+    text = ""
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if os.path.exists(p)), None)
+        if path is None and not defaults_if_missing:
+            raise ConfigError(f"no configuration file (looked for {', '.join(DEFAULT_CONFIG_PATHS)}); use -c")
+    raw: dict = {}
+    if path is not None:
+        raw, text = _read_yaml(path)
+        files.append(os.path.abspath(path))
+        for extra_path, strategy in _config_file_entries(raw, Path(path).resolve().parent):
+            if strategy == "missing":
+                warnings.append(f"config_files: {extra_path} does not exist (skipped)")
+                continue
+            extra, _ = _read_yaml(extra_path)
+            if "config_files" in extra:
+                warnings.append(f"{extra_path}: config_files inside an included file is ignored")
+                extra = {k: v for k, v in extra.items() if k != "config_files"}
+            merge(raw, extra, strategy)
+            files.append(extra_path)
+    for ov in overrides:
+        p, v = parse_override(ov)
+        apply_override(raw, p, v)
+    raw = _expand_env(raw)
+    data = validate(raw, warnings)
+    return Config(data=data, path=os.path.abspath(path) if path else None, files=files, warnings=warnings,
+                  text=text)

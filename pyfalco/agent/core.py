@@ -1,0 +1,478 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The agent: configuration + rules + capture + outputs, one event loop, reloads and signals.
+
+    agent = Agent(load_config("deploy/pyfalco.yaml"))
+    code = agent.run()          # until SIGINT/SIGTERM, -M seconds, or the end of a capture file
+
+The loop reads batches from the capture, hands every event to the inspector (state) and the
+ruleset, and only builds alerts for matches; alerts go to the output queues, never to a
+destination directly. Once a second it checks drops, watched files, output drops and the
+metrics timer. SIGHUP (or a changed watched file) reloads configuration and rules while the
+capture stays open; a new configuration or ruleset with errors is refused and the running one
+kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import pyfalco
+from pyfalco.errors import ConfigError, PyFalcoError
+from pyfalco.outputs import Alert, Outputs, hostname
+
+from . import rulesload
+from .config import Config, buffer_bytes_of_preset, load_config, parse_duration
+from .drops import DropManager
+from .metrics import METRICS_RULE, Metrics
+from .rawfields import RawInspector, StaticFields
+from .syscalls import Selection, select_syscalls
+from .webserver import WebServer
+
+__all__ = ["Agent", "AgentError", "versions", "make_inspector"]
+
+log = logging.getLogger("pyfalco.agent")
+
+ENGINE_VERSION = "0.62.0"
+OUTPUT_KEYS = ("json_output", "json_include_output_property", "json_include_message_property",
+               "json_include_output_fields_property", "json_include_tags_property", "buffered_outputs",
+               "outputs_queue", "stdout_output", "syslog_output", "file_output", "http_output",
+               "program_output", "output_timeout")
+
+
+class AgentError(PyFalcoError):
+    """The agent cannot start (configuration, rules, driver): the message says why."""
+
+
+def versions() -> dict:
+    """Versions as Falco's ``/versions`` endpoint and ``--version`` JSON give them."""
+    out = {"pyfalco_version": pyfalco.__version__, "falco_version": pyfalco.__version__,
+           "engine_version": ENGINE_VERSION.split(".")[1], "engine_version_semver": ENGINE_VERSION,
+           "libs_version": "", "driver_api_version": "", "driver_schema_version": "",
+           "default_driver_version": "", "plugin_api_version": ""}
+    try:
+        from pyfalco import _native
+        out["libs_version"] = _native.lib.pyfalco_version().decode()
+        out["default_driver_version"] = out["libs_version"]
+        for key, fn in (("driver_api_version", "pyfalco_driver_api_version"),
+                        ("driver_schema_version", "pyfalco_driver_schema_version")):
+            f = getattr(_native.lib, fn, None)
+            if f is not None:
+                v = f()
+                out[key] = v.decode() if isinstance(v, bytes) else str(v)
+    except Exception:  # noqa: BLE001 - the native library is optional for these answers
+        pass
+    return out
+
+
+def make_inspector(capture: Any = None) -> Any:
+    """The stateful inspector of pyfalco.state when present, else the raw-event adapter."""
+    try:
+        from pyfalco.state import Inspector  # type: ignore[attr-defined]
+    except ImportError:
+        return RawInspector(capture)
+    return Inspector(capture)
+
+
+def _file_signature(paths: list[str]) -> dict:
+    sig = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+            sig[p] = (st.st_mtime_ns, st.st_size)
+            if os.path.isdir(p):
+                for f in sorted(os.listdir(p)):
+                    fp = os.path.join(p, f)
+                    if f.endswith((".yml", ".yaml")):
+                        st = os.stat(fp)
+                        sig[fp] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            sig[p] = None
+    return sig
+
+
+class Agent:
+    """One agent run. ``config_path``/``overrides``/``rules_files`` are kept to reload the same
+    way the configuration was first loaded."""
+
+    def __init__(self, config: Config, *, overrides: list[str] | tuple = (), rules_files: list[str] | None = None,
+                 max_seconds: float | None = None, stdout_stream=None,
+                 capture_factory: Callable[..., Any] | None = None,
+                 inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False):
+        self.config = config
+        self.cfg = config.data
+        self.overrides = list(overrides)
+        self.rules_files = rules_files
+        self.max_seconds = max_seconds
+        self.stdout_stream = stdout_stream
+        self.capture_factory = capture_factory
+        self.inspector_factory = inspector_factory
+        self.verbose = verbose
+        self.hostname = hostname()
+        self.capture: Any = None
+        self.inspector: Any = None
+        self.provider: Any = None
+        self.bundle: rulesload.RulesBundle | None = None
+        self.selection: Selection | None = None
+        self.outputs: Outputs | None = None
+        self.webserver: WebServer | None = None
+        self.drops: DropManager | None = None
+        self.metrics = Metrics(self.cfg["engine"]["kind"])
+        self.exit_code = 0
+        self.exit_reason = ""
+        self._stop = threading.Event()
+        self._reload = False
+        self._reopen = False
+        self._watch_sig: dict = {}
+        self._next_metrics = 0.0
+        self._started = False
+
+    # ---- control (signal handlers and other threads call these) ---------------------------
+    def request_stop(self, code: int = 0, reason: str = "") -> None:
+        if code and not self.exit_code:
+            self.exit_code = code
+            self.exit_reason = reason
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload = True
+
+    def request_reopen(self) -> None:
+        self._reopen = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop, SIGHUP reloads, SIGUSR1 reopens output files (main thread only)."""
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGUSR1, lambda *_: self.request_reopen())
+
+    # ---- setup ----------------------------------------------------------------------------
+    def _provider_for(self, inspector: Any, cfg: dict) -> Any:
+        prov = inspector.provider
+        return StaticFields(prov, cfg["static_fields"]) if cfg["static_fields"] else prov
+
+    def load_rules(self, cfg: dict, provider: Any) -> rulesload.RulesBundle:
+        """Load rules for ``cfg``; raises AgentError with Falco-style messages on errors."""
+        result, bundle = rulesload.load(cfg, provider, self.rules_files)
+        if bundle is None:
+            raise AgentError("error loading rules:\n" + result.as_text(verbose=True))
+        for w in bundle.warnings:
+            log.info("%s", w)
+        if result.warnings:
+            log.info("rules loaded with %d warning(s)%s", len(result.warnings),
+                     ":\n" + result.as_text(verbose=False) if self.verbose else " (-v shows them)")
+        if not bundle.files:
+            log.warning("no rules files loaded (rules_files: %s)", ", ".join(cfg["rules_files"]))
+        return bundle
+
+    def _engine_settings(self, cfg: dict) -> dict:
+        eng = cfg["engine"]
+        kind = eng["kind"]
+        kw: dict[str, Any] = {"engine": kind}
+        if kind == "replay":
+            if not eng["replay"]["capture_file"]:
+                raise AgentError("engine.kind is replay but engine.replay.capture_file is empty")
+            kw["capture_file"] = eng["replay"]["capture_file"]
+        elif kind in ("modern_ebpf", "kmod"):
+            kw["buffer_bytes"] = buffer_bytes_of_preset(eng[kind]["buf_size_preset"])
+            if kind == "modern_ebpf":
+                kw["cpus_for_each_buffer"] = eng["modern_ebpf"]["cpus_for_each_buffer"]
+            if eng[kind].get("drop_failed_exit"):
+                log.warning("engine.%s.drop_failed_exit is not supported by pyfalco's drivers (ignored)", kind)
+            kw["snaplen"] = cfg["falco_libs"]["snaplen"]
+        return kw
+
+    def _open_capture(self, cfg: dict, syscalls: frozenset) -> Any:
+        kw = self._engine_settings(cfg)
+        if kw["engine"] != "replay":
+            kw["syscalls"] = sorted(syscalls)
+        factory = self.capture_factory or pyfalco.Capture
+        try:
+            return factory(**kw)
+        except PyFalcoError as exc:
+            raise AgentError(f"opening the {kw['engine']} engine: {exc}") from exc
+        except OSError as exc:
+            raise AgentError(f"opening the {kw['engine']} engine: {exc}") from exc
+
+    def _watch_paths(self) -> list[str]:
+        paths = list(self.config.files)
+        paths += list(self.rules_files if self.rules_files is not None else self.cfg["rules_files"])
+        return paths
+
+    def setup(self) -> None:
+        """Load rules, open the capture, start outputs and the webserver (raises AgentError)."""
+        cfg = self.cfg
+        for w in self.config.warnings:
+            log.warning("%s", w)
+        # rules compile against the inspector's provider before the capture exists (the
+        # capture's syscall selection depends on the rules); the inspector is attached after
+        self.inspector = self.inspector_factory(None)
+        self.provider = provider = self._provider_for(self.inspector, cfg)
+        bundle = self.load_rules(cfg, provider)
+        sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
+        for w in sel.warnings:
+            log.warning("%s", w)
+        if sel.unsupported:
+            log.info("not captured by the pyfalco driver: %s", " ".join(sorted(sel.unsupported)))
+        self.capture = self._open_capture(cfg, sel.syscalls)
+        try:
+            attach = getattr(self.inspector, "attach", None)
+            if attach is not None:
+                attach(self.capture)
+            self.bundle = bundle
+            self.selection = sel
+            self.outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream).start()
+            self.metrics.outputs = self.outputs
+            self.metrics.capture_stats = self._capture_stats
+            self.drops = self._make_drops(cfg)
+            self._start_webserver(cfg)
+        except BaseException:
+            self.close()
+            raise
+        self._watch_sig = _file_signature(self._watch_paths())
+        self._schedule_metrics(cfg)
+        self._started = True
+        n = len(bundle.ruleset.enabled_rules())
+        log.info("loaded %d rules from %d file(s); engine %s; %d syscalls requested", n, len(bundle.files),
+                 cfg["engine"]["kind"], len(sel.syscalls))
+        if self.verbose:
+            log.info("%s", sel.describe())
+
+    def _make_drops(self, cfg: dict) -> DropManager:
+        return DropManager(cfg["syscall_event_drops"], self.emit_internal,
+                           lambda msg: self.request_stop(1, msg), ebpf=cfg["engine"]["kind"] == "modern_ebpf")
+
+    def _start_webserver(self, cfg: dict) -> None:
+        ws = cfg["webserver"]
+        if not ws["enabled"]:
+            return
+        prom = cfg["metrics"]["enabled"] and ws["prometheus_metrics_enabled"]
+        try:
+            self.webserver = WebServer(ws, versions, self.metrics.prometheus if prom else None).start()
+        except OSError as exc:
+            raise AgentError(f"webserver: cannot listen on {ws['listen_address']}:{ws['listen_port']}: "
+                             f"{exc.strerror or exc}") from exc
+
+    def _schedule_metrics(self, cfg: dict) -> None:
+        m = cfg["metrics"]
+        self._metrics_interval = parse_duration(m["interval"]) if m["enabled"] else 0.0
+        self._next_metrics = time.monotonic() + self._metrics_interval if self._metrics_interval else 0.0
+
+    def _capture_stats(self) -> dict:
+        cap = self.capture
+        if cap is None or getattr(cap, "closed", False):
+            return {}
+        try:
+            return cap.stats()
+        except PyFalcoError:
+            return {}
+
+    # ---- alerts ---------------------------------------------------------------------------
+    def emit_internal(self, rule: str, priority: int, message: str, fields: dict) -> None:
+        """An internal alert (source ``internal``, no tags), like Falco's."""
+        now = time.time_ns()
+        alert = Alert(rule, priority, now, message, fields, source="internal", host=self.hostname,
+                      iso8601=self.cfg["time_format_iso_8601"], internal=True)
+        self.metrics.internal_alerts += 1
+        if self.outputs is not None:
+            self.outputs.emit(alert)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        """Set up (unless done), process until stopped, shut down cleanly; returns the exit code."""
+        try:
+            if not self._started:
+                self.setup()
+            self._loop()
+        except AgentError as exc:
+            log.error("%s", exc)
+            self.exit_code = 1
+        finally:
+            self.close()
+        if self.exit_reason:
+            log.error("%s", self.exit_reason)
+        return self.exit_code
+
+    def _loop(self) -> None:
+        cap = self.capture
+        deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
+        next_tick = time.monotonic() + 1.0
+        stop = self._stop
+        metrics = self.metrics
+        while not stop.is_set():
+            batch = cap.next_batch(100)
+            if batch:
+                self._process(batch)
+                metrics.n_evts += len(batch)
+            elif getattr(cap, "eof", False):
+                log.info("end of capture file: %d events processed", metrics.n_evts)
+                break
+            if self._reload:
+                self._reload = False
+                self.reload()
+                cap = self.capture
+            if self._reopen:
+                self._reopen = False
+                if self.outputs is not None:
+                    self.outputs.reopen()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + 1.0
+                self._tick(now)
+                if deadline is not None and now >= deadline:
+                    break
+            elif deadline is not None and now >= deadline:
+                break
+
+    def _process(self, batch: list) -> None:
+        bundle = self.bundle
+        match = bundle.ruleset.match
+        process = self.inspector.process
+        alert = self._alert
+        for evt in batch:
+            e = process(evt)
+            if e is None:
+                continue
+            hits = match(e)
+            if hits:
+                for rule in hits:
+                    alert(rule, e, evt.ts, bundle)
+
+    def _alert(self, rule: Any, evt: Any, ts: int, bundle: rulesload.RulesBundle) -> None:
+        cfg = self.cfg
+        ro = bundle.outputs[rule.index]
+        iso = cfg["time_format_iso_8601"]
+        try:
+            message = ro.render(evt)
+            fields = ro.values(evt) if cfg["json_output"] and cfg["json_include_output_fields_property"] else {}
+        except Exception as exc:  # noqa: BLE001 - one bad field must not stop the loop
+            log.warning("rule %r: rendering the output failed: %s", rule.name, exc)
+            message, fields = rule.output, {}
+        fields["evt.time.iso8601" if iso else "evt.time"] = ts
+        prio = int(rule.priority)
+        self.metrics.count_alert(rule.name, prio, rule.event_source)
+        self.outputs.emit(Alert(rule.name, prio, ts, message, fields, rule.event_source, rule.tags,
+                                self.hostname, iso))
+
+    def _tick(self, now: float) -> None:
+        cfg = self.cfg
+        if self.drops is not None and cfg["engine"]["kind"] != "replay":
+            self.drops.check(self._capture_stats())
+        if self.outputs is not None:
+            dropped = self.outputs.take_drops()
+            if dropped:
+                self.emit_internal("Falco internal: output drops", 3,
+                                   f"Falco internal: output drops. {dropped} alerts dropped in the last "
+                                   "second because an output queue was full.",
+                                   {"n_drops": str(dropped), "n_drops_total": str(self.outputs.dropped)})
+        if self._next_metrics and now >= self._next_metrics:
+            self._next_metrics = now + self._metrics_interval
+            self.emit_metrics()
+        if cfg["watch_config_files"] and self._watch_sig:
+            sig = _file_signature(list(self._watch_sig))
+            new_paths = _file_signature(self._watch_paths())
+            if sig != self._watch_sig or set(new_paths) != set(self._watch_sig):
+                log.info("a watched configuration or rules file changed: reloading")
+                self._watch_sig = new_paths
+                self.reload()
+
+    def emit_metrics(self) -> dict:
+        m = self.cfg["metrics"]
+        snap = self.metrics.snapshot(m["convert_memory_to_mb"], m["rules_counters_enabled"],
+                                     m["resource_utilization_enabled"], m["kernel_event_counters_enabled"])
+        if m["output_rule"]:
+            self.emit_internal(METRICS_RULE, 6, "Falco metrics snapshot", dict(snap))
+        if m["output_file"]:
+            alert = Alert(METRICS_RULE, 6, time.time_ns(), "Falco metrics snapshot", snap, source="internal",
+                          host=self.hostname, internal=True)
+            try:
+                with open(m["output_file"], "a") as f:
+                    f.write(alert.json() + "\n")
+            except OSError as exc:
+                log.error("metrics.output_file %s: %s", m["output_file"], exc)
+        return snap
+
+    # ---- reload ---------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Reload configuration and rules; keep the running ones when the new ones are bad."""
+        try:
+            new = load_config(self.config.path, self.overrides, defaults_if_missing=self.config.path is None)
+        except ConfigError as exc:
+            self.metrics.reload_failures += 1
+            log.error("reload: keeping the running configuration and rules: configuration error: %s", exc)
+            return False
+        cfg = new.data
+        if cfg["engine"] != self.cfg["engine"] or cfg["falco_libs"] != self.cfg["falco_libs"]:
+            log.warning("reload: engine settings changed; they take effect on restart (the capture is kept)")
+            cfg["engine"] = self.cfg["engine"]
+            cfg["falco_libs"] = self.cfg["falco_libs"]
+        provider = self._provider_for(self.inspector, cfg)
+        try:
+            bundle = self.load_rules(cfg, provider)
+            new_outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream) \
+                if any(cfg[k] != self.cfg[k] for k in OUTPUT_KEYS) else None
+        except (AgentError, ConfigError, ValueError) as exc:
+            self.metrics.reload_failures += 1
+            log.error("reload: keeping the running configuration and rules: %s", exc)
+            return False
+        sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
+        if cfg["engine"]["kind"] != "replay" and sel.syscalls != self.selection.syscalls:
+            try:
+                self.capture.select(sorted(sel.syscalls))
+            except (PyFalcoError, ValueError) as exc:
+                self.metrics.reload_failures += 1
+                log.error("reload: keeping the running rules: selecting syscalls failed: %s", exc)
+                return False
+        for w in new.warnings:
+            log.warning("%s", w)
+        old_outputs = None
+        if new_outputs is not None:
+            old_outputs, self.outputs = self.outputs, new_outputs.start()
+            self.metrics.outputs = self.outputs
+        ws_changed = cfg["webserver"] != self.cfg["webserver"] or cfg["metrics"] != self.cfg["metrics"]
+        self.config, self.cfg = new, cfg
+        self.provider, self.bundle, self.selection = provider, bundle, sel
+        self.drops = self._make_drops(cfg)
+        self._schedule_metrics(cfg)
+        if old_outputs is not None:
+            old_outputs.stop(timeout=2.0)
+        if ws_changed:
+            if self.webserver is not None:
+                self.webserver.stop()
+                self.webserver = None
+            try:
+                self._start_webserver(cfg)
+            except AgentError as exc:
+                log.error("reload: %s", exc)
+        self._watch_sig = _file_signature(self._watch_paths())
+        self.metrics.reloads += 1
+        log.info("reloaded: %d rules, %d syscalls requested", len(bundle.ruleset.enabled_rules()),
+                 len(sel.syscalls))
+        return True
+
+    # ---- shutdown -------------------------------------------------------------------------
+    def close(self, output_timeout: float = 5.0) -> None:
+        """Detach the driver, deliver queued alerts (bounded), stop the webserver. Idempotent."""
+        cap, self.capture = self.capture, None
+        if cap is not None:
+            try:
+                cap.close()
+            except Exception as exc:  # noqa: BLE001
+                log.error("closing the capture: %s", exc)
+        outs = self.outputs
+        if outs is not None and not getattr(self, "_outputs_stopped", False):
+            self._outputs_stopped = True
+            outs.stop(timeout=output_timeout)
+            lost = {k: v for k, v in outs.counters().items()
+                    if v["dropped_full"] or v["failed"] or v["dropped_shutdown"]}
+            for name, c in lost.items():
+                log.warning("output %s: %d sent, %d failed, %d dropped (queue full), %d not delivered at "
+                            "shutdown", name, c["sent"], c["failed"], c["dropped_full"], c["dropped_shutdown"])
+        ws, self.webserver = self.webserver, None
+        if ws is not None:
+            ws.stop()

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Loading the configured rules for the agent, and what each rule's alerts look like.
+
+``load(cfg, provider)`` expands ``rules_files`` (files, and directories' ``.yml``/``.yaml``
+files in name order), loads them with :func:`pyfalco.rules.load_rules` using the configured
+``priority``, ``rule_matching`` and ``rules:`` selection, and prepares, per rule, the rendering
+of its alerts with ``append_output`` (``extra_output``, ``extra_fields``, ``suggested_output``)
+and ``static_fields``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pyfalco.rules import LoadResult, compile_output, load_rules
+from pyfalco.errors import ConfigError
+
+__all__ = ["expand_rules_files", "RulesBundle", "load", "RuleOutput", "SUGGESTED_FIELDS"]
+
+#: fields the container support suggests appending to syscall alerts (suggested_output)
+SUGGESTED_FIELDS = ("container.id", "container.name", "container.image.repository", "container.image.tag",
+                    "k8s.pod.name", "k8s.ns.name")
+
+
+def expand_rules_files(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(files to load in order, warnings). Directories give their .yml/.yaml files sorted by
+    name; missing paths are warnings (Falco skips them too)."""
+    files, warnings = [], []
+    for p in paths:
+        if os.path.isdir(p):
+            files.extend(os.path.join(p, f) for f in sorted(os.listdir(p))
+                         if f.endswith((".yml", ".yaml")) and os.path.isfile(os.path.join(p, f)))
+        elif os.path.exists(p):
+            files.append(p)
+        else:
+            warnings.append(f"rules file {p} does not exist (skipped)")
+    return files, warnings
+
+
+class RuleOutput:
+    """Renders one rule's alert: message text and typed output_fields."""
+
+    __slots__ = ("render", "values")
+
+    def __init__(self, render: Callable[[Any], str], values: Callable[[Any], dict]):
+        self.render = render
+        self.values = values
+
+
+def _entry_matches(entry: dict, rule: Any) -> bool:
+    m = entry.get("match") or {}
+    if "rule" in m and m["rule"] != rule.name and not fnmatch.fnmatchcase(rule.name, str(m["rule"])):
+        return False
+    if "source" in m and m["source"] != rule.event_source:
+        return False
+    if "tags" in m:
+        tags = m["tags"] if isinstance(m["tags"], list) else [m["tags"]]
+        if not set(map(str, tags)) <= set(rule.tags):
+            return False
+    return True
+
+
+def _rule_output(rule: Any, provider: Any, append: list, static: dict) -> RuleOutput:
+    base = rule.output_format
+    texts: list = []        # compiled formats appended to the text
+    extra_vals: list = []   # (name, render) added to output_fields as strings
+    value_fmts: list = []   # formats whose typed values are added to output_fields
+    seen = set(base.fields)
+    for entry in append:
+        if not _entry_matches(entry, rule):
+            continue
+        if entry.get("extra_output"):
+            fmt = compile_output(str(entry["extra_output"]), provider)
+            texts.append(fmt)
+        for ef in entry.get("extra_fields") or []:
+            if isinstance(ef, str):
+                value_fmts.append(compile_output(f"%{ef}", provider))
+            else:
+                (name, f), = ef.items()
+                extra_vals.append((str(name), compile_output(str(f), provider).render))
+        if entry.get("suggested_output") and rule.event_source == "syscall":
+            parts = [f"{f.replace('.', '_')}=%{f}" for f in SUGGESTED_FIELDS if f not in seen]
+            if parts:
+                fmt = compile_output(" ".join(parts), provider)
+                texts.append(fmt)
+                seen.update(SUGGESTED_FIELDS)
+            for k, v in static.items():
+                texts.append(_Const(f"static_{k}={v}"))
+    static_vals = {f"static.{k}": v for k, v in static.items()}
+    if not texts:
+        render = base.render
+    else:
+        def render(evt, _b=base.render, _t=tuple(t.render for t in texts)):
+            return " ".join([_b(evt)] + [t(evt) for t in _t])
+    value_fmts.extend(t for t in texts if not isinstance(t, _Const))
+
+    def values(evt, _b=base.values, _x=tuple(extra_vals), _t=tuple(value_fmts), _s=static_vals):
+        out = _b(evt)
+        for t in _t:
+            out.update(t.values(evt))
+        for name, g in _x:
+            out[name] = g(evt)
+        if _s:
+            out.update(_s)
+        return out
+    return RuleOutput(render, values)
+
+
+class _Const:
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, evt):
+        return self.text
+
+
+@dataclass
+class RulesBundle:
+    """A successful load: the ruleset, per-rule renderers, and where it came from."""
+
+    result: LoadResult
+    ruleset: Any
+    outputs: dict = field(default_factory=dict)      # rule index -> RuleOutput
+    files: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def event_types(self) -> frozenset:
+        return self.ruleset.event_types()
+
+
+def load(cfg: dict, provider: Any, rules_files: list[str] | None = None) -> tuple[LoadResult, RulesBundle | None]:
+    """Load the rules ``cfg`` names (or ``rules_files``); the bundle is None when loading failed."""
+    paths = rules_files if rules_files is not None else cfg["rules_files"]
+    files, warnings = expand_rules_files(paths)
+    result = load_rules(*files, provider=provider, rule_matching=cfg["rule_matching"],
+                        min_priority=cfg["priority"], selection=cfg["rules"] or None)
+    if not result.ok:
+        return result, None
+    bundle = RulesBundle(result, result.ruleset, files=files, warnings=warnings)
+    for rule in result.ruleset:
+        try:
+            bundle.outputs[rule.index] = _rule_output(rule, provider, cfg["append_output"], cfg["static_fields"])
+        except (ValueError, LookupError) as exc:
+            raise ConfigError(f"append_output: {getattr(exc, 'msg', exc)}") from None
+    return result, bundle
