@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers for the agent tests: capture files, rules, loopback HTTP(S) receivers with
+programmable faults, a unix-socket syslog listener, and a bounded CLI runner."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+CAPTURES = SHARED / "captures"
+CURL_SCAP = CAPTURES / "libs_curl_google.scap"
+PYFALCO = [sys.executable, "-m", "pyfalco.cli.main"]
+
+#: 8 opens below /etc in libs_curl_google.scap
+ETC_RULES = """
+- rule: Etc open
+  desc: an open below /etc
+  condition: evt.type = open and evt.arg.name startswith /etc
+  output: "open below etc (file=%evt.arg.name res=%evt.res fd=%evt.rawres tid=%thread.tid proc=%proc.name)"
+  priority: WARNING
+  tags: [filesystem, testing]
+"""
+ETC_ALERTS = 8
+
+
+@pytest.fixture
+def etc_rules(tmp_path) -> Path:
+    p = tmp_path / "etc_rules.yaml"
+    p.write_text(ETC_RULES)
+    return p
+
+
+def base_config(tmp_path: Path, **extra) -> Path:
+    """A config file for tests: no syslog, no webserver, no stderr noise unless asked."""
+    cfg = {"stdout_output": {"enabled": True}, "syslog_output": {"enabled": False},
+           "webserver": {"enabled": False}, "log_syslog": False, "config_files": [],
+           "rules_files": [], "append_output": [], "watch_config_files": False}
+    for k, v in extra.items():
+        cfg[k] = v
+    p = tmp_path / "pyfalco.yaml"
+    p.write_text(json.dumps(cfg))
+    return p
+
+
+def run_cli(args, timeout=60, env=None, **kw) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e.setdefault("FALCO_HOSTNAME", "test-host")
+    if env:
+        e.update(env)
+    return subprocess.run(PYFALCO + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env=e, cwd=str(REPO), **kw)
+
+
+def popen_cli(args, env=None, **kw) -> subprocess.Popen:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e.setdefault("FALCO_HOSTNAME", "test-host")
+    if env:
+        e.update(env)
+    return subprocess.Popen(PYFALCO + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=e, cwd=str(REPO), **kw)
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+# ---- HTTP receiver ----------------------------------------------------------------------------
+
+class Receiver:
+    """A loopback HTTP(S) server recording POSTs. ``mode``: ok, error (500), slow (sleeps
+    ``delay`` before answering)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        self.bodies: list[bytes] = []
+        self.headers: list[dict] = []
+        self.connections = set()
+        self.mode = "ok"
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if outer.mode == "slow":
+                    time.sleep(outer.delay)
+                with outer.lock:
+                    outer.bodies.append(body)
+                    outer.headers.append(dict(self.headers))
+                    outer.connections.add(self.client_address)
+                code = 500 if outer.mode == "error" else 200
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        class S(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+        self.server = S(("127.0.0.1", 0), H)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, scheme="http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/alerts"
+
+    def wait(self, n: int, timeout: float = 10.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if len(self.bodies) >= n:
+                return True
+            time.sleep(0.02)
+        return len(self.bodies) >= n
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> dict:
+    """A self-signed CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def sh(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, timeout=60)
+
+    sh("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+       "-subj", "/CN=pyfalco test CA")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        sh("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+           "-subj", f"/CN={'127.0.0.1' if name == 'server' else 'pyfalco client'}")
+        sh("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+           "-out", f"{name}.pem", "-days", "2", *(["-extfile", "san.cnf"] if name == "server" else []))
+    return {k: str(d / f) for k, f in (("ca", "ca.pem"), ("server_cert", "server.pem"), ("server_key", "server.key"),
+                                         ("client_cert", "client.pem"), ("client_key", "client.key"))}
+
+
+def tls_context(pki: dict, require_client: bool = False) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server_cert"], pki["server_key"])
+    if require_client:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki["ca"])
+    return ctx
+
+
+# ---- syslog listener ----------------------------------------------------------------------------
+
+class SyslogListener:
+    def __init__(self, path: str):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages: list[bytes] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                self.messages.append(self.sock.recv(65536))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def wait(self, n, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(self.messages) < n:
+            time.sleep(0.02)
+        return len(self.messages) >= n
+
+    def close(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def syslog_listener(tmp_path):
+    s = SyslogListener(str(tmp_path / "log.sock"))
+    yield s
+    s.close()
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
