@@ -63,6 +63,9 @@ class Channel:
         self._reopen = False
         self._busy = False
         self._thread: threading.Thread | None = None
+        self._inflight = 0          # alerts taken from the queue, being delivered
+        self._abandoned = False     # stop() gave up on a worker stuck in deliver()
+        self._count_lock = threading.Lock()
         self.offered = 0
         self.queued = 0
         self.dropped_full = 0
@@ -91,7 +94,7 @@ class Channel:
 
     @property
     def pending(self) -> int:
-        return len(self._q)
+        return len(self._q) + self._inflight
 
     def counters(self) -> dict:
         return {"offered": self.offered, "queued": self.queued, "dropped_full": self.dropped_full,
@@ -126,6 +129,11 @@ class Channel:
                 except Exception as exc:  # noqa: BLE001
                     log.debug("output %s: interrupt: %s", self.name, exc)
                 t.join(1.0)
+            if t.is_alive():
+                with self._count_lock:
+                    self._abandoned = True
+                    self.dropped_shutdown += self._inflight
+                    self._inflight = 0
         left = 0
         while True:
             try:
@@ -166,15 +174,21 @@ class Channel:
                     return
                 continue
             batch = []
-            while q and len(batch) < self.batch:
-                batch.append(q.popleft())
+            with self._count_lock:
+                while q and len(batch) < self.batch:
+                    batch.append(q.popleft())
+                self._inflight = len(batch)
             try:
                 bad = self.deliver(batch) or 0
             except Exception as exc:  # noqa: BLE001
                 bad = len(batch)
                 self.note_error(f"{type(exc).__name__}: {exc}", bad)
-            self.failed += bad
-            self.sent += len(batch) - bad
+            with self._count_lock:
+                if self._abandoned:
+                    return
+                self._inflight = 0
+                self.failed += bad
+                self.sent += len(batch) - bad
 
     def note_error(self, msg: str, count: int = 1) -> None:
         """Log a delivery error once per distinct message (a dead destination is not a log flood)."""

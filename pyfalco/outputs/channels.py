@@ -252,7 +252,7 @@ class HttpChannel(Channel):
                  mtls: bool = False, client_cert: str = "", client_key: str = "", echo: bool = False,
                  compress_uploads: bool = False, keep_alive: bool = False, timeout: float = 2.0,
                  max_consecutive_timeouts: int = 5, rest: float = 5.0):
-        super().__init__(formatter, capacity)
+        super().__init__(formatter, capacity, batch=1)
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"http_output.url: not an http(s) URL: {url!r}")
