@@ -79,7 +79,7 @@ class DropManager:
             return None
         self.total_drops += drops
         perc = drops * 100.0 / max(1, delta["n_evts"] + drops)
-        if perc < self.threshold or not self.actions:
+        if (perc < self.threshold and not self.simulate) or not self.actions:
             return None
         if not self.bucket.claim():
             self.skipped += 1

@@ -12,6 +12,7 @@ import gzip
 import http.client
 import logging
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -301,35 +302,31 @@ class HttpChannel(Channel):
             headers["Content-Encoding"] = "gzip"
         if not self.keep_alive:
             headers["Connection"] = "close"
-        for attempt in (0, 1):
-            conn = self._conn if self.keep_alive and self._conn is not None else self._connect()
-            reused = conn is self._conn
-            self._cur = conn
-            try:
-                conn.request("POST", self.path, body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected,
-                    http.client.CannotSendRequest):
-                conn.close()
-                self._conn = None
-                if reused and attempt == 0:
-                    continue  # the server closed an idle kept-alive connection: reconnect once
-                raise
-            except BaseException:
-                conn.close()
-                self._conn = None
-                raise
-            if self.keep_alive and not resp.will_close:
-                self._conn = conn
-            else:
-                conn.close()
-                self._conn = None
-            if self.echo and data:
-                sys.stdout.buffer.write(data + (b"" if data.endswith(b"\n") else b"\n"))
-                sys.stdout.buffer.flush()
-            return resp.status
-        raise ConnectionError("unreachable")
+        conn = self._conn if self.keep_alive else None
+        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()   # the server closed the idle kept-alive connection: start a new one
+            conn = self._conn = None
+        if conn is None:
+            conn = self._connect()
+        self._cur = conn
+        try:
+            conn.request("POST", self.path, body, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException:
+            # no retry: the server may have got the alert; it is counted as failed, never twice
+            conn.close()
+            self._conn = None
+            raise
+        if self.keep_alive and not resp.will_close:
+            self._conn = conn
+        else:
+            conn.close()
+            self._conn = None
+        if self.echo and data:
+            sys.stdout.buffer.write(data + (b"" if data.endswith(b"\n") else b"\n"))
+            sys.stdout.buffer.flush()
+        return resp.status
 
     def deliver(self, batch):
         failed = 0
