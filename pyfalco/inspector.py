@@ -1,0 +1,296 @@
+# SPDX-License-Identifier: Apache-2.0
+"""pyfalco.Inspector: a capture plus the state engine; every event comes out with its context.
+
+    with pyfalco.Capture() as cap, Inspector(cap) as insp:
+        for ie in insp.events(duration=5):
+            print(ie.get("proc.name"), ie.get("fd.name"))
+
+The inspector seeds its thread table from the initial state (a /proc scan for live captures,
+the capture's metadata for replays), parses every event into it (state/parser.py) and hands out
+:class:`~pyfalco.state.event.InspectedEvent` objects, which the field provider
+(``Inspector.provider``, a :class:`~pyfalco.fields.provider.StateProvider`) reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from . import _schema
+from .initial_state import InitialState
+from .state.containers import ContainerInfo, ContainerManager, container_from_json
+from .state.event import InspectedEvent
+from .state.parser import StateParser, resolve_path
+from .state.threads import Thread, ThreadTable, thread_from_info
+from .state.users import UserTable
+
+log = logging.getLogger("pyfalco.state")
+
+__all__ = ["Inspector"]
+
+_PATH_TYPES = frozenset(_schema.PT[n] for n in ("FSPATH", "FSRELPATH") if n in _schema.PT)
+_DIRFD_NAMES = ("dirfd", "olddirfd", "newdirfd", "olddir", "newdir", "linkdirfd")
+# (source, target) parameter names of two-path syscalls
+_TWO_PATHS = {"symlink": ("target", "linkpath"), "symlinkat": ("target", "linkpath"),
+              "link": ("oldpath", "newpath"), "linkat": ("oldpath", "newpath"),
+              "rename": ("oldpath", "newpath"), "renameat": ("oldpath", "newpath"),
+              "renameat2": ("oldpath", "newpath")}
+
+
+class Inspector:
+    """The state engine over a capture (or over events handed to :meth:`process`).
+
+    ``Inspector(capture=None, *, initial_state=None, scan=None, live=None, containers=None,
+    max_threads=262144, purge_interval_s=60)``
+
+    * ``initial_state``: an InitialState to seed from; by default a /proc scan for live captures
+      (``scan=False`` to start empty) and the capture file's metadata for replays;
+    * ``live``: whether /proc and the container runtimes of this machine describe the events
+      (default: True unless the capture is a replay);
+    * ``containers``: a ContainerManager to use (one is made, with a background lookup thread when
+      live).
+    """
+
+    def __init__(self, capture: Any = None, *, initial_state: InitialState | None = None, scan: bool | None = None,
+                 live: bool | None = None, containers: ContainerManager | None = None, max_threads: int = 262144,
+                 purge_interval_s: float = 60.0):
+        self.capture = capture
+        engine = getattr(capture, "engine", None)
+        self.live = (engine not in ("replay", None) if capture is not None else False) if live is None else live
+        if initial_state is None:
+            if engine == "replay":
+                from .scap.metadata import initial_state_from_blocks
+                initial_state = initial_state_from_blocks(capture.metadata_blocks())
+            elif self.live and scan is not False:
+                from .procscan import scan as proc_scan
+                initial_state = proc_scan()
+            else:
+                initial_state = InitialState()
+        self.initial_state = initial_state
+        self.threads = ThreadTable(max_threads)
+        self.users = UserTable(initial_state.users, initial_state.groups, live=self.live)
+        self.containers = containers if containers is not None else ContainerManager(live=self.live)
+        self.parser = StateParser(self.threads, self._load_live_thread if self.live else None)
+        self.hostname = initial_state.machine.hostname or (socket.gethostname() if self.live else "")
+        self.first_ts = 0
+        self.last_ts = 0
+        self.n_events = 0
+        self.purge_interval_ns = int(purge_interval_s * 1e9)
+        self._next_purge = 0
+        self._provider = None
+        self._accessors: dict = {}
+        self._environ_cache: dict[int, tuple] = {}
+        self.seed(initial_state)
+
+    # -- lifecycle
+    def close(self) -> None:
+        self.containers.close()
+
+    def __enter__(self) -> "Inspector":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    # -- seeding
+    def seed(self, state: InitialState) -> None:
+        """Adds the threads of an InitialState (threads of one process share its fd table)."""
+        made: list[Thread] = []
+        for info in state.threads.values():
+            made.append(thread_from_info(info))
+        by_tid = {t.tid: t for t in made}
+        for t in made:
+            if t.tid != t.pid:
+                main = by_tid.get(t.pid) or self.threads.get(t.pid)
+                if main is not None:
+                    if t.proc.fds and not main.proc.fds:
+                        main.proc.fds.update(t.proc.fds)
+                    t.proc = main.proc
+            t.proc.nthreads = 0
+        for t in made:
+            t.proc.nthreads += 1
+            self.parser.set_container(t)
+            self.threads.threads[t.tid] = t
+        for t in made:
+            self.threads._link(t)
+
+    def _load_live_thread(self, tid: int) -> Thread | None:
+        from .procscan import scan_thread
+        info = scan_thread(tid)
+        if info is None:
+            return None
+        t = thread_from_info(info)
+        return t
+
+    # -- events
+    def process(self, evt) -> InspectedEvent:
+        """Parses one event into the state and returns it with its context."""
+        ie = self.parser.parse(evt)
+        ie.inspector = self
+        ts = evt.ts
+        if not self.first_ts:
+            self.first_ts = ts
+        ie.prev_ts = self.last_ts or None
+        self.last_ts = ts
+        self.n_events += 1
+        if evt.type in _CONTAINER_EVENTS:
+            self._container_event(evt)
+        if ts >= self._next_purge:
+            if self._next_purge:
+                self.purge(ts)
+            self._next_purge = ts + self.purge_interval_ns
+        return ie
+
+    def events(self, max_events: int | None = None, duration: float | None = None) -> Iterator[InspectedEvent]:
+        """InspectedEvents of the capture (see Capture.events for the limits)."""
+        if self.capture is None:
+            raise ValueError("this Inspector has no capture: use process(evt)")
+        process = self.process
+        for evt in self.capture.events(max_events=max_events, duration=duration):
+            yield process(evt)
+
+    def __iter__(self) -> Iterator[InspectedEvent]:
+        return self.events()
+
+    def purge(self, now_ts: int) -> int:
+        """Drops threads that showed no activity for a purge interval and (live) no longer exist."""
+        if not self.live:
+            return 0
+        cutoff = now_ts - self.purge_interval_ns
+        gone = 0
+        for t in list(self.threads.threads.values()):
+            if t.last_ts < cutoff and not os.path.exists(f"/proc/{t.tid}"):
+                self.threads.remove(t.tid)
+                gone += 1
+        self._environ_cache.clear()
+        return gone
+
+    def _container_event(self, evt) -> None:
+        raw = evt.get("json")
+        if isinstance(raw, (bytes, bytearray)):
+            raw = bytes(raw).decode("utf-8", "replace")
+        if isinstance(raw, str):
+            info = container_from_json(raw.rstrip("\0"))
+            if info is not None and info.id:
+                self.containers.add(info)
+
+    # -- helpers for the extractors
+    @property
+    def provider(self):
+        if self._provider is None:
+            from .fields.provider import StateProvider
+            self._provider = StateProvider()
+        return self._provider
+
+    def field(self, ie: InspectedEvent, text: str, default: Any = None) -> Any:
+        """Value of a field given as text (``proc.aname[2]``, ``evt.arg.flags``)."""
+        fn = self._accessors.get(text)
+        if fn is None:
+            name, arg = text, None
+            if text.endswith("]") and "[" in text:
+                name, _, arg = text[:-1].partition("[")
+            fn = self.provider.accessor(name, arg)
+            self._accessors[text] = fn
+        v = fn(ie)
+        return default if v is None else v
+
+    def container(self, t: Thread) -> ContainerInfo | None:
+        cid = t.container_id
+        if not cid:
+            return None
+        info = self.containers.containers.get(cid)
+        if info is None:
+            from .state.cgroups import container_from_cgroups
+            hit = container_from_cgroups(t.cgroups)
+            info = self.containers.get(cid, hit[1] if hit else "")
+        return info
+
+    def paths_of(self, ie: InspectedEvent) -> dict[str, tuple[str, str]]:
+        """{"name"|"source"|"target": (normalized, raw)} for a file-path syscall."""
+        evt = ie.evt
+        info = evt.info
+        t = ie.thread
+        cwd = t.proc.cwd if t is not None else ""
+        out: dict[str, tuple[str, str]] = {}
+        params = info.params
+        names = [p.name for p in params]
+
+        def resolve(idx: int) -> tuple[str, str] | None:
+            raw = evt.param(idx)
+            if not isinstance(raw, str):
+                return None
+            base = cwd
+            if params[idx].extra.startswith("DIRFD_PARAM("):
+                try:
+                    dfd = evt.param(int(params[idx].extra[12:-1]))
+                except ValueError:
+                    dfd = None
+                if isinstance(dfd, int) and dfd != -100 and t is not None:
+                    f = t.proc.fds.get(dfd)
+                    base = f.name if f is not None else ""
+            return resolve_path(base, raw) if raw else raw, raw
+
+        two = _TWO_PATHS.get(info.name)
+        if two is not None:
+            for key, pname in zip(("source", "target"), two):
+                if pname in names:
+                    r = resolve(names.index(pname))
+                    if r is not None:
+                        out[key] = r
+            return out
+        for i, p in enumerate(params[:evt.nparams]):
+            if p.type in _PATH_TYPES or (p.name in ("path", "name", "filename", "pathname") and p.type == 9):
+                r = resolve(i)
+                if r is not None:
+                    out["name"] = r
+                    break
+        return out
+
+    def network_of(self, ip):
+        # the rule engine matches an address against a network literal: the address itself does
+        return ip
+
+    def ip_name(self, ip) -> str | None:
+        return None
+
+    _ports: dict = {}
+
+    def port_name(self, port: int, l4proto: int) -> str | None:
+        key = (port, l4proto)
+        hit = self._ports.get(key, False)
+        if hit is not False:
+            return hit
+        try:
+            name = socket.getservbyport(port, "udp" if l4proto == 3 else "tcp")
+        except (OSError, OverflowError):
+            name = None
+        self._ports[key] = name
+        return name
+
+    def read_environ(self, t: Thread) -> tuple:
+        """The environment of a live process whose exec we did not see (from /proc, cached)."""
+        hit = self._environ_cache.get(t.pid)
+        if hit is not None:
+            return hit
+        try:
+            with open(f"/proc/{t.pid}/environ", "rb") as f:
+                raw = f.read()
+        except OSError:
+            raw = b""
+        env = tuple(e.decode("utf-8", "surrogateescape") for e in raw.split(b"\0") if e)
+        if len(self._environ_cache) > 4096:
+            self._environ_cache.clear()
+        self._environ_cache[t.pid] = env
+        return env
+
+    def stats(self) -> dict[str, int]:
+        return {"n_events": self.n_events, "n_threads": len(self.threads), "n_evicted": self.threads.n_evicted,
+                "n_missing_threads": self.parser.n_missing_threads, "n_containers": len(self.containers.containers)}
+
+
+_CONTAINER_EVENTS = frozenset(e.code for e in _schema.EVENTS if e.name == "container")

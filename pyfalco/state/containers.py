@@ -1,0 +1,426 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Container and pod metadata, looked up off the event loop.
+
+``ContainerManager.get(id)`` answers at once with a :class:`ContainerInfo` (only the id and the
+runtime type guessed from the cgroup path, the first time) and queues the id for a background
+thread, which fills the same object in from, in order:
+
+* podman's storage on disk (``/var/lib/containers/storage/overlay-containers``: containers.json
+  and the OCI ``config.json`` of each container);
+* containerd's task bundles (``/run/containerd/io.containerd.runtime.v2.task/<ns>/<id>/config.json``,
+  whose CRI annotations carry the pod's name, namespace and uid);
+* the Docker-compatible API on a unix socket (Docker, or ``podman system service``);
+* the CRI API (containerd or CRI-O) for pod labels, when a CRI socket exists (cri.py).
+
+A lookup that finds nothing is retried a few times (a container being created has no metadata
+yet). Capture replays get container metadata from the capture's container events instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .cgroups import TYPE_CONTAINERD, TYPE_CRIO, TYPE_DOCKER, TYPE_PODMAN
+
+log = logging.getLogger("pyfalco.state.containers")
+
+__all__ = ["ContainerInfo", "ContainerManager", "Mount", "split_image"]
+
+PODMAN_STORAGE = "/var/lib/containers/storage/overlay-containers"
+CONTAINERD_TASKS = "/run/containerd/io.containerd.runtime.v2.task"
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
+CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/run/crio/crio.sock")
+
+
+@dataclass
+class Mount:
+    source: str
+    dest: str
+    mode: str = ""
+    rdwr: bool = True
+    propagation: str = ""
+
+
+@dataclass
+class ContainerInfo:
+    id: str                       # full id
+    type: str = ""
+    name: str | None = None
+    image: str | None = None
+    image_id: str | None = None
+    image_repository: str | None = None
+    image_tag: str | None = None
+    image_digest: str | None = None
+    privileged: bool | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    start_ts: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ip: str | None = None
+    cni_json: str | None = None
+    host_pid: bool | None = None
+    host_network: bool | None = None
+    host_ipc: bool | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    pod_uid: str | None = None
+    pod_sandbox_id: str | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    pod_ip: str | None = None
+    complete: bool = False        # metadata found (or given up on: see ``lookups``)
+    lookups: int = 0
+    source: str = ""              # where the metadata came from
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """``repo[:tag][@digest]`` -> (repository, tag, digest)."""
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    tag = None
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > slash:
+        image, tag = image[:colon], image[colon + 1:]
+    return image, tag, digest
+
+
+def _parse_time(text: str | None) -> int | None:
+    """RFC 3339 with nanoseconds -> ns since the epoch."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        main, _, frac = text.rstrip("Z").partition(".")
+        tz = ""
+        for sep in ("+", "-"):
+            if sep in frac:
+                frac, _, tz = frac.partition(sep)
+                tz = sep + tz
+                break
+        base = datetime.fromisoformat(main + (tz or "+00:00"))
+        ns = int((frac + "000000000")[:9]) if frac else 0
+        return int(base.timestamp()) * 1_000_000_000 + ns
+    except ValueError:
+        return None
+
+
+def _set_image(info: ContainerInfo, image: str | None, image_id: str | None) -> None:
+    if image:
+        info.image = image
+        info.image_repository, info.image_tag, info.image_digest = split_image(image)
+    if image_id:
+        info.image_id = image_id.split(":", 1)[1] if image_id.startswith("sha256:") else image_id
+
+
+def _oci_mounts(spec: dict) -> list[Mount]:
+    out = []
+    for m in spec.get("mounts") or []:
+        opts = m.get("options") or []
+        prop = next((o for o in opts if o in ("rprivate", "private", "rshared", "shared", "rslave", "slave")), "")
+        out.append(Mount(m.get("source", ""), m.get("destination", ""), ",".join(opts), "ro" not in opts, prop))
+    return out
+
+
+def _oci_privileged(spec: dict) -> bool:
+    caps = ((spec.get("process") or {}).get("capabilities") or {}).get("bounding") or []
+    linux = spec.get("linux") or {}
+    return len(caps) >= 38 and not linux.get("seccomp") and not linux.get("maskedPaths")
+
+
+def _oci_host_namespaces(info: ContainerInfo, spec: dict) -> None:
+    kinds = {ns.get("type") for ns in (spec.get("linux") or {}).get("namespaces") or [] if not ns.get("path")}
+    info.host_pid = "pid" not in kinds
+    info.host_network = "network" not in kinds
+    info.host_ipc = "ipc" not in kinds
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 2.0):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+def docker_api_get(sock_path: str, url: str, timeout: float = 2.0):
+    """GET ``url`` from a Docker-compatible API on a unix socket; (status, parsed JSON or None)."""
+    conn = _UnixHTTPConnection(sock_path, timeout)
+    try:
+        conn.request("GET", url, headers={"Host": "docker"})
+        resp = conn.getresponse()
+        body = resp.read()
+        try:
+            return resp.status, json.loads(body) if body else None
+        except ValueError:
+            return resp.status, None
+    finally:
+        conn.close()
+
+
+class ContainerManager:
+    """Container id -> ContainerInfo, filled in by a background thread (``live=True``)."""
+
+    def __init__(self, live: bool = True, retries: int = 20, retry_delay: float = 0.25,
+                 podman_storage: str = PODMAN_STORAGE, containerd_tasks: str = CONTAINERD_TASKS,
+                 docker_sockets=DOCKER_SOCKETS, cri_sockets=CRI_SOCKETS, max_containers: int = 4096):
+        self.live = live
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.podman_storage = podman_storage
+        self.containerd_tasks = containerd_tasks
+        self.docker_sockets = tuple(docker_sockets)
+        self.cri_sockets = tuple(cri_sockets)
+        self.max_containers = max_containers
+        self.containers: dict[str, ContainerInfo] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.listeners: list = []      # callables(ContainerInfo) run (in the worker) when metadata arrives
+
+    # -- API used by the event loop (never blocks)
+    def get(self, cid: str, rtype: str = "") -> ContainerInfo:
+        info = self.containers.get(cid)
+        if info is not None:
+            return info
+        info = ContainerInfo(cid, rtype)
+        if len(self.containers) >= self.max_containers:
+            self._evict()
+        self.containers[cid] = info
+        if self.live:
+            self._ensure_worker()
+            self._queue.put((0.0, cid))
+        return info
+
+    def add(self, info: ContainerInfo) -> None:
+        """Metadata from elsewhere (a capture's container event)."""
+        old = self.containers.get(info.id)
+        info.complete = True
+        self.containers[info.id] = info
+        if old is not None and old is not info:
+            old.__dict__.update(info.__dict__)
+
+    def _evict(self) -> None:
+        for cid in list(self.containers)[: max(1, self.max_containers // 8)]:
+            del self.containers[cid]
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="pyfalco-containers", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._queue.put((0.0, None))
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    def wait(self, cid: str, timeout: float = 5.0) -> ContainerInfo | None:
+        """Blocks until the metadata of ``cid`` is in (tests and tools; never the event loop)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.containers.get(cid)
+            if info is not None and info.complete:
+                return info
+            time.sleep(0.02)
+        return self.containers.get(cid)
+
+    # -- worker
+    def _run(self) -> None:
+        delayed: list[tuple[float, str]] = []
+        while not self._stop.is_set():
+            now = time.monotonic()
+            ready = [d for d in delayed if d[0] <= now]
+            delayed = [d for d in delayed if d[0] > now]
+            for _t, cid in ready:
+                self._queue.put((0.0, cid))
+            try:
+                _t, cid = self._queue.get(timeout=0.05 if delayed else 0.5)
+            except queue.Empty:
+                continue
+            if cid is None:
+                break
+            info = self.containers.get(cid)
+            if info is None or info.complete:
+                continue
+            try:
+                found = self.lookup(info)
+            except Exception as err:   # a runtime answering garbage must not kill the worker
+                log.debug("container %s: lookup failed: %s", cid[:12], err)
+                found = False
+            info.lookups += 1
+            if found:
+                info.complete = True
+                for fn in self.listeners:
+                    try:
+                        fn(info)
+                    except Exception:
+                        log.exception("container listener")
+            elif info.lookups < self.retries:
+                delayed.append((time.monotonic() + self.retry_delay * min(info.lookups, 8), cid))
+            else:
+                info.complete = True
+
+    def lookup(self, info: ContainerInfo) -> bool:
+        """Fills ``info`` from the sources this machine has; True when something was found."""
+        found = False
+        if info.type in ("", TYPE_PODMAN):
+            found = self._from_podman_storage(info)
+        if not found and info.type in ("", TYPE_CONTAINERD, TYPE_CRIO):
+            found = self._from_containerd_bundle(info)
+        for sock_path in self.docker_sockets:
+            if os.path.exists(sock_path):
+                found = self._from_docker_api(info, sock_path) or found
+                if found and info.source.startswith("docker-api"):
+                    break
+        if info.pod_sandbox_id or info.type in (TYPE_CONTAINERD, TYPE_CRIO, ""):
+            for sock_path in self.cri_sockets:
+                if os.path.exists(sock_path):
+                    try:
+                        from .cri import enrich_from_cri
+                    except ImportError:
+                        break
+                    found = enrich_from_cri(info, sock_path) or found
+                    break
+        return found
+
+    def _from_podman_storage(self, info: ContainerInfo) -> bool:
+        try:
+            with open(os.path.join(self.podman_storage, "containers.json")) as f:
+                entries = json.load(f)
+        except (OSError, ValueError):
+            return False
+        entry = next((e for e in entries if e.get("id") == info.id), None)
+        if entry is None:
+            return False
+        info.type = info.type or TYPE_PODMAN
+        meta = {}
+        try:
+            meta = json.loads(entry.get("metadata") or "{}")
+        except ValueError:
+            pass
+        names = entry.get("names") or []
+        info.name = meta.get("name") or (names[0] if names else None)
+        _set_image(info, meta.get("image-name"), meta.get("image-id") or entry.get("image"))
+        try:
+            with open(os.path.join(self.podman_storage, info.id, "userdata", "config.json")) as f:
+                spec = json.load(f)
+        except (OSError, ValueError):
+            spec = {}
+        ann = spec.get("annotations") or {}
+        priv = ann.get("io.podman.annotations.privileged")
+        info.privileged = priv.upper() == "TRUE" if priv else _oci_privileged(spec) if spec else None
+        info.mounts = _oci_mounts(spec)
+        if spec:
+            _oci_host_namespaces(info, spec)
+        info.start_ts = _parse_time(ann.get("io.kubernetes.cri-o.Created") or entry.get("created"))
+        info.source = "podman-storage"
+        return True
+
+    def _from_containerd_bundle(self, info: ContainerInfo) -> bool:
+        try:
+            namespaces = os.listdir(self.containerd_tasks)
+        except OSError:
+            return False
+        for ns in namespaces:
+            path = os.path.join(self.containerd_tasks, ns, info.id, "config.json")
+            try:
+                with open(path) as f:
+                    spec = json.load(f)
+            except (OSError, ValueError):
+                continue
+            ann = spec.get("annotations") or {}
+            info.type = TYPE_CONTAINERD if info.type in ("", TYPE_CONTAINERD) else info.type
+            info.name = ann.get("io.kubernetes.cri.container-name") or info.name or info.id[:12]
+            _set_image(info, ann.get("io.kubernetes.cri.image-name"), None)
+            info.pod_name = ann.get("io.kubernetes.cri.sandbox-name") or info.pod_name
+            info.pod_namespace = ann.get("io.kubernetes.cri.sandbox-namespace") or info.pod_namespace
+            info.pod_uid = ann.get("io.kubernetes.cri.sandbox-uid") or info.pod_uid
+            info.pod_sandbox_id = ann.get("io.kubernetes.cri.sandbox-id") or info.pod_sandbox_id
+            info.privileged = _oci_privileged(spec)
+            info.mounts = _oci_mounts(spec)
+            _oci_host_namespaces(info, spec)
+            try:
+                info.start_ts = os.stat(path).st_mtime_ns
+            except OSError:
+                pass
+            info.source = f"containerd-bundle:{ns}"
+            return True
+        return False
+
+    def _from_docker_api(self, info: ContainerInfo, sock_path: str) -> bool:
+        try:
+            status, data = docker_api_get(sock_path, f"/containers/{info.id}/json")
+        except OSError:
+            return False
+        if status != 200 or not isinstance(data, dict):
+            return False
+        cfg = data.get("Config") or {}
+        host = data.get("HostConfig") or {}
+        state = data.get("State") or {}
+        net = data.get("NetworkSettings") or {}
+        if not info.type:
+            info.type = TYPE_PODMAN if sock_path.endswith("podman.sock") else TYPE_DOCKER
+        info.name = (data.get("Name") or "").lstrip("/") or info.name
+        _set_image(info, cfg.get("Image") or info.image, data.get("Image"))
+        info.privileged = bool(host.get("Privileged"))
+        info.mounts = [Mount(m.get("Source", ""), m.get("Destination", ""), m.get("Mode", ""),
+                             bool(m.get("RW", True)), m.get("Propagation", "")) for m in data.get("Mounts") or []]
+        info.start_ts = _parse_time(state.get("StartedAt")) or info.start_ts
+        info.labels = dict(cfg.get("Labels") or {})
+        info.ip = net.get("IPAddress") or info.ip
+        info.host_pid = host.get("PidMode") == "host"
+        info.host_network = host.get("NetworkMode") == "host"
+        info.host_ipc = host.get("IpcMode") == "host"
+        labels = info.labels
+        info.pod_name = labels.get("io.kubernetes.pod.name") or info.pod_name
+        info.pod_namespace = labels.get("io.kubernetes.pod.namespace") or info.pod_namespace
+        info.pod_uid = labels.get("io.kubernetes.pod.uid") or info.pod_uid
+        info.source = "docker-api:" + sock_path
+        return True
+
+
+def container_from_json(text: str) -> ContainerInfo | None:
+    """A capture's container event (PPME_CONTAINER_JSON_E/_2_E) -> ContainerInfo."""
+    try:
+        c = json.loads(text)["container"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    types = {0: TYPE_DOCKER, 7: TYPE_CONTAINERD, 6: TYPE_CRIO, 9: TYPE_PODMAN}
+    info = ContainerInfo(c.get("full_id") or c.get("id") or "", types.get(c.get("type"), str(c.get("type", ""))))
+    info.name = c.get("name")
+    info.image = c.get("image")
+    info.image_id = c.get("imageid")
+    info.image_repository = c.get("imagerepo")
+    info.image_tag = c.get("imagetag")
+    info.image_digest = c.get("imagedigest")
+    info.privileged = c.get("privileged")
+    info.labels = dict(c.get("labels") or {})
+    info.mounts = [Mount(m.get("Source", ""), m.get("Destination", ""), m.get("Mode", ""), bool(m.get("RW", True)),
+                         m.get("Propagation", "")) for m in c.get("Mounts") or []]
+    ts = c.get("created_time")
+    info.start_ts = int(ts) * 1_000_000_000 if isinstance(ts, (int, float)) and ts > 0 else None
+    info.ip = c.get("ip") if c.get("ip") not in (None, "0.0.0.0") else None
+    info.pod_name = info.labels.get("io.kubernetes.pod.name")
+    info.pod_namespace = info.labels.get("io.kubernetes.pod.namespace")
+    info.pod_uid = info.labels.get("io.kubernetes.pod.uid")
+    info.source = "capture"
+    return info

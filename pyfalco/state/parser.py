@@ -1,0 +1,715 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Keeps the thread and fd tables up to date, one event at a time (the state engine's core).
+
+``StateParser.parse(evt)`` finds the thread of an event (creating it when missing), applies what
+the event changes (clone/fork/vfork/clone3, execve/execveat, procexit, open*/creat, close, dup*,
+fcntl, socket/connect/accept*/bind/send*/recv*, pipe*/socketpair, the other fd-creating calls,
+chdir/fchdir/chroot, set*id, setsid, capset, close_range) and returns an InspectedEvent that
+points at the thread and fd the event is about. Events come exit-only with every parameter of
+the current libs table (live capture and replay alike).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable
+
+from ..events import AF_INET, AF_INET6, AF_UNIX
+from ..initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIFO, FD_FILE_V2, FD_INOTIFY,
+                             FD_IOURING, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
+                             FD_TIMERFD, FD_UNIX_SOCK, FD_UNSUPPORTED, FD_USERFAULTFD)
+from .cgroups import container_from_cgroups
+from .event import InspectedEvent
+from .fds import (L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
+                  ROLE_CLIENT, ROLE_SERVER, Fd)
+from .threads import Proc, Thread, ThreadTable
+
+log = logging.getLogger("pyfalco.state")
+
+__all__ = ["StateParser", "resolve_path"]
+
+PPM_AT_FDCWD = -100
+PPM_O_TRUNC = 1 << 8
+EINPROGRESS = 115
+CL_FILES, CL_FS, CL_PARENT, CL_THREAD = 1 << 0, 1 << 1, 1 << 8, 1 << 13
+CL_NEWPID = 1 << 6
+CLOSE_RANGE_CLOEXEC = 1 << 2
+FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC = 1, 26
+AF_NETLINK = 16
+
+# event codes (current libs table)
+E_OPEN, E_CLOSE, E_SOCKET, E_BIND, E_CONNECT = 3, 5, 19, 21, 23
+E_SENDTO, E_RECVFROM, E_SOCKETPAIR, E_SENDMSG, E_RECVMSG = 31, 35, 43, 49, 53
+E_SENDMMSG, E_RECVMMSG = 51, 55
+E_CREAT, E_PIPE, E_EVENTFD, E_CHDIR, E_FCHDIR = 59, 61, 63, 95, 97
+E_SIGNALFD, E_TIMERFD, E_INOTIFY_INIT, E_FCNTL = 127, 137, 139, 151
+E_SETRESUID, E_SETRESGID, E_SETUID, E_SETGID = 193, 195, 199, 201
+E_PROCEXIT = 186
+E_CLONE, E_FORK, E_VFORK, E_ACCEPT, E_CHROOT, E_SETSID = 223, 225, 227, 247, 267, 275
+E_EXECVE, E_OPENAT, E_USERFAULTFD, E_OPENAT2, E_EXECVEAT, E_CLONE3 = 293, 307, 321, 327, 331, 335
+E_OPEN_BY_HANDLE_AT, E_IO_URING_SETUP, E_CAPSET = 337, 339, 353
+E_DUP2, E_DUP3, E_DUP, E_BPF, E_EPOLL_CREATE, E_EPOLL_CREATE1 = 363, 365, 367, 369, 375, 377
+E_ACCEPT4, E_PIPE2, E_INOTIFY_INIT1, E_EVENTFD2, E_SIGNALFD4 = 389, 393, 395, 397, 399
+E_MEMFD_CREATE, E_PIDFD_GETFD, E_PIDFD_OPEN = 405, 407, 409
+E_SETREUID, E_SETREGID, E_CLOSE_RANGE = 427, 429, 451
+
+
+def resolve_path(base: str, path: str) -> str:
+    """``path`` made absolute against directory ``base`` and normalized (``.``, ``..``, ``//``)."""
+    if not path:
+        return path
+    if path[0] != "/":
+        if not base:
+            return path
+        path = base + "/" + path
+    out = posixpath.normpath(path)
+    if out.startswith("//"):
+        out = "/" + out.lstrip("/")
+    return out
+
+
+def _fd_param_name(info) -> str | None:
+    """Which parameter of an exit event holds the fd it uses (EF_USES_FD events)."""
+    names = [p.name for p in info.params]
+    for cand in ("fd", "oldfd", "out_fd", "fd_out", "fdout", "dirfd", "linkdirfd", "olddirfd", "olddir",
+                 "fd_in", "in_fd", "fdin"):
+        if cand in names:
+            return cand
+    return None
+
+
+class StateParser:
+    """Applies events to a ThreadTable. ``thread_loader(tid)`` fills in a thread missing from it
+    (the /proc scan of one thread for live captures; None for replays)."""
+
+    def __init__(self, table: ThreadTable, thread_loader: Callable[[int], Thread | None] | None = None):
+        from .. import _schema
+        self.table = table
+        self.thread_loader = thread_loader
+        self._pending_exit: tuple[int, int] | None = None
+        self.n_missing_threads = 0
+        handlers: dict[int, Callable] = {
+            E_CLONE: self._clone, E_FORK: self._clone, E_VFORK: self._clone, E_CLONE3: self._clone,
+            E_EXECVE: self._execve, E_EXECVEAT: self._execve, E_PROCEXIT: self._procexit,
+            E_OPEN: self._open, E_OPENAT: self._open, E_OPENAT2: self._open, E_CREAT: self._open,
+            E_OPEN_BY_HANDLE_AT: self._open, E_CLOSE: self._close,
+            E_DUP: self._dup, E_DUP2: self._dup, E_DUP3: self._dup, E_FCNTL: self._fcntl,
+            E_SOCKET: self._socket, E_CONNECT: self._connect, E_ACCEPT: self._accept, E_ACCEPT4: self._accept,
+            E_BIND: self._bind, E_SENDTO: self._send, E_SENDMSG: self._send, E_SENDMMSG: self._send,
+            E_RECVFROM: self._recv, E_RECVMSG: self._recv, E_RECVMMSG: self._recv,
+            E_PIPE: self._pipe, E_PIPE2: self._pipe, E_SOCKETPAIR: self._socketpair,
+            E_CHDIR: self._chdir, E_FCHDIR: self._fchdir, E_CHROOT: self._chroot,
+            E_SETUID: self._setuid, E_SETRESUID: self._setuid, E_SETREUID: self._setuid,
+            E_SETGID: self._setgid, E_SETRESGID: self._setgid, E_SETREGID: self._setgid,
+            E_SETSID: self._setsid, E_CAPSET: self._capset, E_CLOSE_RANGE: self._close_range,
+            E_PIDFD_GETFD: self._pidfd_getfd, E_BPF: self._bpf,
+        }
+        for code, ftype in ((E_EVENTFD, FD_EVENT), (E_EVENTFD2, FD_EVENT), (E_SIGNALFD, FD_SIGNALFD),
+                            (E_SIGNALFD4, FD_SIGNALFD), (E_TIMERFD, FD_TIMERFD), (E_INOTIFY_INIT, FD_INOTIFY),
+                            (E_INOTIFY_INIT1, FD_INOTIFY), (E_EPOLL_CREATE, FD_EVENTPOLL),
+                            (E_EPOLL_CREATE1, FD_EVENTPOLL), (E_USERFAULTFD, FD_USERFAULTFD),
+                            (E_IO_URING_SETUP, FD_IOURING), (E_MEMFD_CREATE, FD_MEMFD), (E_PIDFD_OPEN, FD_PIDFD)):
+            handlers[code] = self._make_simple_fd(ftype)
+        self.handlers = handlers
+        # for the other events that use an fd: (index of the fd parameter) per event code
+        self.fd_param: dict[int, int] = {}
+        for info in _schema.EVENTS:
+            if "USES_FD" in info.flags and info.code not in handlers:
+                name = _fd_param_name(info)
+                if name is not None:
+                    self.fd_param[info.code] = [p.name for p in info.params].index(name)
+
+    # -- threads
+    def get_thread(self, tid: int, ts: int = 0) -> Thread | None:
+        t = self.table.threads.get(tid)
+        if t is None and tid > 0:
+            t = self._load_thread(tid)
+        return t
+
+    def _load_thread(self, tid: int) -> Thread | None:
+        self.n_missing_threads += 1
+        t = self.thread_loader(tid) if self.thread_loader is not None else None
+        if t is None:
+            return None
+        if t.tid != t.pid and t.pid in self.table.threads:
+            main = self.table.threads[t.pid]
+            t.proc = main.proc
+            t.proc.nthreads += 1
+        self.set_container(t)
+        self.table.add(t)
+        return t
+
+    def set_container(self, t: Thread) -> None:
+        hit = container_from_cgroups(t.cgroups) if t.cgroups else None
+        t.container_id = hit[0] if hit is not None else ""
+
+    # -- entry point
+    def parse(self, evt) -> InspectedEvent:
+        pending = self._pending_exit
+        if pending is not None:
+            self._pending_exit = None
+            self._finish_exit(*pending)
+        tid = evt.tid
+        t = self.table.threads.get(tid)
+        ie = InspectedEvent(evt, None, t)
+        handler = self.handlers.get(evt.type)
+        if handler is not None:
+            try:
+                handler(evt, ie)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+                # a malformed event must not stop the engine
+                log.debug("parsing %r: %s", evt, err)
+        else:
+            idx = self.fd_param.get(evt.type)
+            if idx is not None:
+                if t is None:
+                    t = ie.thread = self.get_thread(tid, evt.ts)
+                fd = evt.param(idx)
+                if isinstance(fd, int):
+                    ie.fdnum = fd
+                    if t is not None:
+                        ie.fd = t.proc.fds.get(fd)
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(tid, evt.ts)
+        if t is not None:
+            t.last_ts = evt.ts
+        return ie
+
+    def _thread(self, evt, ie: InspectedEvent) -> Thread | None:
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(evt.tid, evt.ts)
+        return t
+
+    # -- processes
+    def _clone(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        res = p.get("res")
+        if res is None or res < 0:
+            self._thread(evt, ie)
+            return
+        flags = p.get("flags") or 0
+        threads = self.table.threads
+        if res == 0:
+            # the child's own event: its parameters describe the child
+            ctid = p.get("tid") or evt.tid
+            child = threads.get(ctid)
+            if child is not None and child.flags & _FROM_PARENT_EVENT:
+                child.flags &= ~_FROM_PARENT_EVENT
+                self._fill_from_clone(child, p, evt.ts, own=True)
+            elif child is None or child.clone_ts != evt.ts:
+                cpid = p.get("pid") or ctid
+                parent = threads.get(p.get("ptid") or 0)
+                if flags & CL_THREAD:
+                    parent = threads.get(cpid) or parent
+                child = self._new_child(ctid, cpid, p.get("ptid") or 0, parent, flags, p, evt.ts, own=True)
+            ie.thread = child
+            return
+        # the parent's event: res is the child's tid
+        parent = self._thread(evt, ie)
+        if res in threads:
+            existing = threads[res]
+            if existing.clone_ts and evt.ts - existing.clone_ts < 10_000_000_000 or existing.clone_ts == 0:
+                return            # the child's event came first
+        if parent is None:
+            return
+        if flags & CL_THREAD:
+            cpid, cptid = parent.pid, self.table.main_thread(parent).ptid
+        else:
+            cpid = res
+            cptid = parent.ptid if flags & CL_PARENT else parent.tid
+        child = self._new_child(res, cpid, cptid, parent, flags, p, evt.ts, own=False)
+        child.flags |= _FROM_PARENT_EVENT
+        if not flags & CL_NEWPID and parent.vpid == parent.pid:
+            child.vtid = res
+            child.vpid = cpid
+
+    def _new_child(self, tid: int, pid: int, ptid: int, parent: Thread | None, flags: int, p: dict, ts: int,
+                   own: bool) -> Thread:
+        child = Thread(tid, pid, ptid)
+        if parent is not None:
+            child.inherit(parent)
+        child.clone_ts = ts
+        child.flags = flags
+        if flags & CL_THREAD and parent is not None:
+            main = self.table.threads.get(pid, parent)
+            child.proc = main.proc
+        else:
+            if parent is not None:
+                pproc = parent.proc
+                fds = pproc.fds if flags & CL_FILES else dict(pproc.fds)
+                child.proc = pproc if flags & CL_FS and flags & CL_FILES else Proc(fds, pproc.cwd, pproc.root)
+            else:
+                child.proc = Proc()
+        child.proc.nthreads += 1
+        self._fill_from_clone(child, p, ts, own=own)
+        self.set_container(child)
+        self.table.add(child)
+        return child
+
+    def _fill_from_clone(self, t: Thread, p: dict, ts: int, own: bool) -> None:
+        comm = p.get("comm")
+        if comm is not None:
+            t.comm = comm
+        exe = p.get("exe")
+        if exe is not None:
+            t.exe = exe
+        args = p.get("args")
+        if args is not None:
+            from .threads import _split_nul
+            t.args = _split_nul(args)
+            t.reset_strings()
+        cwd = p.get("cwd")
+        if cwd and not (t.proc.nthreads > 1 and t.tid != t.pid):
+            t.proc.cwd = cwd
+        cg = p.get("cgroups")
+        if cg is not None:
+            t.set_cgroups(cg)
+        for key, slot in (("uid", "uid"), ("gid", "gid"), ("fdlimit", "fdlimit"), ("vm_size", "vmsize"),
+                          ("vm_rss", "vmrss"), ("vm_swap", "vmswap"), ("pidns_init_start_ts", "pidns_init_start_ts")):
+            v = p.get(key)
+            if v is not None:
+                setattr(t, slot, v)
+        if own:
+            for key in ("vtid", "vpid", "pid", "ptid"):
+                v = p.get(key)
+                if v is not None and v > 0:
+                    setattr(t, key, v)
+            self.set_container(t)
+
+    def _execve(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        res = p.get("res")
+        t = self._thread(evt, ie)
+        if res is None or res < 0:
+            return
+        threads = self.table.threads
+        if t is None:
+            t = Thread(evt.tid)
+            t.proc.nthreads = 1
+            self.table.add(t)
+            ie.thread = t
+        pid = p.get("pid")
+        if pid and pid != t.pid:
+            t.pid = pid
+        ptid = p.get("ptid")
+        if ptid is not None and ptid > 0 and ptid != t.ptid:
+            self.table._unlink(t)
+            t.ptid = ptid
+            self.table._link(t)
+        from .threads import _split_nul
+        exe = p.get("exe")
+        t.exe = exe if exe is not None else t.exe
+        t.args = _split_nul(p.get("args"))
+        comm = p.get("comm")
+        if comm is not None:
+            t.comm = comm
+        exepath = p.get("trusted_exepath") or ""
+        if not exepath:
+            fname = p.get("filename") or ""
+            exepath = resolve_path(t.proc.cwd, fname) if fname else ""
+        if not exepath and t.exe:
+            exepath = resolve_path(t.proc.cwd, t.exe) if "/" in t.exe else t.exe
+        t.exepath = exepath
+        t.reset_strings()
+        cwd = p.get("cwd")
+        if cwd:
+            t.proc.cwd = cwd
+        env = p.get("env")
+        if env is not None:
+            t.set_env(env)
+        cg = p.get("cgroups")
+        if cg is not None:
+            t.set_cgroups(cg)
+            self.set_container(t)
+        for key, slot in (("tty", "tty"), ("vpgid", "vpgid"), ("pgid", "pgid"), ("loginuid", "loginuid"),
+                          ("flags", "exe_flags"), ("cap_inheritable", "cap_inheritable"),
+                          ("cap_permitted", "cap_permitted"), ("cap_effective", "cap_effective"),
+                          ("exe_ino", "exe_ino"), ("exe_ino_ctime", "exe_ino_ctime"),
+                          ("exe_ino_mtime", "exe_ino_mtime"), ("uid", "uid"), ("gid", "gid"),
+                          ("fdlimit", "fdlimit"), ("vm_size", "vmsize"), ("vm_rss", "vmrss"),
+                          ("vm_swap", "vmswap"), ("pgft_maj", "pfmajor"), ("pgft_min", "pfminor")):
+            v = p.get(key)
+            if v is not None:
+                setattr(t, slot, v)
+        t.lastexec_ts = evt.ts
+        # close-on-exec descriptors are gone
+        fds = t.proc.fds
+        for fd in [n for n, f in fds.items() if f.flags & PPM_O_CLOEXEC]:
+            del fds[fd]
+        if t.proc.nthreads > 1:
+            # the exec made this thread the only one of a new private table
+            t.proc = Proc(dict(fds), t.proc.cwd, t.proc.root)
+            t.proc.nthreads = 1
+        if threads.get(t.tid) is not t:
+            self.table.add(t)
+
+    def _procexit(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is None:
+            return
+        reaper = evt.get("reaper_tid") or 0
+        self._pending_exit = (t.tid, reaper)
+
+    def _finish_exit(self, tid: int, reaper: int) -> None:
+        table = self.table
+        t = table.threads.get(tid)
+        if t is None:
+            return
+        if t.tid == t.pid and t.proc.nthreads > 1:
+            t.dead = True          # the leader went first: keep it for its threads
+            return
+        table.remove(tid, reaper)
+        if t.tid != t.pid:
+            main = table.threads.get(t.pid)
+            if main is not None and main.dead and main.proc.nthreads <= 1:
+                table.remove(main.tid, reaper)
+
+    # -- file descriptors
+    def _dir_of(self, t: Thread, dirfd) -> str:
+        if dirfd is None or dirfd == PPM_AT_FDCWD:
+            return t.proc.cwd
+        f = t.proc.fds.get(dirfd)
+        return f.name if f is not None else ""
+
+    def _open(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        code = evt.type
+        fd = p.get("fd")
+        if code == E_OPEN_BY_HANDLE_AT:
+            raw = p.get("path") or ""
+        else:
+            raw = p.get("name") or ""
+        flags = p.get("flags") or 0
+        if code == E_CREAT:
+            flags = PPM_O_CREAT | PPM_O_WRONLY | PPM_O_TRUNC
+        if t is None:
+            return
+        if code in (E_OPENAT, E_OPENAT2):
+            base = self._dir_of(t, p.get("dirfd"))
+        else:
+            base = t.proc.cwd
+        name = resolve_path(base, raw) if raw else raw
+        f = Fd(fd if fd is not None else -1, FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE_V2, name, flags)
+        f.nameraw = raw
+        f.dev = p.get("dev") or 0
+        f.ino = p.get("ino") or 0
+        f.pid = t.pid
+        ie.fd = f
+        if fd is not None and fd >= 0:
+            t.proc.fds[fd] = f
+            ie.fdnum = fd
+        else:
+            ie.fdnum = -1
+
+    def _close(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        fd = evt.get("fd")
+        if fd is None or t is None:
+            return
+        ie.fdnum = fd
+        ie.fd = t.proc.fds.get(fd)
+        res = evt.get("res")
+        if res is not None and res >= 0:
+            t.proc.fds.pop(fd, None)
+
+    def _dup(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        old = p.get("oldfd")
+        if t is None or old is None:
+            return
+        fds = t.proc.fds
+        src = fds.get(old)
+        ie.fdnum = old
+        ie.fd = src
+        res = p.get("res")
+        if res is None or res < 0 or res == old:
+            return
+        if src is None:
+            fds.pop(res, None)
+            return
+        new = src.copy(res)
+        flags = p.get("flags") or 0
+        new.flags = (new.flags & ~PPM_O_CLOEXEC) | (flags & PPM_O_CLOEXEC)
+        fds[res] = new
+
+    def _fcntl(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        fd = p.get("fd")
+        if t is None or fd is None:
+            return
+        fds = t.proc.fds
+        ie.fdnum = fd
+        ie.fd = src = fds.get(fd)
+        cmd = p.get("cmd")
+        res = p.get("res")
+        if cmd in (FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC) and res is not None and res >= 0 and src is not None:
+            new = src.copy(res)
+            new.flags = (new.flags & ~PPM_O_CLOEXEC) | (PPM_O_CLOEXEC if cmd == FCNTL_DUPFD_CLOEXEC else 0)
+            fds[res] = new
+
+    def _new_fd(self, t: Thread, ie: InspectedEvent, fd, ftype: int, name: str = "", flags: int = 0) -> Fd | None:
+        if fd is None or fd < 0:
+            ie.fdnum = -1
+            return None
+        f = Fd(fd, ftype, name, flags)
+        f.pid = t.pid
+        t.proc.fds[fd] = f
+        ie.fd = f
+        ie.fdnum = fd
+        return f
+
+    def _make_simple_fd(self, ftype: int) -> Callable:
+        def handler(evt, ie: InspectedEvent) -> None:
+            t = self._thread(evt, ie)
+            if t is None:
+                return
+            p = evt.params
+            fd = p.get("fd") if "fd" in p and evt.type in (E_MEMFD_CREATE, E_PIDFD_OPEN) else p.get("res")
+            name = ""
+            if ftype == FD_MEMFD:
+                name = "memfd:" + (p.get("name") or "")
+            flags = p.get("flags") or 0
+            cloexec = PPM_O_CLOEXEC if ftype in (FD_SIGNALFD, FD_INOTIFY, FD_EVENT, FD_USERFAULTFD, FD_PIDFD) \
+                and isinstance(flags, int) and flags & PPM_O_CLOEXEC else 0
+            self._new_fd(t, ie, fd, ftype, name, cloexec)
+        return handler
+
+    def _bpf(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        fd = evt.get("fd")
+        if t is not None and evt.get("cmd") in (0, 5) and fd is not None and fd > 0:
+            self._new_fd(t, ie, fd, FD_BPF, "", PPM_O_CLOEXEC)
+
+    def _pidfd_getfd(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is not None:
+            self._new_fd(t, ie, evt.get("fd"), FD_UNSUPPORTED, "", PPM_O_CLOEXEC)
+
+    def _pipe(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        res = p.get("res")
+        if t is None or res is None or res < 0:
+            return
+        cloexec = (p.get("flags") or 0) & PPM_O_CLOEXEC
+        ino = p.get("ino") or 0
+        pair = []
+        for key in ("fd1", "fd2"):
+            f = self._new_fd(t, ie, p.get(key), FD_FIFO, "", cloexec)
+            if f is not None:
+                f.ino = ino
+                pair.append(f)
+        ie.extra = tuple(pair)
+        ie.fd, ie.fdnum = (pair[0], pair[0].fd) if pair else (None, -1)
+
+    def _socketpair(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        res = p.get("res")
+        if t is None or res is None or res < 0:
+            return
+        domain = p.get("domain")
+        src, peer = p.get("source") or 0, p.get("peer") or 0
+        pair = []
+        for key, a, b in (("fd1", src, peer), ("fd2", peer, src)):
+            f = self._new_fd(t, ie, p.get(key), FD_UNIX_SOCK if domain == AF_UNIX else FD_UNSUPPORTED)
+            if f is not None:
+                if domain == AF_UNIX:
+                    f.set_unix(a, b, "")
+                pair.append(f)
+        ie.extra = tuple(pair)
+        ie.fd, ie.fdnum = (pair[0], pair[0].fd) if pair else (None, -1)
+
+    # -- sockets
+    def _socket(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        if t is None:
+            return
+        domain = p.get("domain")
+        stype = (p.get("type") or 0) & 0xF
+        ftype = {AF_INET: FD_IPV4_SOCK, AF_INET6: FD_IPV6_SOCK, AF_UNIX: FD_UNIX_SOCK,
+                 AF_NETLINK: FD_NETLINK}.get(domain, FD_UNSUPPORTED)
+        f = self._new_fd(t, ie, p.get("fd"), ftype, "", (p.get("flags") or 0) & PPM_O_CLOEXEC)
+        if f is not None and ftype in (FD_IPV4_SOCK, FD_IPV6_SOCK):
+            f.l4proto = {1: L4_TCP, 2: L4_UDP, 3: L4_RAW}.get(stype, 0)
+
+    def _sock_fd(self, evt, ie: InspectedEvent) -> tuple[Thread | None, Fd | None]:
+        t = self._thread(evt, ie)
+        fd = evt.get("fd")
+        if t is None or fd is None:
+            return t, None
+        ie.fdnum = fd
+        f = ie.fd = t.proc.fds.get(fd)
+        if f is None and fd >= 0:
+            # a socket we never saw created (e.g. inherited before the capture): make one up
+            f = ie.fd = Fd(fd, FD_UNSUPPORTED)
+            f.pid = t.pid
+            t.proc.fds[fd] = f
+        return t, f
+
+    def _connect(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t, f = self._sock_fd(evt, ie)
+        if f is None:
+            return
+        res = p.get("res")
+        tup = p.get("tuple")
+        addr = p.get("addr")
+        if tup is not None and tup.family in (AF_INET, AF_INET6) and tup.dip is not None and tup.dport:
+            ie.name_changed = f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, ROLE_CLIENT,
+                                          f.l4proto or L4_TCP)
+        elif addr is not None and addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
+            src_ip = tup.sip if tup is not None and tup.family == addr.family else None
+            if src_ip is None:
+                src_ip = addr.ip.__class__(0)
+            ie.name_changed = f.set_tuple(src_ip, (tup.sport if tup is not None else 0) or 0, addr.ip,
+                                          addr.port or 0, ROLE_CLIENT, f.l4proto or L4_TCP)
+        elif tup is not None and tup.family == AF_UNIX:
+            ie.name_changed = f.set_unix(tup.source, tup.dest, tup.path or (addr.path if addr else "") or "")
+        elif addr is not None and addr.family == AF_UNIX:
+            f.type = FD_UNIX_SOCK
+            ie.name_changed = f.name != (addr.path or "")
+            f.name = addr.path or ""
+        if res is not None and (res >= 0 or res == -EINPROGRESS):
+            f.connected = True
+
+    def _accept(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t = self._thread(evt, ie)
+        if t is None:
+            return
+        tup = p.get("tuple")
+        flags = p.get("flags") or 0
+        f = self._new_fd(t, ie, p.get("fd"), FD_UNSUPPORTED, "", PPM_O_CLOEXEC if flags & 0o2000000 else 0)
+        if f is None or tup is None:
+            return
+        if tup.family in (AF_INET, AF_INET6):
+            f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, ROLE_SERVER, L4_TCP)
+            f.connected = True
+        elif tup.family == AF_UNIX:
+            f.set_unix(tup.source, tup.dest, tup.path or "")
+            f.connected = True
+
+    def _bind(self, evt, ie: InspectedEvent) -> None:
+        p = evt.params
+        t, f = self._sock_fd(evt, ie)
+        res = p.get("res")
+        addr = p.get("addr")
+        if f is None or addr is None or res is None or res < 0:
+            return
+        if addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
+            proto = f.l4proto
+            f.set_server(addr.ip, addr.port or 0)
+            f.l4proto = proto
+        elif addr.family == AF_UNIX:
+            f.type = FD_UNIX_SOCK
+            f.name = addr.path or ""
+
+    def _send(self, evt, ie: InspectedEvent) -> None:
+        self._datagram(evt, ie, ROLE_CLIENT)
+
+    def _recv(self, evt, ie: InspectedEvent) -> None:
+        self._datagram(evt, ie, ROLE_SERVER)
+
+    def _datagram(self, evt, ie: InspectedEvent, role: int) -> None:
+        t, f = self._sock_fd(evt, ie)
+        if f is None:
+            return
+        tup = evt.get("tuple")
+        if tup is None:
+            return
+        if tup.family in (AF_INET, AF_INET6):
+            if tup.dip is None or (f.l4proto == L4_TCP and f.name):
+                return
+            if f.type not in (FD_IPV4_SOCK, FD_IPV6_SOCK, FD_UNSUPPORTED) and not f.is_ip:
+                return
+            ie.name_changed = f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, role,
+                                          f.l4proto or L4_UDP)
+        elif tup.family == AF_UNIX and not f.name:
+            ie.name_changed = f.set_unix(tup.source, tup.dest, tup.path or "")
+
+    # -- process attributes
+    def _chdir(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        res = evt.get("res")
+        path = evt.get("path")
+        if t is not None and res == 0 and path:
+            t.proc.cwd = resolve_path(t.proc.cwd, path)
+
+    def _fchdir(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        fd = evt.get("fd")
+        if t is None or fd is None:
+            return
+        ie.fdnum = fd
+        f = ie.fd = t.proc.fds.get(fd)
+        if evt.get("res") == 0 and f is not None and f.name:
+            t.proc.cwd = f.name
+
+    def _chroot(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        path = evt.get("path")
+        if t is not None and evt.get("res") == 0 and path:
+            root = resolve_path(t.proc.cwd, path)
+            t.proc.root = root if t.proc.root == "/" else t.proc.root.rstrip("/") + root
+
+    def _setuid(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is None or evt.get("res") != 0:
+            return
+        p = evt.params
+        uid = p.get("euid") if "euid" in p else p.get("uid")
+        if uid is not None and uid != 0xFFFFFFFF:
+            t.uid = uid
+
+    def _setgid(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is None or evt.get("res") != 0:
+            return
+        p = evt.params
+        gid = p.get("egid") if "egid" in p else p.get("gid")
+        if gid is not None and gid != 0xFFFFFFFF:
+            t.gid = gid
+
+    def _setsid(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        res = evt.get("res")
+        if t is not None and res is not None and res >= 0:
+            t.sid = res
+            t.vpgid = t.vpid
+            t.pgid = t.pid
+
+    def _capset(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is None or evt.get("res") != 0:
+            return
+        p = evt.params
+        for key in ("cap_inheritable", "cap_permitted", "cap_effective"):
+            v = p.get(key)
+            if v is not None:
+                setattr(t, key, v)
+
+    def _close_range(self, evt, ie: InspectedEvent) -> None:
+        t = self._thread(evt, ie)
+        if t is None or evt.get("res") != 0:
+            return
+        p = evt.params
+        first, last, flags = p.get("first") or 0, p.get("last"), p.get("flags") or 0
+        if last is None:
+            return
+        fds = t.proc.fds
+        for fd in [n for n in fds if first <= n <= last]:
+            if flags & CLOSE_RANGE_CLOEXEC:
+                fds[fd].flags |= PPM_O_CLOEXEC
+            else:
+                del fds[fd]
+
+
+_FROM_PARENT_EVENT = 1 << 30   # Thread.flags: created from the parent's clone event, not its own yet
