@@ -75,7 +75,15 @@ def make_inspector(capture: Any = None) -> Any:
         from pyfalco.state import Inspector  # type: ignore[attr-defined]
     except ImportError:
         return RawInspector(capture)
-    return Inspector(capture)
+    try:
+        insp = Inspector(capture) if capture is not None else Inspector()
+    except TypeError as exc:
+        log.warning("pyfalco.state.Inspector cannot be built here (%s): using raw event fields", exc)
+        return RawInspector(capture)
+    if not (hasattr(insp, "provider") and hasattr(insp, "process")):
+        log.warning("pyfalco.state.Inspector lacks provider/process: using raw event fields")
+        return RawInspector(capture)
+    return insp
 
 
 def _file_signature(paths: list[str]) -> dict:
