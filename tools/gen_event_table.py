@@ -234,7 +234,7 @@ def gen_events_h(events: list[dict]) -> str:
     for name, v in EC_BITS.items():
         out.append(f"#define {name} 0x{v:x}")
     out.append("""
-#ifndef __PYFALCO_BPF__
+#if !defined(__PYFALCO_BPF__) && !defined(__KERNEL__) /* user space only: the table itself */
 #include <stdint.h>
 
 #define PYFALCO_MAX_EVENT_PARAMS 32

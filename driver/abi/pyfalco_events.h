@@ -566,7 +566,7 @@ enum pyfalco_print_format {
 #define EC_METAEVENT 0x200000
 #define EC_ITER 0x400000
 
-#ifndef __PYFALCO_BPF__
+#if !defined(__PYFALCO_BPF__) && !defined(__KERNEL__) /* user space only: the table itself */
 #include <stdint.h>
 
 #define PYFALCO_MAX_EVENT_PARAMS 32
