@@ -658,6 +658,38 @@ PF_FILLER(recvmsg, PPME_SOCKET_RECVMSG_X, 6)
 	return pf_submit(ctx);
 }
 
+PF_FILLER(sendmmsg, PPME_SOCKET_SENDMMSG_X, 5)
+{
+	/* Parameter 1: res (type: PT_ERRNO) */
+	pf_push_int(ctx, ret, 8);
+	/* Parameter 2: fd (type: PT_FD) */
+	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
+	/* Parameter 3: size (type: PT_UINT32) */
+	pf_push_int(ctx, pf_mmsg_len(ctx, pf_arg(ctx, 1), ret), 4);
+	/* Parameter 4: data (type: PT_BYTEBUF) */
+	pf_push_mmsg_data(ctx, pf_arg(ctx, 1), ret);
+	/* Parameter 5: tuple (type: PT_SOCKTUPLE) */
+	pf_push_socktuple(ctx, (long)(int)pf_arg(ctx, 0), 0);
+	return pf_submit(ctx);
+}
+
+PF_FILLER(recvmmsg, PPME_SOCKET_RECVMMSG_X, 6)
+{
+	/* Parameter 1: res (type: PT_ERRNO) */
+	pf_push_int(ctx, ret, 8);
+	/* Parameter 2: fd (type: PT_FD) */
+	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
+	/* Parameter 3: size (type: PT_UINT32) */
+	pf_push_int(ctx, pf_mmsg_len(ctx, pf_arg(ctx, 1), ret), 4);
+	/* Parameter 4: data (type: PT_BYTEBUF) */
+	pf_push_mmsg_data(ctx, pf_arg(ctx, 1), ret);
+	/* Parameter 5: tuple (type: PT_SOCKTUPLE) */
+	pf_push_socktuple(ctx, (long)(int)pf_arg(ctx, 0), 0);
+	/* Parameter 6: msgcontrol (type: PT_BYTEBUF) */
+	pf_push_empty(ctx);
+	return pf_submit(ctx);
+}
+
 PF_FILLER(shutdown, PPME_SOCKET_SHUTDOWN_X, 3)
 {
 	/* Parameter 1: res (type: PT_ERRNO) */

@@ -55,6 +55,8 @@
 	X(recvfrom) \
 	X(sendmsg) \
 	X(recvmsg) \
+	X(sendmmsg) \
+	X(recvmmsg) \
 	X(shutdown) \
 	X(execve) \
 	X(execveat) \

@@ -217,3 +217,45 @@ def test_getsockopt_so_error(tracer):
     assert_header(g, "getsockopt")
     assert g.params["res"] == 0 and g.params["level"] == 1  # PPM_SOCKOPT_LEVEL_SOL_SOCKET
     assert g.params["optname"] == socket.SO_ERROR and g.params["optlen"] == 4
+
+
+def test_sendmmsg_recvmmsg(tracer):
+    import ctypes
+
+    class IoVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    class MsgHdr(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IoVec)),
+                    ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                    ("flags", ctypes.c_int)]
+
+    class MMsgHdr(ctypes.Structure):
+        _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
+
+    from drivertools import result, syscall
+    out_buf = ctypes.create_string_buffer(b"mmsg-payload", 12)
+    in_buf = ctypes.create_string_buffer(64)
+    out_iov, in_iov = IoVec(ctypes.addressof(out_buf), 12), IoVec(ctypes.addressof(in_buf), 64)
+    out_msg = MMsgHdr(MsgHdr(None, 0, ctypes.pointer(out_iov), 1, None, 0, 0), 0)
+    in_msg = MMsgHdr(MsgHdr(None, 0, ctypes.pointer(in_iov), 1, None, 0, 0), 0)
+
+    def run():
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sent = result(syscall("sendmmsg", a.fileno(), ctypes.byref(out_msg), 1, 0))
+        got = result(syscall("recvmmsg", b.fileno(), ctypes.byref(in_msg), 1, 0, None))
+        fds = a.fileno(), b.fileno()
+        a.close()
+        b.close()
+        return fds, sent, got
+
+    ((afd, bfd), sent, got), events = tracer.trace(run)
+    assert sent == got == 1
+    (s,) = tracer.mine(events, "sendmmsg")
+    assert_header(s, "sendmmsg")
+    assert s.params["res"] == 1 and s.params["fd"] == afd and s.params["size"] == 12
+    assert s.params["data"] == b"mmsg-payload"
+    (r,) = tracer.mine(events, "recvmmsg")
+    assert_header(r, "recvmmsg")
+    assert r.params["res"] == 1 and r.params["fd"] == bfd and r.params["size"] == 12
+    assert r.params["data"] == b"mmsg-payload"
