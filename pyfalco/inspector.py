@@ -75,6 +75,8 @@ class Inspector:
         self.users = UserTable(initial_state.users, initial_state.groups, live=self.live)
         self.containers = containers if containers is not None else ContainerManager(live=self.live)
         self.parser = StateParser(self.threads, self._load_live_thread if self.live else None)
+        if self.live:
+            self.parser.fd_loader = self._load_live_fd
         self.hostname = initial_state.machine.hostname or (socket.gethostname() if self.live else "")
         self.first_ts = 0
         self.last_ts = 0
@@ -126,6 +128,16 @@ class Inspector:
             return None
         t = thread_from_info(info)
         return t
+
+    def _load_live_fd(self, pid: int, fd: int):
+        from .procscan import NetTables, _fd_info
+        from .state.fds import fd_from_info
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            return None
+        info = _fd_info(pid, fd, target, NetTables())
+        return fd_from_info(info, pid) if info is not None else None
 
     # -- events
     def process(self, evt) -> InspectedEvent:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import struct
 from collections.abc import Callable
 
 from ..events import AF_INET, AF_INET6, AF_UNIX
@@ -87,6 +88,7 @@ class StateParser:
         from .. import _schema
         self.table = table
         self.thread_loader = thread_loader
+        self.fd_loader: Callable[[int, int], Fd | None] | None = None
         self._pending_exit: tuple[int, int] | None = None
         self.n_missing_threads = 0
         handlers: dict[int, Callable] = {
@@ -617,6 +619,24 @@ class StateParser:
 
     def _recv(self, evt, ie: InspectedEvent) -> None:
         self._datagram(evt, ie, ROLE_SERVER)
+        ctl = evt.get("msgcontrol")
+        if ctl and self.fd_loader is not None and ie.thread is not None and (evt.get("res") or 0) >= 0:
+            self._scm_rights(ie.thread, bytes(ctl))
+
+    def _scm_rights(self, t: Thread, ctl: bytes) -> None:
+        """fds received over a unix socket (SCM_RIGHTS): described from /proc (live only)."""
+        off = 0
+        while off + 16 <= len(ctl):
+            clen, level, ctype = struct.unpack_from("<QiI", ctl, off)
+            if clen < 16:
+                break
+            if level == 1 and ctype == 1:     # SOL_SOCKET, SCM_RIGHTS
+                n = (min(clen, len(ctl) - off) - 16) // 4
+                for fd in struct.unpack_from(f"<{n}i", ctl, off + 16):
+                    f = self.fd_loader(t.pid, fd)
+                    if f is not None:
+                        t.proc.fds[fd] = f
+            off += (clen + 7) & ~7
 
     def _datagram(self, evt, ie: InspectedEvent, role: int) -> None:
         t, f = self._sock_fd(evt, ie)
