@@ -142,6 +142,16 @@ class StateParser:
         self.table.add(t)
         return t
 
+    def lookup_fd(self, t: Thread, fd: int) -> Fd | None:
+        """The Fd of a thread; one the tables never saw (received over a unix socket, opened before the
+        scan by a thread we missed) is read from /proc on live captures."""
+        f = t.proc.fds.get(fd)
+        if f is None and fd >= 0 and self.fd_loader is not None:
+            f = self.fd_loader(t.pid, fd)
+            if f is not None:
+                t.proc.fds[fd] = f
+        return f
+
     def set_container(self, t: Thread) -> None:
         hit = container_from_cgroups(t.cgroups) if t.cgroups else None
         t.container_id = hit[0] if hit is not None else ""
@@ -171,7 +181,7 @@ class StateParser:
                 if isinstance(fd, int):
                     ie.fdnum = fd
                     if t is not None:
-                        ie.fd = t.proc.fds.get(fd)
+                        ie.fd = self.lookup_fd(t, fd)
         t = ie.thread
         if t is None:
             t = ie.thread = self.get_thread(tid, evt.ts)
@@ -425,7 +435,7 @@ class StateParser:
         if t is None or old is None:
             return
         fds = t.proc.fds
-        src = fds.get(old)
+        src = self.lookup_fd(t, old)
         ie.fdnum = old
         ie.fd = src
         res = p.get("res")
@@ -447,7 +457,7 @@ class StateParser:
             return
         fds = t.proc.fds
         ie.fdnum = fd
-        ie.fd = src = fds.get(fd)
+        ie.fd = src = self.lookup_fd(t, fd)
         cmd = p.get("cmd")
         res = p.get("res")
         if cmd in (FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC) and res is not None and res >= 0 and src is not None:
@@ -548,7 +558,7 @@ class StateParser:
         if t is None or fd is None:
             return t, None
         ie.fdnum = fd
-        f = ie.fd = t.proc.fds.get(fd)
+        f = ie.fd = self.lookup_fd(t, fd)
         if f is None and fd >= 0:
             # a socket we never saw created (e.g. inherited before the capture): make one up
             f = ie.fd = Fd(fd, FD_UNSUPPORTED)
