@@ -26,7 +26,7 @@ proc.aname[2] proc.aname[3] proc.aname[4] proc.aname proc.acmdline[3] proc.apid[
 proc.vpid proc.cwd proc.duration proc.ppid.duration proc.sid proc.sname proc.vpgid proc.is_sid_leader
 proc.stdout.name proc.loginshellid proc.env proc.env[PYFALCO_MARK] proc.tty proc.pexe proc.pexepath
 proc.is_exe_upper_layer proc.exe_ino proc.exe_ino.mtime proc.is_exe_from_memfd proc.vpgid.name
-thread.tid thread.ismain thread.vtid thread.cap_effective user.uid user.name user.homedir user.loginuid
+thread.tid thread.ismain thread.vtid thread.cap_effective user.uid user.name user.homedir user.shell user.loginuid
 user.loginname group.gid group.name
 fd.num fd.type fd.typechar fd.name fd.nameraw fd.directory fd.filename fd.ip fd.cip fd.sip fd.lip fd.rip fd.port
 fd.cport fd.sport fd.lport fd.rport fd.l4proto fd.sockfamily fd.is_server fd.connected fd.name_changed fd.types
