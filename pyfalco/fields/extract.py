@@ -648,7 +648,7 @@ def _ipfd(ie):
 
 def _client(ie):
     f = _ipfd(ie)
-    if f is None or f.is_server_socket:
+    if f is None or f.is_server_socket or f.sip is None:
         return None, None
     return f.sip, f.sport
 
@@ -658,8 +658,8 @@ def _server(ie):
     if f is None:
         return None, None
     if f.is_server_socket:
-        return f.sip, f.sport
-    return f.dip, f.dport
+        return (f.sip, f.sport) if f.sip is not None else (None, None)
+    return (f.dip, f.dport) if f.dip is not None else (None, None)
 
 
 def fd_cip(ie):

@@ -117,6 +117,8 @@ class StateParser:
         # for the other events that use an fd: (index of the fd parameter) per event code
         self.fd_param: dict[int, int] = {}
         for info in _schema.EVENTS:
+            if info.name in ("mmap", "mmap2"):
+                continue          # libs attaches no fd to memory mappings
             if "USES_FD" in info.flags and info.code not in handlers:
                 name = _fd_param_name(info)
                 if name is not None:
@@ -133,7 +135,10 @@ class StateParser:
         self.n_missing_threads += 1
         t = self.thread_loader(tid) if self.thread_loader is not None else None
         if t is None:
-            return None
+            if self.thread_loader is not None:
+                return None
+            # a replay: a thread the capture never described; keep its fds from now on
+            t = Thread(tid)
         if t.tid != t.pid and t.pid in self.table.threads:
             main = self.table.threads[t.pid]
             t.proc = main.proc
@@ -213,10 +218,12 @@ class StateParser:
                 self._fill_from_clone(child, p, evt.ts, own=True)
             elif child is None or child.clone_ts != evt.ts:
                 cpid = p.get("pid") or ctid
-                parent = threads.get(p.get("ptid") or 0)
+                cptid = p.get("ptid") or 0
+                parent = threads.get(cptid)
                 if flags & CL_THREAD:
                     parent = threads.get(cpid) or parent
-                child = self._new_child(ctid, cpid, p.get("ptid") or 0, parent, flags, p, evt.ts, own=True)
+                    cptid = cpid if cpid != ctid else cptid
+                child = self._new_child(ctid, cpid, cptid, parent, flags, p, evt.ts, own=True)
             ie.thread = child
             return
         # the parent's event: res is the child's tid
@@ -228,7 +235,7 @@ class StateParser:
         if parent is None:
             return
         if flags & CL_THREAD:
-            cpid, cptid = parent.pid, self.table.main_thread(parent).ptid
+            cpid, cptid = parent.pid, parent.tid      # a thread's parent is the thread that made it
         else:
             cpid = res
             cptid = parent.ptid if flags & CL_PARENT else parent.tid
@@ -285,7 +292,7 @@ class StateParser:
             if v is not None:
                 setattr(t, slot, v)
         if own:
-            for key in ("vtid", "vpid", "pid", "ptid"):
+            for key in ("vtid", "vpid", "pid") if t.flags & CL_THREAD else ("vtid", "vpid", "pid", "ptid"):
                 v = p.get(key)
                 if v is not None and v > 0:
                     setattr(t, key, v)
@@ -322,8 +329,8 @@ class StateParser:
         if not exepath:
             fname = p.get("filename") or ""
             exepath = resolve_path(t.proc.cwd, fname) if fname else ""
-        if not exepath and t.exe:
-            exepath = resolve_path(t.proc.cwd, t.exe) if "/" in t.exe else t.exe
+        if not exepath and t.exe and "/" in t.exe:
+            exepath = resolve_path(t.proc.cwd, t.exe)
         t.exepath = exepath
         t.reset_strings()
         cwd = p.get("cwd")
@@ -658,6 +665,10 @@ class StateParser:
         if tup.family in (AF_INET, AF_INET6):
             if tup.dip is None or (f.l4proto == L4_TCP and f.name):
                 return
+            if role == ROLE_SERVER and f.name:
+                return            # a reply on a socket we know: keep its orientation
+            if (tup.sip is None or tup.sip.is_unspecified) and f.name:
+                return            # an unbound source: the tuple says nothing new
             if f.type not in (FD_IPV4_SOCK, FD_IPV6_SOCK, FD_UNSUPPORTED) and not f.is_ip:
                 return
             ie.name_changed = f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, role,

@@ -232,10 +232,10 @@ class ThreadTable:
         return m if m is not None else t
 
     def parent(self, t: Thread) -> Thread | None:
-        """The parent of t's process (None at the top of the known tree)."""
-        m = t if t.tid == t.pid else self.threads.get(t.pid, t)
-        ptid = m.ptid
-        if ptid <= 0 or ptid == m.tid:
+        """The thread that created t (for a process: its parent; for a thread: the thread that
+        cloned it, as libs keeps it). None at the top of the known tree."""
+        ptid = t.ptid
+        if ptid <= 0 or ptid == t.tid:
             return None
         return self.threads.get(ptid)
 
