@@ -31,6 +31,33 @@ struct kernfs_node___old {
 	struct kernfs_node *parent;
 } __attribute__((preserve_access_index));
 
+/* Up to 6.1, mm_struct.rss_stat is a struct of atomic counters; 6.2 made it an array of
+ * percpu_counter. The type name only exists in the older kernels. */
+struct mm_rss_stat___v61 {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___v61 {
+	struct mm_rss_stat___v61 rss_stat;
+} __attribute__((preserve_access_index));
+
+/* Inode timestamps: timespec64 i_ctime/i_mtime up to 6.5, __i_ctime from 6.6, __i_mtime from
+ * 6.7, then i_{c,m}time_sec/_nsec from 6.11 (the vmlinux.h layout). */
+struct inode___v65 {
+	struct timespec64 i_ctime;
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+
+struct inode___v66 {
+	struct timespec64 __i_ctime;
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+
+struct inode___v67 {
+	struct timespec64 __i_ctime;
+	struct timespec64 __i_mtime;
+} __attribute__((preserve_access_index));
+
 struct pf_ctx {
 	struct pf_aux *aux;
 	struct pt_regs *regs;
@@ -168,13 +195,29 @@ PF_INLINE void pf_push_empty(struct pf_ctx *c)
 	pf_param_done(c, 0);
 }
 
+/*
+ * bpf_probe_read_user_str, with an empty string counted as 1 byte (its NUL) on every kernel:
+ * up to 6.1 the helper returns 0 for "" (strncpy_from_user_nofault counted the NUL only for
+ * non-empty strings), later kernels return 1.
+ */
+PF_INLINE long pf_probe_user_str(void *dst, __u32 size, const void *uptr)
+{
+	long n = bpf_probe_read_user_str(dst, size, uptr);
+
+	if (n == 0) {
+		*(__u8 *)dst = 0;
+		n = 1;
+	}
+	return n;
+}
+
 /* A NUL-terminated user string (the NUL is counted, as in libs). */
 PF_INLINE void pf_push_user_str(struct pf_ctx *c, unsigned long uptr)
 {
 	long n = 0;
 
 	if (uptr) {
-		n = bpf_probe_read_user_str(pf_payload(c), PYFALCO_MAX_PATH, (const void *)uptr);
+		n = pf_probe_user_str(pf_payload(c), PYFALCO_MAX_PATH, (const void *)uptr);
 		if (n < 0) {
 			pf_count(PF_COUNT_PAGE_FAULT);
 			n = 0;
@@ -620,7 +663,7 @@ PF_INLINE void pf_push_sockaddr(struct pf_ctx *c, unsigned long uptr, unsigned l
 
 		dst[0] = PPM_AF_UNIX;
 		bpf_probe_read_user(&first, 1, (const void *)(uptr + 2));
-		n = bpf_probe_read_user_str(dst + 1, 108, (const void *)(uptr + 2 + (first ? 0 : 1)));
+		n = pf_probe_user_str(dst + 1, 108, (const void *)(uptr + 2 + (first ? 0 : 1)));
 		pf_param_done(c, n > 0 ? 1 + n : 2);
 		return;
 	}
@@ -689,14 +732,14 @@ PF_INLINE void pf_push_socktuple_addr(struct pf_ctx *c, long fd, int inbound, un
 			a = dst + 19;
 			b = dst + 1;
 		}
-		/* a = local end, b = remote end */
-		BPF_CORE_READ_INTO(a, sk, __sk_common.skc_v6_rcv_saddr);
+		/* a = local end, b = remote end (16 bytes each: BPF_CORE_READ_INTO would copy sizeof(*a)) */
+		bpf_core_read(a, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		*(__u16 *)(a + 16) = lport;
 		if (have_ua) {
 			__builtin_memcpy(b, ua, 16);
 			*(__u16 *)(b + 16) = *(__u16 *)(ua + 16);
 		} else {
-			BPF_CORE_READ_INTO(b, sk, __sk_common.skc_v6_daddr);
+			bpf_core_read(b, 16, &sk->__sk_common.skc_v6_daddr);
 			*(__u16 *)(b + 16) = rport;
 		}
 		pf_param_done(c, 37);
@@ -769,6 +812,58 @@ PF_INLINE __u32 pf_mmsg_len(struct pf_ctx *c, unsigned long uvec, long ret)
 PF_INLINE void pf_push_mmsg_data(struct pf_ctx *c, unsigned long uvec, long ret)
 {
 	pf_push_msg_data(c, uvec, (long)pf_mmsg_len(c, uvec, ret), 0);
+}
+
+/* recvmsg's ancillary data (SCM_RIGHTS fd passing, credentials), as the kernel wrote it. */
+PF_INLINE void pf_push_msg_control(struct pf_ctx *c, unsigned long umsg, long ret)
+{
+	struct user_msghdr msg = {};
+
+	if (!umsg || ret < 0 || bpf_probe_read_user(&msg, sizeof(msg), (const void *)umsg) || !msg.msg_control ||
+	    !msg.msg_controllen) {
+		pf_param_done(c, 0);
+		return;
+	}
+	pf_push_user_buf(c, (unsigned long)msg.msg_control, (long)msg.msg_controllen);
+}
+
+/* Linux PTRACE_* -> PPM_PTRACE_*. */
+PF_INLINE __u16 pf_ptrace_request(unsigned long req)
+{
+	switch (req) {
+	case 0: return 1;	/* TRACEME */
+	case 1: return 2;	/* PEEKTEXT */
+	case 2: return 3;	/* PEEKDATA */
+	case 3: return 4;	/* PEEKUSR */
+	case 4: return 5;	/* POKETEXT */
+	case 5: return 6;	/* POKEDATA */
+	case 6: return 7;	/* POKEUSR */
+	case 7: return 8;	/* CONT */
+	case 8: return 9;	/* KILL */
+	case 9: return 10;	/* SINGLESTEP */
+	case 16: return 11;	/* ATTACH */
+	case 17: return 12;	/* DETACH */
+	case 24: return 13;	/* SYSCALL */
+	case 0x4200: return 14;	/* SETOPTIONS */
+	case 0x4201: return 15;	/* GETEVENTMSG */
+	case 0x4202: return 16;	/* GETSIGINFO */
+	case 0x4203: return 17;	/* SETSIGINFO */
+	case 0x4204: return 18;	/* GETREGSET */
+	case 0x4205: return 19;	/* SETREGSET */
+	case 0x4206: return 20;	/* SEIZE */
+	case 0x4207: return 21;	/* INTERRUPT */
+	case 0x4208: return 22;	/* LISTEN */
+	case 0x4209: return 23;	/* PEEKSIGINFO */
+	case 0x420a: return 24;	/* GETSIGMASK */
+	case 0x420b: return 25;	/* SETSIGMASK */
+	case 12: return 26;	/* GETREGS */
+	case 13: return 27;	/* SETREGS */
+	case 14: return 28;	/* GETFPREGS */
+	case 15: return 29;	/* SETFPREGS */
+	case 18: return 30;	/* GETFPXREGS */
+	case 19: return 31;	/* SETFPXREGS */
+	}
+	return 0;
 }
 
 PF_INLINE __u32 pf_msg_size(struct pf_ctx *c, unsigned long umsg)
@@ -1005,7 +1100,7 @@ PF_INLINE void pf_push_task_exe(struct pf_ctx *c)
 
 	if (mm) {
 		start = BPF_CORE_READ(mm, arg_start);
-		n = bpf_probe_read_user_str(pf_payload(c), PYFALCO_MAX_PATH, (const void *)start);
+		n = pf_probe_user_str(pf_payload(c), PYFALCO_MAX_PATH, (const void *)start);
 		if (n < 0)
 			n = 0;
 	}
@@ -1124,6 +1219,16 @@ PF_INLINE __u32 pf_task_vm(struct pf_ctx *c, int which)
 		return 0;
 	if (which == 0) {
 		pages = BPF_CORE_READ(mm, total_vm);
+	} else if (bpf_core_type_exists(struct mm_rss_stat___v61)) {
+		/* rss_stat.count: MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 */
+		struct mm_struct___v61 *old = (void *)mm;
+
+		if (which == 1)
+			pages = BPF_CORE_READ(old, rss_stat.count[0].counter) +
+				BPF_CORE_READ(old, rss_stat.count[1].counter) +
+				BPF_CORE_READ(old, rss_stat.count[3].counter);
+		else
+			pages = BPF_CORE_READ(old, rss_stat.count[2].counter);
 	} else if (bpf_core_type_exists(struct percpu_counter)) {
 		/* rss_stat: MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 */
 		if (which == 1)
@@ -1219,6 +1324,11 @@ PF_INLINE __u64 pf_task_cap(struct pf_ctx *c, int which)
 	return v;
 }
 
+PF_INLINE __u64 pf_ts_ns(__s64 sec, long nsec)
+{
+	return sec * 1000000000ULL + nsec;
+}
+
 /* exe_ino (0), its ctime (1) and mtime (2) in epoch ns. */
 PF_INLINE __u64 pf_task_exe_ino(struct pf_ctx *c, int which)
 {
@@ -1228,10 +1338,25 @@ PF_INLINE __u64 pf_task_exe_ino(struct pf_ctx *c, int which)
 		return 0;
 	if (which == 0)
 		return BPF_CORE_READ(ino, i_ino);
-	if (which == 1 && bpf_core_field_exists(struct inode, i_ctime_sec))
-		return BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
-	if (which == 2 && bpf_core_field_exists(struct inode, i_mtime_sec))
-		return BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_mtime_nsec);
+	if (which == 1) {
+		if (bpf_core_field_exists(struct inode, i_ctime_sec))
+			return BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
+		if (bpf_core_field_exists(struct inode___v66, __i_ctime))
+			return pf_ts_ns(BPF_CORE_READ((struct inode___v66 *)ino, __i_ctime.tv_sec),
+					BPF_CORE_READ((struct inode___v66 *)ino, __i_ctime.tv_nsec));
+		if (bpf_core_field_exists(struct inode___v65, i_ctime))
+			return pf_ts_ns(BPF_CORE_READ((struct inode___v65 *)ino, i_ctime.tv_sec),
+					BPF_CORE_READ((struct inode___v65 *)ino, i_ctime.tv_nsec));
+	} else if (which == 2) {
+		if (bpf_core_field_exists(struct inode, i_mtime_sec))
+			return BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_mtime_nsec);
+		if (bpf_core_field_exists(struct inode___v67, __i_mtime))
+			return pf_ts_ns(BPF_CORE_READ((struct inode___v67 *)ino, __i_mtime.tv_sec),
+					BPF_CORE_READ((struct inode___v67 *)ino, __i_mtime.tv_nsec));
+		if (bpf_core_field_exists(struct inode___v65, i_mtime))
+			return pf_ts_ns(BPF_CORE_READ((struct inode___v65 *)ino, i_mtime.tv_sec),
+					BPF_CORE_READ((struct inode___v65 *)ino, i_mtime.tv_nsec));
+	}
 	return 0;
 }
 

@@ -798,6 +798,24 @@ static void pf_push_msg_data(struct pf_ctx *c, unsigned long umsg, long ret, int
 	pf_push_user_buf(c, (unsigned long)iov.iov_base, len);
 }
 
+/* sendmmsg/recvmmsg: msg_len of the first struct mmsghdr (bytes of the first message), once the
+ * syscall says it handled one. */
+static u32 pf_mmsg_len(struct pf_ctx *c, unsigned long uvec, long ret)
+{
+	u32 len = 0;
+
+	if (!uvec || ret <= 0)
+		return 0;
+	pf_read_user(&len, sizeof(len), uvec + sizeof(struct user_msghdr));
+	return len;
+}
+
+/* The payload of the first message of sendmmsg/recvmmsg (its first iovec, snaplen-capped). */
+static void pf_push_mmsg_data(struct pf_ctx *c, unsigned long uvec, long ret)
+{
+	pf_push_msg_data(c, uvec, (long)pf_mmsg_len(c, uvec, ret), 0);
+}
+
 static u32 pf_msg_size(struct pf_ctx *c, unsigned long umsg)
 {
 	struct user_msghdr msg = {};
