@@ -652,7 +652,7 @@ PF_FILLER(recvmsg, PPME_SOCKET_RECVMSG_X, 6)
 	/* Parameter 4: tuple (type: PT_SOCKTUPLE) */
 	pf_push_socktuple(ctx, (long)(int)pf_arg(ctx, 0), 0);
 	/* Parameter 5: msgcontrol (type: PT_BYTEBUF) */
-	pf_push_empty(ctx);
+	pf_push_msg_control(ctx, pf_arg(ctx, 1), ret);
 	/* Parameter 6: fd (type: PT_FD) */
 	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
 	return pf_submit(ctx);
@@ -1129,7 +1129,7 @@ PF_FILLER(ptrace, PPME_SYSCALL_PTRACE_X, 5)
 	/* Parameter 3: data (type: PT_DYN) */
 	pf_push_dyn_u64(ctx, pf_arg(ctx, 3));
 	/* Parameter 4: request (type: PT_ENUMFLAGS16) */
-	pf_push_int(ctx, pf_arg(ctx, 0), 2);
+	pf_push_int(ctx, pf_ptrace_request(pf_arg(ctx, 0)), 2);
 	/* Parameter 5: pid (type: PT_PID) */
 	pf_push_int(ctx, (long)(int)pf_arg(ctx, 1), 8);
 	return pf_submit(ctx);

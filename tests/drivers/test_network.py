@@ -139,7 +139,7 @@ def test_unix_socketpair_sendmsg_recvmsg(tracer):
     (rm,) = [e for e in tracer.mine(events, "recvmsg") if e.params["fd"] == bfd]
     assert_header(rm, "recvmsg")
     assert rm.params["res"] == 6 and rm.params["size"] == 6 and rm.params["data"] == b"abcdef"
-    assert rm.params["msgcontrol"] is None
+    assert rm.params["msgcontrol"] is None  # no ancillary data sent
 
 
 def test_unix_stream_connect_to_a_path(tracer, tmp_path):
@@ -259,3 +259,41 @@ def test_sendmmsg_recvmmsg(tracer):
     assert_header(r, "recvmmsg")
     assert r.params["res"] == 1 and r.params["fd"] == bfd and r.params["size"] == 12
     assert r.params["data"] == b"mmsg-payload"
+
+
+def test_tcp6_tuples_and_fd_passing(tracer):
+    import array
+
+    lo6 = ipaddress.IPv6Address("::1")
+
+    def run():
+        srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        srv.bind(("::1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        cli = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        cli.connect(("::1", port))
+        conn, peer = srv.accept()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [cli.fileno()]))])
+        msg, anc, _, _ = b.recvmsg(16, socket.CMSG_SPACE(4))
+        passed = array.array("i", anc[0][2])[0]
+        os.close(passed)
+        out = port, peer[1], cli.fileno(), conn.fileno(), b.fileno()
+        for s in (a, b, conn, cli, srv):
+            s.close()
+        return out
+
+    (port, cport, cfd, afd, bfd), events = tracer.trace(run)
+    (c,) = [e for e in tracer.mine(events, "connect") if e.params["fd"] == cfd]
+    t = c.params["tuple"]
+    assert (t.family, t.sip, t.sport, t.dip, t.dport) == (PPM_AF_INET6, lo6, cport, lo6, port)
+    acc = [e for e in tracer.mine(events, "accept4") + tracer.mine(events, "accept") if e.params["fd"] == afd][0]
+    a = acc.params["tuple"]
+    assert (a.family, a.sip, a.sport, a.dip, a.dport) == (PPM_AF_INET6, lo6, cport, lo6, port)
+    (rm,) = [e for e in tracer.mine(events, "recvmsg") if e.params["fd"] == bfd]
+    ctl = rm.params["msgcontrol"]
+    # struct cmsghdr (len u64, level i32, type i32) + the passed fd
+    import struct
+    clen, level, ctype = struct.unpack_from("<Qii", ctl)
+    assert (level, ctype) == (socket.SOL_SOCKET, socket.SCM_RIGHTS) and clen == 20
