@@ -798,6 +798,50 @@ static void pf_push_msg_data(struct pf_ctx *c, unsigned long umsg, long ret, int
 	pf_push_user_buf(c, (unsigned long)iov.iov_base, len);
 }
 
+/* recvmsg's ancillary data (SCM_RIGHTS fd passing, credentials), as the kernel wrote it. */
+static __maybe_unused void pf_push_msg_control(struct pf_ctx *c, unsigned long umsg, long ret)
+{
+	struct user_msghdr msg = {};
+
+	if (!umsg || ret < 0 || pf_read_user(&msg, sizeof(msg), umsg) || !msg.msg_control || !msg.msg_controllen) {
+		pf_param_done(c, 0);
+		return;
+	}
+	pf_push_user_buf(c, (unsigned long)msg.msg_control, (long)msg.msg_controllen);
+}
+
+/* Linux PTRACE_* -> PPM_PTRACE_*. */
+static __maybe_unused u16 pf_ptrace_request(unsigned long req)
+{
+	static const struct {
+		unsigned long linux_req;
+		u16 ppm;
+	} map[] = {
+		{ 0, 1 },	    /* TRACEME */     { 1, 2 },	    /* PEEKTEXT */
+		{ 2, 3 },	    /* PEEKDATA */    { 3, 4 },	    /* PEEKUSR */
+		{ 4, 5 },	    /* POKETEXT */    { 5, 6 },	    /* POKEDATA */
+		{ 6, 7 },	    /* POKEUSR */     { 7, 8 },	    /* CONT */
+		{ 8, 9 },	    /* KILL */	      { 9, 10 },      /* SINGLESTEP */
+		{ 16, 11 },	    /* ATTACH */      { 17, 12 },     /* DETACH */
+		{ 24, 13 },	    /* SYSCALL */     { 0x4200, 14 }, /* SETOPTIONS */
+		{ 0x4201, 15 }, /* GETEVENTMSG */ { 0x4202, 16 }, /* GETSIGINFO */
+		{ 0x4203, 17 }, /* SETSIGINFO */  { 0x4204, 18 }, /* GETREGSET */
+		{ 0x4205, 19 }, /* SETREGSET */   { 0x4206, 20 }, /* SEIZE */
+		{ 0x4207, 21 }, /* INTERRUPT */   { 0x4208, 22 }, /* LISTEN */
+		{ 0x4209, 23 }, /* PEEKSIGINFO */ { 0x420a, 24 }, /* GETSIGMASK */
+		{ 0x420b, 25 }, /* SETSIGMASK */  { 12, 26 },     /* GETREGS */
+		{ 13, 27 },	    /* SETREGS */     { 14, 28 },     /* GETFPREGS */
+		{ 15, 29 },	    /* SETFPREGS */   { 18, 30 },     /* GETFPXREGS */
+		{ 19, 31 },	    /* SETFPXREGS */
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(map); i++)
+		if (map[i].linux_req == req)
+			return map[i].ppm;
+	return 0;
+}
+
 /* sendmmsg/recvmmsg: msg_len of the first struct mmsghdr (bytes of the first message), once the
  * syscall says it handled one. */
 static u32 pf_mmsg_len(struct pf_ctx *c, unsigned long uvec, long ret)
