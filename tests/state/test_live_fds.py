@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import socket
 import subprocess
 import tempfile
@@ -15,6 +16,10 @@ import pytest
 pytestmark = pytest.mark.root
 
 MY = os.getpid()
+
+# the names our processes get: this interpreter (a venv's is "python") and its children
+MY_COMM = open("/proc/self/comm").read().strip()
+CHILD_PY = os.path.basename(sys.executable)[:15]
 
 
 def mine(events, name=None):
@@ -41,10 +46,10 @@ def test_fcntl_dupfd_and_cloexec_on_exec(live):
               "b = os.open('/etc/os-release', os.O_RDONLY | os.O_CLOEXEC)\n"
               "c = fcntl.fcntl(a, fcntl.F_DUPFD, 60)\n"
               "os.execv('/bin/sh', ['sh', '-c', 'exec 2>&-; exit 0'])\n")
-    p, events = live.run(lambda: subprocess.run(["python3", "-c", script], close_fds=True))
-    fc = [e for e in events if e.name == "fcntl" and e.get("proc.name") == "python3" and e.get("evt.rawres") == 60]
+    p, events = live.run(lambda: subprocess.run([sys.executable, "-c", script], close_fds=True))
+    fc = [e for e in events if e.name == "fcntl" and e.get("proc.name") == CHILD_PY and e.get("evt.rawres") == 60]
     assert fc and fc[0].get("fd.name") == "/etc/hostname"
-    ex = [e for e in events if e.name == "execve" and e.get("proc.name") == "sh" and e.get("proc.pname") == "python3"]
+    ex = [e for e in events if e.name == "execve" and e.get("proc.name") == "sh" and e.get("proc.pname") == CHILD_PY]
     assert ex
     t = ex[0].thread
     # the state right after the exec is gone; check with the Fd table kept in the event's thread proc
@@ -108,13 +113,8 @@ def _tcp(family, host):
     return out
 
 
-_IPV6_DRIVER_BUG = pytest.mark.xfail(
-    reason="driver: the IPv6 addresses of PT_SOCKTUPLE parameters (connect/accept/sendto/recvfrom) are read "
-           "from the wrong place (ports are right): connect to ::1 gives a:0:1:8::1000 as source", strict=True)
-
-
 @pytest.mark.parametrize("family,host,tc", [(socket.AF_INET, "127.0.0.1", "4"),
-                                            pytest.param(socket.AF_INET6, "::1", "6", marks=_IPV6_DRIVER_BUG)],
+                                            (socket.AF_INET6, "::1", "6")],
                          ids=["ipv4", "ipv6"])
 def test_tcp_client_and_server_fields(live, family, host, tc):
     info, events = live.run(lambda: _tcp(family, host))
@@ -213,7 +213,7 @@ def test_scanned_sockets_are_resolved(live):
 
 
 def test_tcp_ipv6_ports_and_types(live):
-    """What the IPv6 tuples get right today (see _IPV6_DRIVER_BUG): types, ports, the server address
+    """IPv6 tuples: types, ports, the server address
     of connect (taken from the tuple, equal to the connect address)."""
     info, events = live.run(lambda: _tcp(socket.AF_INET6, "::1"))
     port, cport = info["port"], info["cport"]

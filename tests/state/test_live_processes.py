@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import os
+import sys
 import subprocess
 import time
 
 import pytest
 
 pytestmark = pytest.mark.root
+
+# the names our processes get: this interpreter (a venv's is "python") and its children
+MY_COMM = open("/proc/self/comm").read().strip()
+CHILD_PY = os.path.basename(sys.executable)[:15]
 
 
 def _shell_tree(live, script):
@@ -32,7 +37,7 @@ def test_process_tree_ancestors_and_cmdlines(live):
     assert ie.get("proc.aname[1]") == "sh"
     assert ie.get("proc.aname[2]") == "sh"
     assert ie.get("proc.aname[3]") == "sh"
-    assert ie.get("proc.aname[4]") == "python3" or ie.get("proc.apid[4]") == me
+    assert ie.get("proc.aname[4]") == MY_COMM or ie.get("proc.apid[4]") == me
     assert ie.get("proc.apid[4]") == me
     assert ie.get("proc.aname[0]") == "cat"
     anc = ie.get("proc.aname")
@@ -77,7 +82,7 @@ def test_exec_chain_keeps_pid_and_updates_names(live):
     assert last.get("proc.exe") == "/bin/true"
     assert last.get("proc.exepath") == "/usr/bin/true"
     assert last.get("proc.pid") == p.pid
-    assert last.get("proc.pname") == "python3"
+    assert last.get("proc.pname") == MY_COMM
     assert last.get("evt.type") == "execve" and last.get("evt.arg.res") == "0"
     assert last.get("evt.rawres") == 0 and last.get("evt.failed") is False
     # the thread is gone from the table once it exited (procexit, then the next event)
@@ -91,8 +96,8 @@ def test_failed_exec_and_failed_open(live):
             "except OSError: pass\n"
             "try: os.open('/nonexistent/file', os.O_RDONLY)\n"
             "except OSError: pass\n")
-    p, events = live.run(lambda: subprocess.run(["python3", "-c", code]))
-    mine = [ie for ie in events if ie.thread is not None and ie.get("proc.cmdline", "").startswith("python3 -c")]
+    p, events = live.run(lambda: subprocess.run([sys.executable, "-c", code]))
+    mine = [ie for ie in events if ie.thread is not None and ie.get("proc.cmdline", "").startswith(CHILD_PY + " -c")]
     ex = [ie for ie in mine if ie.name == "execve" and ie.get("evt.failed")]
     assert ex and ex[0].get("evt.res") == "ENOENT" and ex[0].get("evt.rawres") == -2
     op = [ie for ie in mine if ie.name == "openat" and ie.get("evt.arg.name") == "/nonexistent/file"]
@@ -107,16 +112,16 @@ def test_threads_share_fds_and_leader_stays(live):
     code = ("import threading, os\n"
             "def w():\n    fd = os.open('/etc/os-release', os.O_RDONLY); os.close(fd)\n"
             "t = threading.Thread(target=w); t.start(); t.join()\n")
-    p, events = live.run(lambda: subprocess.run(["python3", "-c", code]))
+    p, events = live.run(lambda: subprocess.run([sys.executable, "-c", code]))
     clones = [ie for ie in events if ie.name in ("clone", "clone3") and ie.get("evt.rawres") == 0
-              and ie.get("proc.cmdline", "").startswith("python3 -c")]
+              and ie.get("proc.cmdline", "").startswith(CHILD_PY + " -c")]
     thr = [ie for ie in clones if ie.get("thread.ismain") is False]
     assert thr, "no thread clone"
     opens = [ie for ie in events if ie.name == "openat" and ie.get("fd.name") == "/etc/os-release"
-             and ie.get("proc.cmdline", "").startswith("python3 -c")]
+             and ie.get("proc.cmdline", "").startswith(CHILD_PY + " -c")]
     assert opens and opens[0].get("thread.ismain") is False
     assert opens[0].get("thread.tid") != opens[0].get("proc.pid")
-    assert opens[0].get("proc.pname") == "python3"
+    assert opens[0].get("proc.pname") == CHILD_PY
 
 
 def test_short_lived_processes_are_purged(live):
@@ -137,8 +142,8 @@ def test_chdir_setuid_and_session(live):
             "os.setgid(4321); os.setuid(1234)\n"
             "try: os.open('/etc/shadow', os.O_RDONLY)\n"
             "except OSError: pass\n")
-    p, events = live.run(lambda: subprocess.run(["python3", "-c", code]))
-    mine = [ie for ie in events if ie.thread is not None and ie.get("proc.cmdline", "").startswith("python3 -c")]
+    p, events = live.run(lambda: subprocess.run([sys.executable, "-c", code]))
+    mine = [ie for ie in events if ie.thread is not None and ie.get("proc.cmdline", "").startswith(CHILD_PY + " -c")]
     op = [ie for ie in mine if ie.name == "openat" and ie.get("fd.nameraw") == "x-pyfalco-rel"]
     assert op
     ie = op[0]
@@ -146,7 +151,7 @@ def test_chdir_setuid_and_session(live):
     assert ie.get("evt.is_open_write") is True and ie.get("evt.is_open_create") is True
     assert ie.get("fs.path.name") is None or ie.get("fs.path.name") == "/tmp/x-pyfalco-rel"
     assert ie.get("proc.sid") == ie.get("proc.pid") and ie.get("proc.is_sid_leader") is True
-    assert ie.get("proc.sname") == "python3"
+    assert ie.get("proc.sname") == CHILD_PY
     unl = [ie for ie in mine if ie.name in ("unlink", "unlinkat")]
     assert unl and unl[0].get("fs.path.name") == "/tmp/x-pyfalco-rel"
     sh = [ie for ie in mine if ie.name == "openat" and ie.get("evt.arg.name") == "/etc/shadow"]
