@@ -58,6 +58,22 @@ class Inspector:
     def __init__(self, capture: Any = None, *, initial_state: InitialState | None = None, scan: bool | None = None,
                  live: bool | None = None, containers: ContainerManager | None = None, max_threads: int = 262144,
                  purge_interval_s: float = 60.0):
+        self._provider = None
+        self._accessors: dict = {}
+        self.containers = None
+        self._setup(capture, initial_state, scan, live, containers, max_threads, purge_interval_s)
+
+    def attach(self, capture: Any, *, initial_state: InitialState | None = None, scan: bool | None = None) -> None:
+        """Binds a capture opened after the inspector was made (the agent compiles its rules against
+        ``provider`` first, since the capture's syscall selection depends on them): state is
+        rebuilt from the capture's initial state; the provider and compiled accessors stay valid."""
+        old = self.containers
+        self._setup(capture, initial_state, scan, None, None, self.threads.max_threads, self.purge_interval_ns / 1e9)
+        if old is not None and old is not self.containers:
+            old.close()
+
+    def _setup(self, capture: Any, initial_state: InitialState | None, scan: bool | None, live: bool | None,
+               containers: ContainerManager | None, max_threads: int, purge_interval_s: float) -> None:
         self.capture = capture
         engine = getattr(capture, "engine", None)
         self.live = (engine not in ("replay", None) if capture is not None else False) if live is None else live
@@ -83,8 +99,6 @@ class Inspector:
         self.n_events = 0
         self.purge_interval_ns = int(purge_interval_s * 1e9)
         self._next_purge = 0
-        self._provider = None
-        self._accessors: dict = {}
         self._environ_cache: dict[int, tuple] = {}
         self.seed(initial_state)
 

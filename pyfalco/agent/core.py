@@ -29,7 +29,7 @@ from . import rulesload
 from .config import Config, buffer_bytes_of_preset, load_config, parse_duration
 from .drops import DropManager
 from .metrics import METRICS_RULE, Metrics
-from .rawfields import RawInspector, StaticFields
+from .rawfields import StaticFields
 from .syscalls import Selection, select_syscalls
 from .webserver import WebServer
 
@@ -70,20 +70,11 @@ def versions() -> dict:
 
 
 def make_inspector(capture: Any = None) -> Any:
-    """The stateful inspector of pyfalco.state when present, else the raw-event adapter."""
-    try:
-        from pyfalco.state import Inspector  # type: ignore[attr-defined]
-    except ImportError:
-        return RawInspector(capture)
-    try:
-        insp = Inspector(capture) if capture is not None else Inspector()
-    except TypeError as exc:
-        log.warning("pyfalco.state.Inspector cannot be built here (%s): using raw event fields", exc)
-        return RawInspector(capture)
-    if not (hasattr(insp, "provider") and hasattr(insp, "process")):
-        log.warning("pyfalco.state.Inspector lacks provider/process: using raw event fields")
-        return RawInspector(capture)
-    return insp
+    """The state engine (pyfalco.inspector.Inspector): process/fd/user/container state and the
+    field provider the rules compile against. Made before the capture (the rules decide the
+    syscall selection) and attached to it once it is open."""
+    from pyfalco.inspector import Inspector
+    return Inspector(capture)
 
 
 def _file_signature(paths: list[str]) -> dict:
