@@ -25,10 +25,7 @@ __all__ = ["Capture", "Event", "AbiMismatchError", "CaptureClosedError", "Captur
 
 def __getattr__(name: str):
     if name == "Capture":
-        try:
-            from .capture import Capture
-        except AbiMismatchError as err:
-            raise ImportError(f"pyfalco.Capture needs libpyfalco: {err}") from err
+        from .capture import Capture  # AbiMismatchError (an ImportError) when libpyfalco is unusable
         return Capture
     if name == "Event":
         from .events import Event

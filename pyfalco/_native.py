@@ -89,24 +89,23 @@ def _load() -> ctypes.CDLL:
             try:
                 lib = ctypes.CDLL(str(path), use_errno=True)
             except OSError as err:
-                raise AbiMismatchError(_errno.ELIBBAD, f"loading {path}: {err}") from err
+                raise AbiMismatchError(f"loading {path}: {err}") from err
             break
         tried.append(str(path))
     else:
-        raise AbiMismatchError(_errno.ENOENT,
-                               f"libpyfalco not found (build it with `pip install .` or set PYFALCO_LIBRARY); "
+        raise AbiMismatchError(f"libpyfalco not found (build it with `pip install .` or set PYFALCO_LIBRARY); "
                                f"looked in: {', '.join(tried)}")
     for name, (argtypes, restype) in SIGNATURES.items():
         try:
             fn = getattr(lib, name)
         except AttributeError as err:
-            raise AbiMismatchError(_errno.ELIBBAD, f"{path}: missing symbol {name}") from err
+            raise AbiMismatchError(f"{path}: missing symbol {name}") from err
         fn.argtypes = argtypes
         fn.restype = restype
     version = lib.pyfalco_abi_version()
     if version >> 16 != ABI_MAJOR:
-        raise AbiMismatchError(_errno.EPROTO, f"{path}: ABI version {version >> 16}.{version & 0xFFFF}, "
-                                              f"this pyfalco needs {ABI_MAJOR}.x")
+        raise AbiMismatchError(f"{path}: ABI version {version >> 16}.{version & 0xFFFF}, "
+                               f"this pyfalco needs {ABI_MAJOR}.x")
     lib.path = str(path)
     return lib
 
@@ -131,6 +130,4 @@ def check(rc: int, handle, what: str) -> int:
         raise DriverPermissionError(err, msg)
     if err in (_errno.ENOENT, _errno.ENODEV, _errno.ENOTSUP, _errno.ENOSYS):
         raise DriverUnavailableError(err, msg)
-    if err == _errno.EPROTO:
-        raise AbiMismatchError(err, msg)
     raise NativeError(err, msg)

@@ -20,10 +20,9 @@ class DriverPermissionError(NativeError):
     """The driver needs privileges this process lacks (CAP_BPF/CAP_SYS_ADMIN or root)."""
 
 
-class AbiMismatchError(NativeError):
-    """libpyfalco is missing, or disagrees with the Python package on the ABI version or a symbol.
-
-    Raised while importing ``pyfalco._native``; ``pyfalco`` re-raises it as ImportError from there."""
+class AbiMismatchError(PyFalcoError, ImportError):
+    """libpyfalco is missing, or disagrees with the Python package on the ABI version or a symbol
+    (raised while importing ``pyfalco._native``: an ImportError naming the file and the symbol)."""
 
 
 class CaptureClosedError(PyFalcoError, ValueError):

@@ -83,3 +83,4 @@ def test_split_batch_reads_entries_and_alignment():
     assert [e.num for e in events] == [11, 12, 13]
     assert [e.cpu for e in events] == [0, 1, 2]
     assert [e.params["fd"] for e in events] == [3, 4, 5]
+
