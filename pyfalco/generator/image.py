@@ -21,7 +21,7 @@ import time
 __all__ = ["IMAGE", "ensure_image", "busybox_path", "PodmanMissing"]
 
 #: bump the tag when the content below changes, so an old image is never reused
-IMAGE = "localhost/pyfalco-eventgen:3"
+IMAGE = "localhost/pyfalco-eventgen:4"
 
 _BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
@@ -57,7 +57,7 @@ _DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "lib", "lib64", "tmp", "root", "e
          "run", "var/tmp", "var/www", "home/app", "usr/local/bin")
 #: names a server would have: busybox runs the applet named by argv[0], so a process executed as
 #: /usr/sbin/nginx with argv[0] "sh" is a shell whose process name (comm) is nginx
-_SERVER_LINKS = ("usr/sbin/nginx", "usr/sbin/mysqld", "usr/bin/scp", "usr/bin/sftp", "usr/bin/xmrig")
+_SERVER_LINKS = ("usr/sbin/nginx", "usr/sbin/mysqld", "usr/bin/xmrig")
 
 
 class PodmanMissing(RuntimeError):

@@ -1,0 +1,488 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Detection sessions for tests: rules + a capture (live eBPF or a capture file) + the inspector,
+collecting alerts, and windows over them with assertions.
+
+    with DetectionSession(rules=["my_rules.yaml"]) as falco:      # live, needs root
+        with falco.watch() as w:                                   # alerts of this process tree
+            subprocess.run(["cat", "/etc/shadow"])
+        w.assert_fired("Read sensitive file untrusted")
+        w.assert_not_fired("Write below etc")
+
+    result = replay("incident.scap", rules=["my_rules.yaml"])      # no root, no driver
+    result.assert_fired("Terminal shell in container")
+
+A live session reads events on a background thread. ``sync()`` makes every event that happened
+before it visible: it performs a marker syscall (a failed open of a unique path) and waits until
+the reader has seen it, so assertions never race the capture.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+__all__ = ["Alert", "DetectionSession", "Watch", "replay", "default_rules_path", "DetectionError"]
+
+log = logging.getLogger("pyfalco.testing")
+
+_SYNC_DIR = "/nonexistent-pyfalco-sync"
+_OPEN_TYPES = ("open", "openat", "openat2")
+
+
+class DetectionError(AssertionError):
+    """An expectation about alerts did not hold; the message lists what did fire."""
+
+
+def default_rules_path() -> str:
+    """The default ruleset shipped with pyfalco (rules/pyfalco_rules.yaml)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "rules" / "pyfalco_rules.yaml", here.parent.parent / "rules" / "pyfalco_rules.yaml"):
+        if cand.is_file():
+            return str(cand)
+    raise FileNotFoundError("pyfalco's default rules (rules/pyfalco_rules.yaml) are not installed here")
+
+
+@dataclass
+class Alert:
+    """One alert: the rule, its rendered output and output fields, and who caused it."""
+
+    rule: str
+    priority: str
+    output: str
+    fields: dict
+    tags: tuple
+    time_ns: int
+    pid: int | None
+    tid: int | None
+    ancestors: tuple = ()
+    container_id: str = "host"
+    source: str = "syscall"
+
+    def json(self) -> dict:
+        return {"rule": self.rule, "priority": self.priority, "output": self.output,
+                "output_fields": self.fields, "tags": list(self.tags), "time": self.time_ns}
+
+    def __str__(self) -> str:
+        return f"{self.priority} {self.rule}: {self.output}"
+
+
+Scope = Callable[[Alert], bool]
+
+
+def _as_rules_sources(rules) -> list:
+    if rules is None:
+        return [default_rules_path()]
+    if isinstance(rules, (str, os.PathLike)):
+        rules = [rules]
+    out = []
+    for r in rules:
+        if isinstance(r, os.PathLike):
+            out.append(os.fspath(r))
+        elif isinstance(r, str) and "\n" not in r and (os.path.exists(r) or r.endswith((".yaml", ".yml"))):
+            out.append(r)
+        elif isinstance(r, str):
+            out.append(("<rules text>", r))
+        else:
+            out.append(r)
+    return out
+
+
+class _AlertSink:
+    """Alerts in arrival order, with a condition for waiters."""
+
+    def __init__(self):
+        self.alerts: list[Alert] = []
+        self.cond = threading.Condition()
+
+    def add(self, alert: Alert) -> None:
+        with self.cond:
+            self.alerts.append(alert)
+            self.cond.notify_all()
+
+
+class DetectionSession:
+    """Rules evaluated over a capture, alerts collected.
+
+    ``DetectionSession(rules=None, *, engine="modern_ebpf", capture_file=None, syscalls=None,
+    rule_matching="all", record=None, enable=(), disable=(), buffer_bytes=None)``
+
+    * ``rules``: rules file paths and/or rules text (default: pyfalco's default ruleset); a
+      ruleset with errors raises :class:`pyfalco.RulesLoadError` at start;
+    * ``engine``: ``"modern_ebpf"`` (live, root), ``"kmod"`` or ``"replay"`` (``capture_file``);
+    * ``syscalls``: what to capture (default: the rules' syscalls plus the state set, as the agent);
+    * ``rule_matching``: ``"all"`` reports every matching rule per event (Falco's default is
+      ``"first"``, which hides later rules behind the first match);
+    * ``record``: a path to write the live capture to (a .scap file ``replay()`` reads back);
+    * ``enable``/``disable``: rule name patterns (``*`` wildcards) to switch on/off after loading.
+    """
+
+    def __init__(self, rules: Any = None, *, engine: str = "modern_ebpf", capture_file: str | None = None,
+                 syscalls: Iterable[str] | None = None, rule_matching: str = "all", record: str | None = None,
+                 enable: Sequence[str] = (), disable: Sequence[str] = (), buffer_bytes: int | None = None):
+        self.rules_sources = _as_rules_sources(rules)
+        self.engine = "replay" if capture_file is not None and engine == "modern_ebpf" else engine
+        self.capture_file = capture_file
+        self.syscalls = syscalls
+        self.rule_matching = rule_matching
+        self.record_path = record
+        self.enable = tuple(enable)
+        self.disable = tuple(disable)
+        self.buffer_bytes = buffer_bytes
+        self.sink = _AlertSink()
+        self.load_result = None
+        self.ruleset = None
+        self.capture = None
+        self.inspector = None
+        self.n_events = 0
+        self.error: BaseException | None = None
+        self._writer = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._synced: set[str] = set()
+        self._sync_cond = threading.Condition()
+        self._own_tids: set[int] = set()
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        return self.engine != "replay"
+
+    def load(self):
+        """Loads and compiles the rules (done by start(); callable alone to validate rules)."""
+        from pyfalco.fields.provider import StateProvider
+        from pyfalco.rules import load_rules
+        self.load_result = load_rules(*self.rules_sources, provider=StateProvider(), strict=True,
+                                      rule_matching=self.rule_matching)
+        self.ruleset = self.load_result.ruleset
+        for pat in self.enable:
+            self.ruleset.enable(name=pat)
+        for pat in self.disable:
+            self.ruleset.disable(name=pat)
+        return self.ruleset
+
+    def selected_syscalls(self) -> frozenset:
+        if self.syscalls is not None:
+            return frozenset(self.syscalls)
+        from pyfalco.agent.syscalls import select_syscalls
+        sel = select_syscalls(self.ruleset.event_types())
+        return frozenset(sel.syscalls) | {"openat", "open"}
+
+    def start(self) -> "DetectionSession":
+        """Opens the capture and starts reading (live) or reads the whole file (replay)."""
+        if self._started:
+            return self
+        import pyfalco
+        from pyfalco.inspector import Inspector
+        if self.ruleset is None:
+            self.load()
+        if self.live:
+            kwargs = {"syscalls": self.selected_syscalls()}
+            if self.buffer_bytes:
+                kwargs["buffer_bytes"] = self.buffer_bytes
+            self.capture = pyfalco.Capture(self.engine, **kwargs)
+        else:
+            self.capture = pyfalco.Capture("replay", capture_file=self.capture_file)
+        try:
+            self.inspector = Inspector(self.capture)
+            self._prepare_accessors()
+            if self.record_path:
+                from pyfalco.scap import CaptureWriter
+                self._writer = CaptureWriter(self.record_path)
+                self._writer.write_initial_state(self.inspector.initial_state)
+        except BaseException:
+            self.capture.close()
+            raise
+        self._started = True
+        if self.live:
+            ready = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(ready,), name="pyfalco-testing", daemon=True)
+            self._thread.start()
+            ready.wait(5)
+            self.sync()
+        else:
+            self._read_all()
+        return self
+
+    def stop(self) -> None:
+        """Stops reading and closes the capture (idempotent)."""
+        if not self._started:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self.inspector is not None:
+            self.inspector.close()
+        if self.capture is not None:
+            self.capture.close()
+        self._started = False
+
+    close = stop
+
+    def __enter__(self) -> "DetectionSession":
+        return self.start()
+
+    def __exit__(self, *exc) -> bool:
+        self.stop()
+        return False
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _prepare_accessors(self) -> None:
+        prov = self.inspector.provider
+        self._acc_pid = prov.accessor("proc.pid", None)
+        self._acc_tid = prov.accessor("thread.tid", None)
+        self._acc_apid = prov.accessor("proc.apid", None)
+        self._acc_cid = prov.accessor("container.id", None)
+
+    def _run(self, ready: threading.Event) -> None:
+        self._own_tids.add(threading.get_native_id())
+        ready.set()
+        cap, insp = self.capture, self.inspector
+        try:
+            while not self._stop.is_set():
+                batch = cap.next_batch(timeout_ms=50)
+                if not batch:
+                    continue
+                for evt in batch:
+                    self._handle(insp.process(evt), evt)
+        except BaseException as err:   # surfaced by sync()/alerts so a test fails loudly
+            self.error = err
+            log.exception("pyfalco.testing: reader stopped")
+            with self._sync_cond:
+                self._sync_cond.notify_all()
+
+    def _read_all(self) -> None:
+        insp = self.inspector
+        while True:
+            batch = self.capture.next_batch(timeout_ms=0)
+            if not batch:
+                if self.capture.eof:
+                    break
+                continue
+            for evt in batch:
+                self._handle(insp.process(evt), evt)
+
+    def _handle(self, ie, evt) -> None:
+        self.n_events += 1
+        if self._writer is not None:
+            self._writer.write(evt.record, cpu=evt.cpu)
+        if evt.tid in self._own_tids:
+            return
+        name = evt.name
+        if name in _OPEN_TYPES:
+            path = evt.get("name")
+            if isinstance(path, (bytes, bytearray)):
+                path = bytes(path).decode("utf-8", "replace")
+            if isinstance(path, str) and path.startswith(_SYNC_DIR):
+                with self._sync_cond:
+                    self._synced.add(path)
+                    self._sync_cond.notify_all()
+                return
+        rules = self.ruleset.match(ie)
+        if rules:
+            for rule in rules:
+                self.sink.add(self._alert(rule, ie, evt))
+
+    def _alert(self, rule, ie, evt) -> Alert:
+        from pyfalco.rules import format_output
+        prov = self.inspector.provider
+        try:
+            text = format_output(rule, ie, prov)
+            fields = format_output(rule, ie, prov, json=True)
+        except Exception as err:  # noqa: BLE001 - an output bug must not hide the alert
+            text, fields = f"<output error: {err}>", {}
+        try:
+            anc = tuple(a for a in (self._acc_apid(ie) or ()) if a is not None)
+        except Exception:  # noqa: BLE001
+            anc = ()
+        return Alert(rule=rule.name, priority=rule.priority.label, output=text, fields=fields,
+                     tags=tuple(sorted(rule.tags)), time_ns=evt.ts, pid=self._acc_pid(ie), tid=self._acc_tid(ie),
+                     ancestors=anc, container_id=self._acc_cid(ie) or "host", source=rule.event_source)
+
+    # -- synchronisation ----------------------------------------------------------------------------
+    def sync(self, timeout: float = 10.0) -> None:
+        """Returns once every event that happened before this call has been evaluated (live)."""
+        if not self.live or not self._started:
+            return
+        if self._container_worker_tid() is not None:
+            self._own_tids.add(self._container_worker_tid())
+        marker = f"{_SYNC_DIR}/{uuid.uuid4().hex}"
+        deadline = time.monotonic() + timeout
+        with self._sync_cond:
+            while marker not in self._synced:
+                if self.error is not None:
+                    raise RuntimeError(f"the capture reader stopped: {self.error}") from self.error
+                try:
+                    os.open(marker, os.O_RDONLY)
+                except OSError:
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the capture did not deliver the sync marker within {timeout}s "
+                                       f"(events dropped or the reader is stuck)")
+                self._sync_cond.wait(min(left, 0.5))
+            self._synced.discard(marker)
+
+    def _container_worker_tid(self):
+        t = getattr(getattr(self.inspector, "containers", None), "_thread", None)
+        return getattr(t, "native_id", None) if t is not None else None
+
+    # -- results ------------------------------------------------------------------------------------
+    @property
+    def alerts(self) -> list[Alert]:
+        """Every alert so far (after a sync when live)."""
+        self.sync()
+        return list(self.sink.alerts)
+
+    def watch(self, scope: str | Scope | None = None, *, pid: int | None = None,
+              containers: Iterable[str] = ()) -> "Watch":
+        """A window over the alerts from now on (see :class:`Watch`). ``scope``: ``"tree"`` (the
+        default when live: this process, its threads and descendants, plus ``containers``),
+        ``"all"`` (the default for replays), or a predicate on :class:`Alert`."""
+        return Watch(self, scope=scope, pid=pid, containers=containers)
+
+
+def _matches(alert: Alert, rule: str | None, priority: str | None, **fields) -> bool:
+    if rule is not None and not fnmatch.fnmatchcase(alert.rule, rule):
+        return False
+    if priority is not None and alert.priority.lower() != priority.lower():
+        return False
+    for k, v in fields.items():
+        key = k.replace("__", ".")
+        if alert.fields.get(key) != v:
+            return False
+    return True
+
+
+class Watch:
+    """Alerts between its start and its end (or now), restricted to a scope.
+
+    Usable as a context manager (the window closes at ``__exit__``) or left open (it then always
+    extends to the present). Every accessor syncs with the capture first.
+    """
+
+    def __init__(self, session: DetectionSession, scope: str | Scope | None = None, *, pid: int | None = None,
+                 containers: Iterable[str] = ()):
+        self.session = session
+        session.sync()
+        self.start_index = len(session.sink.alerts)
+        self.end_index: int | None = None
+        self.root_pid = os.getpid() if pid is None else pid
+        self.containers = set(containers)
+        if scope is None:
+            scope = "tree" if session.live else "all"
+        self.scope = scope
+
+    def add_container(self, cid: str) -> None:
+        """Counts alerts from this container (full or short id) as in scope."""
+        self.containers.add(cid)
+
+    def in_scope(self, a: Alert) -> bool:
+        if callable(self.scope):
+            return bool(self.scope(a))
+        if self.scope == "all":
+            return True
+        if a.container_id != "host" and any(c.startswith(a.container_id) or a.container_id.startswith(c)
+                                            for c in self.containers if c):
+            return True
+        return a.pid == self.root_pid or self.root_pid in a.ancestors
+
+    def close(self) -> None:
+        if self.end_index is None:
+            self.session.sync()
+            self.end_index = len(self.session.sink.alerts)
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    @property
+    def alerts(self) -> list[Alert]:
+        if self.end_index is None:
+            self.session.sync()
+        alerts = self.session.sink.alerts[self.start_index:self.end_index]
+        return [a for a in alerts if self.in_scope(a)]
+
+    def matching(self, rule: str | None = None, *, priority: str | None = None, **fields) -> list[Alert]:
+        """Alerts of a rule (``*`` wildcards), optionally with a priority and output field values
+        (``proc__name="cat"`` for ``proc.name``)."""
+        return [a for a in self.alerts if _matches(a, rule, priority, **fields)]
+
+    @property
+    def fired(self) -> set[str]:
+        """Names of the rules that fired in the window."""
+        return {a.rule for a in self.alerts}
+
+    def _summary(self) -> str:
+        alerts = self.alerts
+        if not alerts:
+            return "no alert fired"
+        lines = [f"{len(alerts)} alert(s) fired:"] + [f"  - {a}" for a in alerts[:30]]
+        if len(alerts) > 30:
+            lines.append(f"  ... and {len(alerts) - 30} more")
+        return "\n".join(lines)
+
+    def assert_fired(self, rule: str, *, count: int | None = None, min_count: int = 1, priority: str | None = None,
+                     **fields) -> list[Alert]:
+        """Fails unless ``rule`` fired (at least ``min_count`` times, or exactly ``count``)."""
+        hits = self.matching(rule, priority=priority, **fields)
+        if (count is not None and len(hits) != count) or len(hits) < (min_count if count is None else 0):
+            want = f"exactly {count}" if count is not None else f"at least {min_count}"
+            raise DetectionError(f"expected {want} alert(s) of rule {rule!r}"
+                                 f"{' with ' + repr(fields) if fields else ''}, got {len(hits)}; {self._summary()}")
+        return hits
+
+    def assert_not_fired(self, rule: str, **fields) -> None:
+        """Fails if ``rule`` (``*`` wildcards) fired."""
+        hits = self.matching(rule, **fields)
+        if hits:
+            raise DetectionError(f"rule {rule!r} fired {len(hits)} time(s), expected none:\n"
+                                 + "\n".join(f"  - {a}" for a in hits[:20]))
+
+    def assert_no_alerts(self) -> None:
+        """Fails if any rule fired in scope."""
+        if self.alerts:
+            raise DetectionError(f"expected no alerts; {self._summary()}")
+
+    def assert_fired_only(self, *rules: str) -> None:
+        """Fails if a rule outside ``rules`` fired, or one of ``rules`` did not."""
+        fired = self.fired
+        missing = [r for r in rules if not any(fnmatch.fnmatchcase(f, r) for f in fired)]
+        extra = sorted(f for f in fired if not any(fnmatch.fnmatchcase(f, r) for r in rules))
+        if missing or extra:
+            raise DetectionError(f"missing: {missing}, unexpected: {extra}; {self._summary()}")
+
+
+class ReplayResult(Watch):
+    """The alerts of a whole capture file (``replay()``), with Watch's assertions."""
+
+    def __init__(self, session: DetectionSession):
+        super().__init__(session, scope="all")
+        self.start_index = 0
+        self.end_index = len(session.sink.alerts)
+
+
+def replay(capture_file: str | os.PathLike, rules: Any = None, *, rule_matching: str = "all",
+           enable: Sequence[str] = (), disable: Sequence[str] = ()) -> ReplayResult:
+    """Evaluates ``rules`` over a capture file; the result has Watch's assertions and ``.session``."""
+    session = DetectionSession(rules, engine="replay", capture_file=os.fspath(capture_file),
+                               rule_matching=rule_matching, enable=enable, disable=disable)
+    session.start()
+    try:
+        return ReplayResult(session)
+    finally:
+        session.stop()
