@@ -90,7 +90,7 @@ def terminal_shell_in_container(ctx: Context) -> None:
 def shell_from_server(ctx: Context) -> None:
     """A process named nginx (busybox run as /.../nginx with argv[0] "sh") starts a shell."""
     if ctx.container:
-        ctx.container_sh('exec -a sh /usr/sbin/nginx -c "/bin/sh -c /bin/true; exit 0"')
+        ctx.container_sh("exec -a sh /usr/sbin/nginx -c '/bin/sh -c \"/bin/true; exit 0\"; exit 0'")
     else:
         nginx = ctx.named_busybox("nginx")
         ctx.run(["sh", "-c", f"{ctx.tool('sh')} -c {ctx.tool('true')}; exit 0"], executable=nginx)
@@ -106,9 +106,11 @@ def child_of_server(ctx: Context) -> None:
         ctx.run(["sh", "-c", f"{ctx.tool('whoami')}; true"], executable=mysqld)
 
 
-@action("system_user_interactive", ["System user interactive"], "container")
+@action("system_user_interactive", ["System user interactive", "Terminal shell in container"], "container",
+        upstream=["Terminal shell in container"])
 def system_user_interactive(ctx: Context) -> None:
-    """In a container with a terminal, su to the daemon system account and run a shell."""
+    """In a container with a terminal, su to the daemon system account and run a shell (busybox su
+    replaces itself with the shell, which is then also the container's terminal shell)."""
     ctx.podman_run("/bin/su", "-s", "/bin/sh", "daemon", "-c", "/bin/true", tty=True)
 
 
@@ -425,6 +427,12 @@ HOST_RULES = {
     "reverse_shell": ("Netcat Remote Code Execution on Host", "Redirect STDOUT/STDIN to Network Connection on Host"),
 }
 HOST_UPSTREAM: dict = {"reverse_shell": ()}
+# container variants of "both" actions that do more there: grep -r /root also reads the image's
+# made-up SSH private key
+CONTAINER_RULES = {
+    "search_private_keys": ("Search Private Keys or Passwords", "Read ssh information"),
+    "find_cloud_credentials": ("Find AWS Credentials", "Find Cloud Credentials", "Read ssh information"),
+}
 
 
 @action("k8s_api_from_container", ["Contact K8S API Server From Container"], "container",
@@ -444,21 +452,21 @@ def metadata_from_container(ctx: Context) -> None:
 
 @action("ssh_from_container", ["Launch Remote File Copy Tools in Container",
                                "Disallowed SSH Connection Non Standard Port",
-                               "Unexpected outbound connection destination"], "container",
-        upstream=["Disallowed SSH Connection Non Standard Port"])
+                               "Unexpected outbound connection destination", "Unexpected inbound connection source"],
+        "container", upstream=["Disallowed SSH Connection Non Standard Port"])
 def ssh_from_container(ctx: Context) -> None:
     """The host's ssh client (mounted read-only with its libraries) runs in a container and
-    connects to port 2222 of a documentation address on the container's own loopback, where nc
-    listens and hangs up."""
+    connects to port 443 of a documentation address on the container's own loopback, where nc
+    listens (and accepts a connection from that "public" address) and hangs up."""
     ssh = ctx.tool("ssh")
     libdir = "/usr/lib/x86_64-linux-gnu" if os.path.isdir("/usr/lib/x86_64-linux-gnu") else None
     if libdir is None or not os.path.isdir("/usr/lib64"):
         raise ActionFailed("ssh_from_container needs a multiarch x86_64 host (/usr/lib/x86_64-linux-gnu)")
     opts = _NET_OPTS + ("-v", f"{libdir}:/lib/x86_64-linux-gnu:ro", "-v", "/usr/lib64:/lib64:ro",
                         "-v", f"{os.path.realpath(ssh)}:/usr/local/bin/ssh:ro")
-    client = ("/usr/local/bin/ssh -p 2222 -o ConnectTimeout=2 -o BatchMode=yes -o StrictHostKeyChecking=no "
+    client = ("/usr/local/bin/ssh -p 443 -o ConnectTimeout=2 -o BatchMode=yes -o StrictHostKeyChecking=no "
               "-o UserKnownHostsFile=/dev/null root@203.0.113.5 true </dev/null >/dev/null 2>&1")
-    ctx.container_sh(_listen_then("203.0.113.5", 2222, client), options=opts)
+    ctx.container_sh(_listen_then("203.0.113.5", 443, client), options=opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,6 +547,8 @@ def expected_rules(act: Action, in_container: bool) -> tuple:
     """The pyfalco rules an action fires where it runs."""
     if not in_container and act.name in HOST_RULES:
         return HOST_RULES[act.name]
+    if in_container and act.name in CONTAINER_RULES:
+        return CONTAINER_RULES[act.name]
     return act.rules
 
 
