@@ -80,15 +80,20 @@ class Live:
                 name, _, arg = text[:-1].partition("[")
             self.getters.append((text, prov.accessor(name, arg)))
 
-    def drain(self, settle: float = 0.3):
-        """Processes everything captured so far (every event goes through the state)."""
+    def drain(self, settle: float = 0.3, limit: float = 10.0):
+        """Processes everything captured so far (every event goes through the state).
+
+        Bounded: on a busy machine the rings never run dry, so after ``settle`` it stops at the
+        first empty read or at ``limit`` seconds, whichever comes first."""
         out = []
-        deadline = time.monotonic() + settle
+        start = time.monotonic()
+        deadline = start + settle
         while True:
             batch = self.cap.next_batch(50)
             for evt in batch:
                 out.append(Snap(self.insp.process(evt), self.getters))
-            if not batch and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline and (not batch or now - start >= limit):
                 return out
 
     def run(self, fn, settle: float = 0.4):
