@@ -74,12 +74,35 @@ def _cstr(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+_IP4_CACHE: dict = {}
+_IP6_CACHE: dict = {}
+
+
+def _ip4(b: bytes) -> ipaddress.IPv4Address:
+    """IPv4Address of 4 bytes (immutable, so the objects of recent addresses are shared)."""
+    ip = _IP4_CACHE.get(b)
+    if ip is None:
+        if len(_IP4_CACHE) >= 4096:
+            _IP4_CACHE.clear()
+        ip = _IP4_CACHE[b] = ipaddress.IPv4Address(b)
+    return ip
+
+
+def _ip6(b: bytes) -> ipaddress.IPv6Address:
+    ip = _IP6_CACHE.get(b)
+    if ip is None:
+        if len(_IP6_CACHE) >= 4096:
+            _IP6_CACHE.clear()
+        ip = _IP6_CACHE[b] = ipaddress.IPv6Address(b)
+    return ip
+
+
 def _sockaddr(b: bytes) -> SockAddr | None:
     fam = b[0]
     if fam == AF_INET and len(b) >= 7:
-        return SockAddr(AF_INET, ipaddress.IPv4Address(b[1:5]), _U16.unpack_from(b, 5)[0])
+        return SockAddr(AF_INET, _ip4(b[1:5]), _U16.unpack_from(b, 5)[0])
     if fam == AF_INET6 and len(b) >= 19:
-        ip = ipaddress.IPv6Address(b[1:17])
+        ip = _ip6(b[1:17])
         if ip.ipv4_mapped is not None:
             return SockAddr(AF_INET, ip.ipv4_mapped, _U16.unpack_from(b, 17)[0])
         return SockAddr(AF_INET6, ip, _U16.unpack_from(b, 17)[0])
@@ -91,11 +114,11 @@ def _sockaddr(b: bytes) -> SockAddr | None:
 def _socktuple(b: bytes) -> SockTuple | None:
     fam = b[0]
     if fam == AF_INET and len(b) >= 13:
-        return SockTuple(AF_INET, ipaddress.IPv4Address(b[1:5]), _U16.unpack_from(b, 5)[0],
-                         ipaddress.IPv4Address(b[7:11]), _U16.unpack_from(b, 11)[0])
+        return SockTuple(AF_INET, _ip4(b[1:5]), _U16.unpack_from(b, 5)[0], _ip4(b[7:11]),
+                         _U16.unpack_from(b, 11)[0])
     if fam == AF_INET6 and len(b) >= 37:
-        s = ipaddress.IPv6Address(b[1:17])
-        d = ipaddress.IPv6Address(b[19:35])
+        s = _ip6(b[1:17])
+        d = _ip6(b[19:35])
         sport = _U16.unpack_from(b, 17)[0]
         dport = _U16.unpack_from(b, 35)[0]
         if s.ipv4_mapped is not None and d.ipv4_mapped is not None:
@@ -185,6 +208,73 @@ def event_info(code: int) -> _schema.EventInfo:
     return EVENTS[code] if 0 <= code < EVENT_MAX else _UNKNOWN_INFO
 
 
+# ---- per-type decoders ------------------------------------------------------------------------
+# One generated function per (event code, number of parameters) decodes every parameter of a
+# record at once: parameter lengths with one struct, fixed-size integers read in place (a
+# length other than the type's size goes through decode_param, as does every other type).
+# Its values are exactly Event.param(i)'s; a record whose lengths do not add up returns None and
+# the generic path raises the same EventDecodeError as before.
+
+_FIXED = {PT[_name]: _fmt for _name, _fmt in {**_SIGNED, **_UNSIGNED}.items()}
+_STRINGS = frozenset(PT[_n] for _n in ("CHARBUF", "FSPATH", "FSRELPATH"))
+_DECODER_CACHE: dict[tuple[int, int], Any] = {}
+#: parameter name -> first index, per event code
+_NAME_INDEX: list[dict[str, int]] = []
+for _info in EVENTS:
+    _idx: dict[str, int] = {}
+    for _i, _p in enumerate(_info.params):
+        _idx.setdefault(_p.name, _i)
+    _NAME_INDEX.append(_idx)
+_NO_NAMES: dict[str, int] = {}
+_PARAM_NAMES = tuple(tuple(p.name for p in e.params) for e in EVENTS)
+
+
+def _make_decoder(code: int, n: int):
+    info = event_info(code)
+    large = "LARGE_PAYLOAD" in info.flags
+    width = 4 if large else 2
+    ns: dict[str, Any] = {"_dp": decode_param, "_cstr": _cstr, "_bytes": bytes,
+                          "_L": struct.Struct("<%d%s" % (n, "I" if large else "H"))}
+    if n == 0:
+        return lambda buf, off, end: ()
+    lens = ", ".join(f"l{i}" for i in range(n))
+    lines = ["def dec(buf, off, end):", f"    {lens}, = _L.unpack_from(buf, off + {HDR_SIZE})",
+             f"    p0 = off + {HDR_SIZE + width * n}"]
+    for i in range(n):
+        lines.append(f"    p{i + 1} = p{i} + l{i}")
+    lines.append(f"    if p{n} > end:")
+    lines.append("        return None")
+    vals = []
+    for i in range(n):
+        raw = f"buf[p{i}:p{i + 1}]"
+        if i >= len(info.params):
+            vals.append(f"(_bytes({raw}) or None)")
+            continue
+        ptype = info.params[i].type
+        fmt = _FIXED.get(ptype)
+        if fmt is not None:
+            st = struct.Struct(fmt)
+            ns[f"_u{i}"] = st.unpack_from
+            vals.append(f"(_u{i}(buf, p{i})[0] if l{i} == {st.size} else _dp({ptype}, {raw}))")
+        elif ptype in _STRINGS:
+            vals.append(f"(_cstr({raw}) if l{i} else None)")
+        else:
+            vals.append(f"_dp({ptype}, {raw})")
+    lines.append("    return (" + ", ".join(vals) + ",)")
+    exec(compile("\n".join(lines) + "\n", f"<decoder {info.name}/{n}>", "exec"), ns)
+    return ns["dec"]
+
+
+def param_decoder(code: int, n: int):
+    """The decoder of records of type ``code`` with ``n`` parameters: ``dec(buf, off, end)`` ->
+    tuple of values (None when the lengths run past ``end``)."""
+    key = (code, n)
+    dec = _DECODER_CACHE.get(key)
+    if dec is None:
+        dec = _DECODER_CACHE[key] = _make_decoder(code, n)
+    return dec
+
+
 class Event:
     """One event: header fields as attributes, parameters decoded on demand.
 
@@ -192,7 +282,7 @@ class Event:
     """
 
     __slots__ = ("ts", "tid", "type", "nparams", "cpu", "flags", "num", "buf", "off", "len", "_offsets",
-                 "_params", "__weakref__")
+                 "_params", "_vals", "__weakref__")
 
     def __init__(self, buf: bytes, off: int = 0, cpu: int = 0, flags: int = 0, num: int = 0):
         try:
@@ -211,6 +301,7 @@ class Event:
         self.off = off
         self._offsets = None
         self._params = None
+        self._vals = None
 
     @classmethod
     def from_bytes(cls, record: bytes, cpu: int = 0, flags: int = 0, num: int = 0) -> "Event":
@@ -278,8 +369,7 @@ class Event:
         a, b = bounds[i]
         return self.buf[a:b]
 
-    def param(self, i: int) -> Any:
-        """Parameter i decoded by its type; None when absent or empty."""
+    def _param_slow(self, i: int) -> Any:
         raw = self.raw_param(i)
         if raw is None:
             return None
@@ -288,17 +378,47 @@ class Event:
             return bytes(raw) if raw else None
         return decode_param(params[i].type, raw)
 
+    def values(self) -> tuple:
+        """Every parameter decoded, in order (cached): ``values()[i] == param(i)``."""
+        vals = self._vals
+        if vals is None:
+            n = self.nparams
+            dec = _DECODER_CACHE.get((self.type, n))
+            if dec is None:
+                dec = param_decoder(self.type, n)
+            off = self.off
+            try:
+                vals = dec(self.buf, off, off + self.len)
+            except struct.error:
+                vals = None
+            if vals is None:
+                # inconsistent lengths: the generic path raises EventDecodeError
+                vals = tuple(self._param_slow(i) for i in range(n))
+            self._vals = vals
+        return vals
+
+    def param(self, i: int) -> Any:
+        """Parameter i decoded by its type; None when absent or empty."""
+        vals = self._vals
+        if vals is None:
+            vals = self.values()
+        if 0 <= i < len(vals):
+            return vals[i]
+        return self._param_slow(i) if i < 0 else None
+
     def param_index(self, name: str) -> int:
-        for i, p in enumerate(event_info(self.type).params):
-            if p.name == name:
-                return i
-        return -1
+        code = self.type
+        return (_NAME_INDEX[code] if 0 <= code < EVENT_MAX else _NO_NAMES).get(name, -1)
 
     def get(self, name: str, default: Any = None) -> Any:
-        i = self.param_index(name)
+        code = self.type
+        i = (_NAME_INDEX[code] if 0 <= code < EVENT_MAX else _NO_NAMES).get(name, -1)
         if i < 0 or i >= self.nparams:
             return default
-        v = self.param(i)
+        vals = self._vals
+        if vals is None:
+            vals = self.values()
+        v = vals[i]
         return default if v is None else v
 
     @property
@@ -306,11 +426,12 @@ class Event:
         """Every parameter by name, decoded (cached)."""
         p = self._params
         if p is None:
-            infos = event_info(self.type).params
-            p = {}
-            for i in range(min(self.nparams, len(infos))):
-                p[infos[i].name] = self.param(i)
-            self._params = p
+            code = self.type
+            names = _PARAM_NAMES[code] if 0 <= code < EVENT_MAX else ()
+            vals = self._vals
+            if vals is None:
+                vals = self.values()
+            p = self._params = dict(zip(names, vals))
         return p
 
     def __repr__(self) -> str:
@@ -341,6 +462,7 @@ def split_batch(buf: bytes, count: int, first_num: int = 0) -> list[Event]:
         evt.off = off + ENTRY_SIZE
         evt._offsets = None
         evt._params = None
+        evt._vals = None
         append(evt)
         off += (ENTRY_SIZE + rlen + 7) & ~7
     return out
