@@ -10,7 +10,10 @@ providers. ``arg`` says what may follow the name in brackets:
 * ``index``    an optional integer (``proc.aname[2]``; without it: any ancestor);
 * ``key``      a required key (``container.label[app]``, ``container.mount.dest[/var/run/x]``).
 
-``is_list`` marks fields whose value is a list of values (``fd.types``).
+``is_list`` marks fields whose value is a list of values (``fd.types``): ``in`` means "every value
+is in the set". ``multi`` (``none,any`` in the table) marks fields that yield several values of
+which any may match, for every operator, ``in`` included: Falco's either-end network fields
+(``fd.ip``, ``fd.port``, ``fd.net``, ``fd.proto``), whose value is the tuple of both ends.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class FieldInfo(NamedTuple):
     desc: str
     arg: str = "none"
     is_list: bool = False
+    multi: bool = False
 
 
 TYPES = frozenset((
@@ -36,7 +40,7 @@ TYPES = frozenset((
 ))
 ARG_KINDS = frozenset(("none", "required", "optional", "index", "key"))
 
-# name | type | arg[,list] | description
+# name | type | arg[,list|,any] | description
 _TABLE = """
 evt.num|UINT64|none|event number
 evt.time|CHARBUF|none|event timestamp as a time string (HH:MM:SS.nnnnnnnnn)
@@ -212,12 +216,12 @@ fd.typechar|CHARBUF|none|one-letter fd type (f, 4, 6, u, p, e, s, l, i, b, m, ..
 fd.name|CHARBUF|none|full name (path, or connection tuple)
 fd.directory|CHARBUF|none|directory of a file fd
 fd.filename|CHARBUF|none|file name without the directory
-fd.ip|IPADDR|none|client or server IP
+fd.ip|IPADDR|none,any|IP of either end (matches when the client's or the server's does)
 fd.cip|IPADDR|none|client IP
 fd.sip|IPADDR|none|server IP
 fd.lip|IPADDR|none|local IP
 fd.rip|IPADDR|none|remote IP
-fd.port|PORT|none|client or server port
+fd.port|PORT|none,any|port of either end (matches when the client's or the server's does)
 fd.cport|PORT|none|client port
 fd.sport|PORT|none|server port
 fd.lport|PORT|none|local port
@@ -228,12 +232,12 @@ fd.is_server|BOOL|none|true if the process owning the fd is the server end
 fd.uid|CHARBUF|none|unique fd id (pid and fd)
 fd.containername|CHARBUF|none|container id plus fd.name
 fd.containerdirectory|CHARBUF|none|container id plus fd.directory
-fd.proto|CHARBUF|none|protocol of either end
+fd.proto|CHARBUF|none,any|protocol (port name) of either end
 fd.cproto|CHARBUF|none|client protocol
 fd.sproto|CHARBUF|none|server protocol
 fd.lproto|CHARBUF|none|local protocol
 fd.rproto|CHARBUF|none|remote protocol
-fd.net|IPNET|none|IP network of either end
+fd.net|IPNET|none,any|IP network of either end
 fd.cnet|IPNET|none|client IP network
 fd.snet|IPNET|none|server IP network
 fd.lnet|IPNET|none|local IP network
@@ -312,7 +316,8 @@ def _build() -> dict[str, FieldInfo]:
         name, ftype, arg, desc = line.split("|", 3)
         arg_kind, _, list_flag = arg.partition(",")
         assert ftype in TYPES and arg_kind in ARG_KINDS, line
-        out[name] = FieldInfo(name, ftype, desc, arg_kind, list_flag == "list")
+        assert list_flag in ("", "list", "any"), line
+        out[name] = FieldInfo(name, ftype, desc, arg_kind, list_flag == "list", list_flag == "any")
     return out
 
 

@@ -678,6 +678,46 @@ def fd_sport(ie):
     return _server(ie)[1]
 
 
+def _both(a, b):
+    """Falco's fd.ip/fd.port/...: the values of both ends (client first), as a tuple; a rule
+    matches when either end does (the fields are list-valued for the rule engine)."""
+    if a is None:
+        return None if b is None else (b,)
+    return (a,) if b is None or b == a else (a, b)
+
+
+def fd_ip(ie):
+    if _ipfd(ie) is None:
+        return None
+    return _both(_client(ie)[0], _server(ie)[0])
+
+
+def fd_port(ie):
+    if _ipfd(ie) is None:
+        return None
+    return _both(_client(ie)[1], _server(ie)[1])
+
+
+def fd_net(ie):
+    ips = fd_ip(ie)
+    if ips is None:
+        return None
+    return tuple(n for n in (ie.inspector.network_of(ip) for ip in ips) if n is not None) or None
+
+
+def fd_proto(ie):
+    ports = fd_port(ie)
+    if ports is None:
+        return None
+    l4 = ie.fd.l4proto
+    names = []
+    for p in ports:
+        name = ie.inspector.port_name(p, l4)
+        if name is not None and name not in names:
+            names.append(name)
+    return tuple(names) or None
+
+
 def fd_lip(ie):
     f = _ipfd(ie)
     return None if f is None else f.local[0]
@@ -984,15 +1024,15 @@ EXTRACTORS: dict[str, Callable] = {
     # fd
     "fd.num": fd_num, "fd.type": fd_type, "fd.typechar": fd_typechar, "fd.name": fd_name,
     "fd.directory": fd_directory, "fd.filename": fd_filename, "fd.nameraw": fd_nameraw,
-    "fd.ip": fd_sip, "fd.cip": fd_cip, "fd.sip": fd_sip, "fd.lip": fd_lip, "fd.rip": fd_rip,
-    "fd.port": fd_sport, "fd.cport": fd_cport, "fd.sport": fd_sport, "fd.lport": fd_lport, "fd.rport": fd_rport,
+    "fd.ip": fd_ip, "fd.cip": fd_cip, "fd.sip": fd_sip, "fd.lip": fd_lip, "fd.rip": fd_rip,
+    "fd.port": fd_port, "fd.cport": fd_cport, "fd.sport": fd_sport, "fd.lport": fd_lport, "fd.rport": fd_rport,
     "fd.l4proto": fd_l4proto, "fd.sockfamily": fd_sockfamily, "fd.is_server": fd_is_server, "fd.uid": fd_uid,
     "fd.containername": lambda ie: None if ie.fd is None else f"{container_id(ie)}:{ie.fd.name}",
     "fd.containerdirectory": lambda ie: (lambda d: None if d is None else f"{container_id(ie)}:{d}")(
         fd_directory(ie)),
-    "fd.net": _net_of(fd_sip), "fd.cnet": _net_of(fd_cip), "fd.snet": _net_of(fd_sip),
+    "fd.net": fd_net, "fd.cnet": _net_of(fd_cip), "fd.snet": _net_of(fd_sip),
     "fd.lnet": _net_of(fd_lip), "fd.rnet": _net_of(fd_rip),
-    "fd.proto": _proto(fd_sport), "fd.cproto": _proto(fd_cport), "fd.sproto": _proto(fd_sport),
+    "fd.proto": fd_proto, "fd.cproto": _proto(fd_cport), "fd.sproto": _proto(fd_sport),
     "fd.lproto": _proto(fd_lport), "fd.rproto": _proto(fd_rport),
     "fd.connected": fd_connected, "fd.name_changed": fd_name_changed,
     "fd.cip.name": _ip_name(fd_cip), "fd.sip.name": _ip_name(fd_sip), "fd.lip.name": _ip_name(fd_lip),

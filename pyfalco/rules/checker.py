@@ -79,7 +79,7 @@ def _field_type(provider: Any, ref: n.FieldRef) -> OperandType:
             raise CheckError(f"field '{ref.name}' does not take an argument", ref.pos)
         if info.arg == "index" and not re.fullmatch(r"[0-9]+", ref.arg):
             raise CheckError(f"field '{ref.name}' takes a numeric index, not '{ref.arg}'", ref.pos)
-    multi = info.is_list or (ref.arg is None and info.name in ANCESTOR_FIELDS)
+    multi = info.is_list or getattr(info, "multi", False) or (ref.arg is None and info.name in ANCESTOR_FIELDS)
     return OperandType(kind_of(info.type), multi, info.is_list)
 
 

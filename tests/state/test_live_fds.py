@@ -131,7 +131,7 @@ def test_tcp_client_and_server_fields(live, family, host, tc):
     assert c.get("fd.is_server") is False and c.get("fd.connected") is True
     assert c.get("fd.name") == f"{host}:{cport}->{host}:{port}"
     assert c.get("evt.res") == "SUCCESS"
-    assert c.get("fd.port") == port and c.get("fd.net") == ip
+    assert c.get("fd.port") == (cport, port) and c.get("fd.net") == (ip,)     # both ends
     acc = [e for e in mine(events) if e.name in ("accept", "accept4") and e.get("fd.cport") == cport]
     assert acc, "no accept"
     a = acc[0]

@@ -84,7 +84,8 @@ _VALUES = {
     "proc.is_exe_upper_layer": [True, False, None], "proc.is_exe_from_memfd": [True, False, None],
     "user.name": ["root", "www-data", "nobody", None], "user.uid": [0, 33, None], "user.loginuid": [-1, 0, 1000, None],
     "thread.cap_effective": ["CAP_SYS_ADMIN", "", None], "fd.sip": ["10.0.0.1", "8.8.8.8", None],
-    "fd.ip": ["0.0.0.0", "8.8.8.8", "10.1.1.1", None], "fd.net": ["127.0.0.1", "8.8.8.8", None],
+    "fd.ip": [("0.0.0.0",), ("10.1.1.1", "8.8.8.8"), ("10.1.1.1",), None],      # both ends
+    "fd.net": [("127.0.0.1",), ("10.1.1.1", "8.8.8.8"), ("127.0.0.1", "8.8.8.8"), None],
     "fd.snet": ["10.1.1.1", "8.8.8.8", None], "fd.sport": [22, 443, 4444, None], "fd.l4proto": ["tcp", "udp", None],
     "fd.connected": [True, False, None], "fd.name_changed": [True, False, None], "k8s.ns.name": ["kube-system", None],
     "proc.duration": [10, 10**12, None], "proc.pexe": ["/bin/bash", None], "proc.pcmdline": ["bash", None],
