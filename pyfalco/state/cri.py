@@ -830,8 +830,8 @@ def enrich_from_cri(info, sock_path: str) -> bool:
             if status is not None and status["id"]:
                 _from_status(info, status)
                 found = True
-            elif not info.pod_sandbox_id:
-                # the pod's sandbox ("pause") container itself
+            elif info.pod_sandbox_id in (None, info.id):
+                # the pod's sandbox ("pause") container itself: named after the pod
                 sandbox = _sandbox(client, info.id)
                 if sandbox is not None and sandbox["id"]:
                     info.pod_sandbox_id = sandbox["id"]

@@ -356,6 +356,9 @@ def test_manager_lookup_from_bundle_and_cri(containerd, pod):
     assert info.pod_labels["app"] == "pyfalco-cri" and info.pod_labels["tier"] == "test"
     assert info.host_network is True and info.privileged is False
     assert "containerd-bundle" in info.source and "cri:" in info.source
+    sb = ContainerInfo(pod["sandbox_id"], "")
+    assert mgr.lookup(sb)
+    assert sb.name == "pyfalco-pod" and sb.pod_name == "pyfalco-pod" and sb.pod_labels["app"] == "pyfalco-cri"
     # no files on disk: everything from the socket (ContainerStatus + PodSandboxStatus)
     mgr2 = ContainerManager(live=False, podman_storage="/nonexistent", containerd_tasks="/nonexistent",
                             docker_sockets=[], cri_sockets=[containerd.sock])
