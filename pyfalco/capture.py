@@ -166,23 +166,33 @@ class Capture:
         """The next events in time order: waits up to timeout_ms for the first one.
 
         Returns [] on timeout and at the end of a capture file (see ``eof``)."""
+        raw = self.next_raw_batch(timeout_ms, max_events)
+        if raw is None:
+            return []
+        return split_batch(*raw)
+
+    def next_raw_batch(self, timeout_ms: int | None = None,
+                       max_events: int = 1 << 20) -> tuple[bytes, int, int] | None:
+        """The next batch undecoded: ``(buffer, count, number of the event before the first)``,
+        the buffer holding ``count`` libpyfalco batch entries (``events.split_batch`` makes
+        Events of it); None on timeout and at the end of a capture file."""
         h = self._h()
         if self._eof:
-            return []
+            return None
         rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events,
                                                     self.timeout_ms if timeout_ms is None else timeout_ms,
                                                     ctypes.byref(self._used), ctypes.byref(self._count))
         if rc == _native.PYFALCO_EOF:
             self._eof = True
-            return []
+            return None
         if rc == _native.PYFALCO_TIMEOUT:
-            return []
+            return None
         self._check(rc, "reading events")
         n = self._count.value
         data = ctypes.string_at(self._buf, self._used.value)
-        events = split_batch(data, n, self._num)
+        first = self._num
         self._num += n
-        return events
+        return data, n, first
 
     @property
     def eof(self) -> bool:

@@ -17,10 +17,11 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _schema
+from .events import ENTRY_HDR, ENTRY_SIZE, Event
 from .initial_state import InitialState
 from .state.containers import ContainerInfo, ContainerManager, container_from_json
 from .state.event import InspectedEvent
@@ -91,6 +92,11 @@ class Inspector:
         self.users = UserTable(initial_state.users, initial_state.groups, live=self.live)
         self.containers = containers if containers is not None else ContainerManager(live=self.live)
         self.parser = StateParser(self.threads, self._load_live_thread if self.live else None)
+        # event types process_raw need not decode: no state change, no container metadata
+        skip = bytearray(self.parser.plain_codes)
+        for code in _CONTAINER_EVENTS:
+            skip[code] = 0
+        self._skip_codes = bytes(skip)
         if self.live:
             self.parser.fd_loader = self._load_live_fd
         self.hostname = initial_state.machine.hostname or (socket.gethostname() if self.live else "")
@@ -171,6 +177,73 @@ class Inspector:
                 self.purge(ts)
             self._next_purge = ts + self.purge_interval_ns
         return ie
+
+    def process_raw(self, buf: bytes, count: int, first_num: int = 0, wanted: bytes | None = None,
+                    handler: Callable[[InspectedEvent], Any] | None = None) -> list:
+        """Parses the ``count`` events of a libpyfalco batch buffer (``Capture.next_raw_batch``) into
+        the state, as :meth:`process` would one by one, and calls ``handler(ie)`` with every
+        event of the types ``wanted`` marks (a table indexed by event code, e.g. the types some
+        rule can match; None: every event) right after parsing it, before the next event changes
+        the state. Without a handler, those InspectedEvents are returned in a list (their
+        threads and fds are then as the whole batch left them). Events of a type that neither
+        changes the state nor is wanted are never decoded: only their thread's activity time is
+        kept."""
+        out: list = []
+        append = out.append if handler is None else handler
+        parser = self.parser
+        threads = self.threads.threads
+        get_thread = parser.get_thread
+        process = self.process
+        skip = self._skip_codes
+        if wanted is None:
+            wanted = _ALL_CODES
+        unpack = ENTRY_HDR.unpack_from
+        new = Event.__new__
+        off = 0
+        num = first_num
+        for _ in range(count):
+            cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
+            num += 1
+            if skip[etype] and not wanted[etype]:
+                # Inspector.process + StateParser.parse of an event without a handler
+                if parser._pending_exit is not None:
+                    parser.finish_pending()
+                t = threads.get(tid)
+                if t is None:
+                    t = get_thread(tid, ts)
+                if t is not None:
+                    t.last_ts = ts
+                if not self.first_ts:
+                    self.first_ts = ts
+                self.last_ts = ts
+                self.n_events += 1
+                if ts >= self._next_purge:
+                    if self._next_purge:
+                        self.purge(ts)
+                    self._next_purge = ts + self.purge_interval_ns
+            else:
+                evt = new(Event)
+                evt.ts = ts
+                evt.tid = tid
+                evt.len = length
+                evt.type = etype
+                evt.nparams = nparams
+                evt.cpu = cpu
+                evt.flags = flags
+                evt.num = num
+                evt.buf = buf
+                evt.off = off + ENTRY_SIZE
+                evt._offsets = None
+                evt._params = None
+                evt._vals = None
+                ie = process(evt)
+                if wanted[etype]:
+                    append(ie)
+            off += (ENTRY_SIZE + rlen + 7) & ~7
+        return out
+
+    #: evt.type name by event code (what the field provider's event_type gives), for rule indexes
+    event_code_names = tuple(e.name for e in _schema.EVENTS)
 
     def events(self, max_events: int | None = None, duration: float | None = None) -> Iterator[InspectedEvent]:
         """InspectedEvents of the capture (see Capture.events for the limits)."""
@@ -320,3 +393,4 @@ class Inspector:
 
 
 _CONTAINER_EVENTS = frozenset(e.code for e in _schema.EVENTS if e.name == "container")
+_ALL_CODES = b"\x01" * 65536

@@ -29,7 +29,7 @@ from . import rulesload
 from .config import Config, buffer_bytes_of_preset, load_config, parse_duration
 from .drops import DropManager
 from .metrics import METRICS_RULE, Metrics
-from .rawfields import StaticFields
+from .static_fields import StaticFields
 from .syscalls import Selection, select_syscalls
 from .webserver import WebServer
 
@@ -303,18 +303,29 @@ class Agent:
         next_tick = time.monotonic() + 1.0
         stop = self._stop
         metrics = self.metrics
+        raw_next = self._raw_source(cap)
         while not stop.is_set():
-            batch = cap.next_batch(100)
-            if batch:
-                self._process(batch)
-                metrics.n_evts += len(batch)
-            elif getattr(cap, "eof", False):
-                log.info("end of capture file: %d events processed", metrics.n_evts)
-                break
+            if raw_next is not None:
+                raw = raw_next(100)
+                if raw is not None:
+                    self._process_raw(raw)
+                    metrics.n_evts += raw[1]
+                elif getattr(cap, "eof", False):
+                    log.info("end of capture file: %d events processed", metrics.n_evts)
+                    break
+            else:
+                batch = cap.next_batch(100)
+                if batch:
+                    self._process(batch)
+                    metrics.n_evts += len(batch)
+                elif getattr(cap, "eof", False):
+                    log.info("end of capture file: %d events processed", metrics.n_evts)
+                    break
             if self._reload:
                 self._reload = False
                 self.reload()
                 cap = self.capture
+                raw_next = self._raw_source(cap)
             if self._reopen:
                 self._reopen = False
                 if self.outputs is not None:
@@ -327,6 +338,55 @@ class Agent:
                     break
             elif deadline is not None and now >= deadline:
                 break
+
+    def _raw_source(self, cap: Any) -> Callable | None:
+        """``cap.next_raw_batch`` when the batch path applies: a capture with raw batches, the state
+        engine's Inspector, and rules compiled against its provider (whose event types are the
+        inspector's ``event_code_names``); None otherwise (then batches of Events go through
+        ``_process``)."""
+        insp = self.inspector
+        raw_next = getattr(cap, "next_raw_batch", None)
+        if raw_next is None or getattr(insp, "process_raw", None) is None or self.bundle is None:
+            return None
+        names = getattr(insp, "event_code_names", None)
+        ruleset = self.bundle.ruleset
+        prov = ruleset.providers.get(ruleset.default_source)
+        base = insp.provider
+        if names is None or not (prov is base or getattr(prov, "inner", None) is base):
+            return None
+        return raw_next
+
+    def _process_raw(self, raw: tuple) -> None:
+        """One raw batch: the inspector parses every event into the state and hands the events some
+        rule can match (by the ruleset's index by event code) to the rules right after parsing
+        each, as ``_process`` does."""
+        bundle = self.bundle
+        ruleset = bundle.ruleset
+        insp = self.inspector
+        pairs_of, wanted = ruleset.code_index(insp.event_code_names)
+        alert = self._alert
+        match_pairs = ruleset.match_pairs
+
+        if ruleset.rule_matching == "first":
+            def on_event(e):
+                pairs = pairs_of[e.evt.type]
+                try:
+                    for fn, rule in pairs:
+                        if fn(e):
+                            alert(rule, e, e.evt.ts, bundle)
+                            return
+                except Exception:  # noqa: BLE001 - isolate the rule that raised, as Ruleset.match does
+                    for rule in match_pairs(pairs, e):
+                        alert(rule, e, e.evt.ts, bundle)
+        else:
+            def on_event(e):
+                hits = match_pairs(pairs_of[e.evt.type], e)
+                if hits:
+                    for rule in hits:
+                        alert(rule, e, e.evt.ts, bundle)
+
+        buf, n, first = raw
+        insp.process_raw(buf, n, first, wanted, on_event)
 
     def _process(self, batch: list) -> None:
         bundle = self.bundle

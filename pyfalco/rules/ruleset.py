@@ -200,6 +200,7 @@ class Ruleset:
             indexes[source] = ({t: tuple(v) for t, v in by_type.items()}, tuple(catch_all))
         self._indexes = indexes
         self._default = indexes[self.default_source]
+        self._code_indexes: dict = {}
         self._event_type = self.providers[self.default_source].event_type \
             if self.default_source in self.providers else (lambda evt: None)
 
@@ -215,6 +216,35 @@ class Ruleset:
         pairs = by_type.get(etype, catch_all) if by_type else catch_all
         if not pairs:
             return []
+        try:
+            if self.rule_matching == "first":
+                for fn, rule in pairs:
+                    if fn(evt):
+                        return [rule]
+                return []
+            return [rule for fn, rule in pairs if fn(evt)]
+        except Exception:  # a provider handed a value of the wrong type: isolate the rule
+            return self._match_safely(pairs, evt)
+
+    def code_index(self, code_names: Sequence[str | None], source: str | None = None) -> tuple[list, bytes]:
+        """The type index by event code: ``(pairs, mask)`` where ``pairs[code]`` holds the
+        ``(function, rule)`` candidates of events of that code (what ``match`` looks up by the
+        provider's ``event_type`` name; ``code_names[code]`` must be that name) for every u16 code,
+        and ``mask[code]`` is 1 when there is at least one. Evaluate with :meth:`match_pairs`.
+        Cached until the selection changes."""
+        key = (id(code_names), source)
+        hit = self._code_indexes.get(key)
+        if hit is not None and hit[0] is code_names:
+            return hit[1]
+        by_type, catch_all = self._indexes.get(source or self.default_source, ({}, ()))
+        pairs = [by_type.get(name, catch_all) if by_type else catch_all for name in code_names]
+        pairs.extend([catch_all] * (65536 - len(pairs)))
+        mask = bytes(1 if p else 0 for p in pairs)
+        self._code_indexes[key] = (code_names, (pairs, mask))
+        return pairs, mask
+
+    def match_pairs(self, pairs: Sequence, evt: Any) -> list[Rule]:
+        """``match`` over candidates from :meth:`code_index` (same first/all semantics)."""
         try:
             if self.rule_matching == "first":
                 for fn, rule in pairs:

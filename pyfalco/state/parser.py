@@ -123,6 +123,9 @@ class StateParser:
                 name = _fd_param_name(info)
                 if name is not None:
                     self.fd_param[info.code] = [p.name for p in info.params].index(name)
+        #: by event code (any u16): 1 when an event of that type changes nothing but its thread's
+        #: activity time (no handler, no fd parameter): what Inspector.process_raw skips decoding
+        self.plain_codes = bytes(0 if code in handlers or code in self.fd_param else 1 for code in range(65536))
 
     # -- threads
     def get_thread(self, tid: int, ts: int = 0) -> Thread | None:
@@ -162,6 +165,13 @@ class StateParser:
         t.container_id = hit[0] if hit is not None else ""
 
     # -- entry point
+    def finish_pending(self) -> None:
+        """Applies a procexit seen on the previous event (parse does it first)."""
+        pending = self._pending_exit
+        if pending is not None:
+            self._pending_exit = None
+            self._finish_exit(*pending)
+
     def parse(self, evt) -> InspectedEvent:
         pending = self._pending_exit
         if pending is not None:
@@ -394,6 +404,55 @@ class StateParser:
         return f.name if f is not None else ""
 
     def _open(self, evt, ie: InspectedEvent) -> None:
+        code = evt.type
+        layout = _OPEN_LAYOUT.get(code)
+        if layout is None or evt.nparams != layout[0]:
+            self._open_generic(evt, ie)
+            return
+        # the current table's layout: parameters by position (what _open_generic reads by name)
+        _n, i_name, i_dirfd, i_flags, i_dev, i_ino = layout
+        vals = evt._vals
+        if vals is None:
+            vals = evt.values()
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(evt.tid, evt.ts)
+        fd = vals[0]
+        raw = vals[i_name] or ""
+        flags = PPM_O_CREAT | PPM_O_WRONLY | PPM_O_TRUNC if code == E_CREAT else vals[i_flags] or 0
+        if t is None:
+            return
+        proc = t.proc
+        if i_dirfd >= 0:
+            dirfd = vals[i_dirfd]
+            if dirfd is None or dirfd == PPM_AT_FDCWD:
+                base = proc.cwd
+            else:
+                df = proc.fds.get(dirfd)
+                base = df.name if df is not None else ""
+        else:
+            base = proc.cwd
+        if raw:
+            # resolve_path, inlined for absolute names that need no normalization
+            if raw[0] == "/" and "/." not in raw and "//" not in raw and (len(raw) == 1 or raw[-1] != "/"):
+                name = raw
+            else:
+                name = resolve_path(base, raw)
+        else:
+            name = raw
+        f = Fd(fd if fd is not None else -1, FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE_V2, name, flags)
+        f.nameraw = raw
+        f.dev = vals[i_dev] or 0
+        f.ino = vals[i_ino] or 0
+        f.pid = t.pid
+        ie.fd = f
+        if fd is not None and fd >= 0:
+            proc.fds[fd] = f
+            ie.fdnum = fd
+        else:
+            ie.fdnum = -1
+
+    def _open_generic(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
         t = self._thread(evt, ie)
         code = evt.type
@@ -425,15 +484,24 @@ class StateParser:
             ie.fdnum = -1
 
     def _close(self, evt, ie: InspectedEvent) -> None:
-        t = self._thread(evt, ie)
-        fd = evt.get("fd")
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(evt.tid, evt.ts)
+        if evt.nparams != 2 or not _CLOSE_RES_FD:
+            fd = evt.get("fd")
+            res = evt.get("res")
+        else:
+            vals = evt._vals
+            if vals is None:
+                vals = evt.values()
+            res, fd = vals
         if fd is None or t is None:
             return
         ie.fdnum = fd
-        ie.fd = t.proc.fds.get(fd)
-        res = evt.get("res")
+        fds = t.proc.fds
+        ie.fd = fds.get(fd)
         if res is not None and res >= 0:
-            t.proc.fds.pop(fd, None)
+            fds.pop(fd, None)
 
     def _dup(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
@@ -754,3 +822,35 @@ class StateParser:
 
 
 _FROM_PARENT_EVENT = 1 << 30   # Thread.flags: created from the parent's clone event, not its own yet
+
+
+def _open_layouts() -> dict:
+    """(nparams, index of name|path, dirfd, flags, dev, ino) of the open calls in the current table
+    (-1: the call has no such parameter)."""
+    from .. import _schema
+    out = {}
+    for code in (E_OPEN, E_OPENAT, E_OPENAT2, E_CREAT, E_OPEN_BY_HANDLE_AT):
+        names = [p.name for p in _schema.EVENTS[code].params]
+        if names[0] != "fd":
+            continue
+
+        def ix(name, names=names):
+            return names.index(name) if name in names else -1
+        i_name = ix("path") if code == E_OPEN_BY_HANDLE_AT else ix("name")
+        i_dirfd = ix("dirfd") if code in (E_OPENAT, E_OPENAT2) else -1
+        i_flags, i_dev, i_ino = ix("flags"), ix("dev"), ix("ino")
+        if min(i_name, i_dev, i_ino) < 0 or (i_flags < 0 and code != E_CREAT):
+            continue
+        out[code] = (len(names), i_name, i_dirfd, i_flags, i_dev, i_ino)
+    return out
+
+
+_OPEN_LAYOUT = _open_layouts()
+
+
+def _close_res_fd() -> bool:
+    from .. import _schema
+    return [p.name for p in _schema.EVENTS[E_CLOSE].params] == ["res", "fd"]
+
+
+_CLOSE_RES_FD = _close_res_fd()
