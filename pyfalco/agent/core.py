@@ -363,27 +363,14 @@ class Agent:
         bundle = self.bundle
         ruleset = bundle.ruleset
         insp = self.inspector
-        pairs_of, wanted = ruleset.code_index(insp.event_code_names)
+        matchers, wanted = ruleset.code_matchers(insp.event_code_names)
         alert = self._alert
-        match_pairs = ruleset.match_pairs
 
-        if ruleset.rule_matching == "first":
-            def on_event(e):
-                pairs = pairs_of[e.evt.type]
-                try:
-                    for fn, rule in pairs:
-                        if fn(e):
-                            alert(rule, e, e.evt.ts, bundle)
-                            return
-                except Exception:  # noqa: BLE001 - isolate the rule that raised, as Ruleset.match does
-                    for rule in match_pairs(pairs, e):
-                        alert(rule, e, e.evt.ts, bundle)
-        else:
-            def on_event(e):
-                hits = match_pairs(pairs_of[e.evt.type], e)
-                if hits:
-                    for rule in hits:
-                        alert(rule, e, e.evt.ts, bundle)
+        def on_event(e):
+            hits = matchers[e.evt.type](e)
+            if hits:
+                for rule in hits:
+                    alert(rule, e, e.evt.ts, bundle)
 
         buf, n, first = raw
         insp.process_raw(buf, n, first, wanted, on_event)

@@ -23,7 +23,7 @@ from pyfalco.rules import operators as ops
 from pyfalco.rules.checker import operand_type
 from pyfalco.rules.lexer import LIST_OPS
 
-__all__ = ["CompiledCondition", "compile_condition", "fold_constants"]
+__all__ = ["CompiledCondition", "compile_condition", "compile_bucket", "fold_constants"]
 
 _HELPERS = {
     "_pmatch": ops.pmatch,
@@ -102,12 +102,15 @@ def fold_constants(tree: n.Node, provider: Any) -> n.Node:
 # ---- code generation ------------------------------------------------------------------------
 
 class _Emitter(n.NodeVisitor):
-    def __init__(self, provider: Any):
+    def __init__(self, provider: Any, memo: bool = False):
         self.provider = provider
         self.consts: dict[str, Any] = {}
         self.comments: list[str] = []
         self._keys: dict[Any, str] = {}
         self._tmp = 0
+        # memo: every field is extracted at most once per call (compile_bucket)
+        self.memo = memo
+        self.memos: list[str] = []
 
     # constants bound as default arguments
     def const(self, prefix: str, key: Any, make: Callable[[], Any], note: str) -> str:
@@ -149,6 +152,11 @@ class _Emitter(n.NodeVisitor):
             acc = self.const("_a", ("field", node.name, node.arg),
                              lambda: self.provider.accessor(node.name, node.arg),
                              f"accessor({node.name!r}, {node.arg!r})")
+            if self.memo:
+                m = "_m" + acc[2:]
+                if m not in self.memos:
+                    self.memos.append(m)
+                return f"({m} if {m} is not _U else ({m} := {acc}(evt)))"
             return f"{acc}(evt)"
         if isinstance(node, n.Val):
             return self.operand(node.field)
@@ -290,3 +298,51 @@ def compile_condition(tree: n.Node, provider: Any, name: str = "condition",
     namespace = dict(em.consts)
     exec(code, namespace)
     return CompiledCondition(namespace[fn_name], source, em.consts)
+
+
+class _Unset:
+    """A field not extracted yet (compile_bucket's memo)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
+
+
+def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_error: Callable[[Any], Any],
+                   name: str = "bucket") -> Callable[[Any], Any]:
+    """One function for the conditions of the rules an event type selects (``trees``, in rule
+    order): ``fn(evt)`` returns ``results[i]`` (a tuple) of the first condition that holds
+    (``first``), or those of every condition that holds added up (a tuple; ``()`` when none).
+    Each field is extracted at most once per call and shared by every condition (accessors are
+    pure for one event: the state does not change while rules are evaluated); evaluation order
+    and short-circuits are each condition's own. If evaluating raises, the result is
+    ``on_error(evt)`` (the caller evaluates the rules one by one, isolating the one that raised)."""
+    em = _Emitter(provider, memo=True)
+    bodies = [em.visit(fold_constants(tree, provider)) for tree in trees]
+    em.consts["_U"] = _UNSET
+    em.consts["_on_error"] = on_error
+    for i, res in enumerate(results):
+        em.consts[f"_r{i}"] = tuple(res)
+    params = "".join(f", {k}={k}" for k in em.consts)
+    lines = [f"# rules of {name}", f"def bucket(evt{params}):", "    try:"]
+    if em.memos:
+        lines.append("        " + " = ".join(em.memos) + " = _U")
+    if not first:
+        lines.append("        _hits = ()")
+    for i, body in enumerate(bodies):
+        lines.append(f"        if {body}:")
+        lines.append(f"            {'return' if first else '_hits +='} _r{i}")
+    lines.append("        return ()" if first else "        return _hits")
+    lines.append("    except Exception:")
+    lines.append("        return _on_error(evt)")
+    source = "\n".join(lines) + "\n"
+    code = compile(source, f"<{name}>", "exec")
+    namespace = dict(em.consts)
+    exec(code, namespace)
+    fn = namespace["bucket"]
+    fn.source = source
+    return fn

@@ -243,6 +243,49 @@ class Ruleset:
         self._code_indexes[key] = (code_names, (pairs, mask))
         return pairs, mask
 
+    def code_matchers(self, code_names: Sequence[str | None], source: str | None = None) -> tuple[list, bytes]:
+        """Like :meth:`code_index`, with one function per event type instead of candidate pairs:
+        ``(matchers, mask)`` where ``matchers[code](evt)`` returns the rules matching an event of
+        that code (a tuple; ``rule_matching: first``: at most one) exactly as :meth:`match` would,
+        and is None where ``mask[code]`` is 0. The conditions of an event type's candidates are
+        compiled together (compiler.compile_bucket): a field used by several of them is
+        extracted once per event. Cached until the selection changes."""
+        key = ("matchers", id(code_names), source)
+        hit = self._code_indexes.get(key)
+        if hit is not None and hit[0] is code_names:
+            return hit[1]
+        pairs_of, mask = self.code_index(code_names, source)
+        made: dict[int, Any] = {}
+        matchers = []
+        for pairs in pairs_of:
+            if not pairs:
+                matchers.append(None)
+                continue
+            m = made.get(id(pairs))
+            if m is None:
+                m = made[id(pairs)] = self._bucket(pairs)
+            matchers.append(m)
+        self._code_indexes[key] = (code_names, (matchers, mask))
+        return matchers, mask
+
+    def _bucket(self, pairs: Sequence) -> Callable[[Any], tuple]:
+        first = self.rule_matching == "first"
+
+        def one_by_one(evt, pairs=pairs):
+            hits = self.match_pairs(pairs, evt)
+            return tuple(hits)
+        if self.reference:
+            return one_by_one
+        from pyfalco.rules.compiler import compile_bucket
+        rules = [rule for _fn, rule in pairs]
+        try:
+            return compile_bucket([r.tree for r in rules], rules[0].provider, [(r,) for r in rules], first,
+                                  lambda evt: tuple(self._match_safely(pairs, evt)),
+                                  name=f"{len(rules)} rules: {rules[0].name!r}...")
+        except (SyntaxError, RecursionError, MemoryError, ValueError, TypeError) as exc:
+            log.debug("rules %s compiled one by one: %s", [r.name for r in rules], exc)
+            return one_by_one
+
     def match_pairs(self, pairs: Sequence, evt: Any) -> list[Rule]:
         """``match`` over candidates from :meth:`code_index` (same first/all semantics)."""
         try:
