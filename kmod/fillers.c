@@ -44,6 +44,7 @@
 
 #include "pf_kmod.h"
 #include "pyfalco_events.h"
+#include "pf_convert.h"
 #include "fillers_list.h"
 #include "syscalls_x86_64.h"
 
@@ -333,14 +334,6 @@ static struct file *pf_fd_file(struct pf_ctx *c, long fd)
 	return fget_raw((unsigned int)fd);
 }
 
-/* The kernel's dev_t as userspace sees it (new_encode_dev). */
-static u32 pf_encode_dev(u32 kdev)
-{
-	u32 major = kdev >> 20, minor = kdev & ((1U << 20) - 1);
-
-	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
-}
-
 static u32 pf_fd_dev(struct pf_ctx *c, long fd)
 {
 	struct file *f = pf_fd_file(c, fd);
@@ -377,55 +370,6 @@ static u32 pf_fd_created(struct pf_ctx *c, long fd)
 	return v;
 }
 
-/* Linux O_* -> PPM_O_* (x86_64 values). */
-static u32 pf_open_flags(unsigned long f)
-{
-	u32 r = 0;
-
-	switch (f & 3) {
-	case 0:
-		r = PPM_O_RDONLY;
-		break;
-	case 1:
-		r = PPM_O_WRONLY;
-		break;
-	case 2:
-		r = PPM_O_RDWR;
-		break;
-	}
-	if (f & 0100)
-		r |= PPM_O_CREAT;
-	if (f & 0200)
-		r |= PPM_O_EXCL;
-	if (f & 01000)
-		r |= PPM_O_TRUNC;
-	if (f & 02000)
-		r |= PPM_O_APPEND;
-	if (f & 04000)
-		r |= PPM_O_NONBLOCK;
-	if (f & 010000)
-		r |= PPM_O_DSYNC;
-	if (f & 040000)
-		r |= PPM_O_DIRECT;
-	if (f & 0100000)
-		r |= PPM_O_LARGEFILE;
-	if (f & 0200000)
-		r |= PPM_O_DIRECTORY;
-	if (f & 02000000)
-		r |= PPM_O_CLOEXEC;
-	if ((f & 04010000) == 04010000)
-		r |= PPM_O_SYNC;
-	if ((f & 020200000) == 020200000)
-		r |= PPM_O_TMPFILE;
-	return r;
-}
-
-/* Flags of fd-creating syscalls (pipe2, dup3, eventfd2, ...): like open flags, no access mode. */
-static u32 pf_fd_flags(unsigned long f)
-{
-	return pf_open_flags(f & ~3UL) & ~(u32)PPM_O_RDWR;
-}
-
 /* struct open_how field i (0 flags, 1 mode, 2 resolve) of openat2. */
 static u64 pf_open_how(struct pf_ctx *c, unsigned long uptr, int i)
 {
@@ -434,49 +378,6 @@ static u64 pf_open_how(struct pf_ctx *c, unsigned long uptr, int i)
 	if (uptr)
 		pf_read_user(v, sizeof(v), uptr);
 	return i == 0 ? v[0] : (i == 1 ? v[1] : v[2]);
-}
-
-static u32 pf_resolve_flags(u64 f)
-{
-	return (u32)f; /* RESOLVE_* and PPM_RESOLVE_* share bit positions */
-}
-
-static u32 pf_socket_type_flags(unsigned long type)
-{
-	/* SOCK_NONBLOCK == O_NONBLOCK, SOCK_CLOEXEC == O_CLOEXEC */
-	return pf_fd_flags(type & (04000 | 02000000));
-}
-
-static u32 pf_socket_family(unsigned long af)
-{
-	return (u32)af; /* PPM_AF_* are the Linux values */
-}
-
-static u32 pf_clone_flags(unsigned long f)
-{
-	static const struct {
-		unsigned long linux_bit;
-		u32 ppm;
-	} map[] = {
-		{ 0x400, PPM_CL_CLONE_FILES },		{ 0x200, PPM_CL_CLONE_FS },
-		{ 0x80000000UL, PPM_CL_CLONE_IO },	{ 0x8000000, PPM_CL_CLONE_NEWIPC },
-		{ 0x40000000, PPM_CL_CLONE_NEWNET },	{ 0x20000, PPM_CL_CLONE_NEWNS },
-		{ 0x20000000, PPM_CL_CLONE_NEWPID },	{ 0x4000000, PPM_CL_CLONE_NEWUTS },
-		{ 0x8000, PPM_CL_CLONE_PARENT },	{ 0x100000, PPM_CL_CLONE_PARENT_SETTID },
-		{ 0x2000, PPM_CL_CLONE_PTRACE },	{ 0x800, PPM_CL_CLONE_SIGHAND },
-		{ 0x40000, PPM_CL_CLONE_SYSVSEM },	{ 0x10000, PPM_CL_CLONE_THREAD },
-		{ 0x800000, PPM_CL_CLONE_UNTRACED },	{ 0x100, PPM_CL_CLONE_VM },
-		{ 0x10000000, PPM_CL_CLONE_NEWUSER },	{ 0x200000, PPM_CL_CLONE_CHILD_CLEARTID },
-		{ 0x1000000, PPM_CL_CLONE_CHILD_SETTID }, { 0x80000, PPM_CL_CLONE_SETTLS },
-		{ 0x4000, PPM_CL_CLONE_VFORK },		{ 0x2000000, PPM_CL_CLONE_NEWCGROUP },
-	};
-	u32 r = 0;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(map); i++)
-		if (f & map[i].linux_bit)
-			r |= map[i].ppm;
-	return r;
 }
 
 /* The flags of the clone-family syscall being exited. */
@@ -499,62 +400,6 @@ static u32 pf_clone_flags_of(struct pf_ctx *c)
 		f = 0;
 	}
 	return pf_clone_flags(f);
-}
-
-/* Linux F_* -> PPM_FCNTL_*. */
-static u8 pf_fcntl_cmd(unsigned long cmd)
-{
-	switch (cmd) {
-	case 0:
-		return 1; /* F_DUPFD */
-	case 1:
-		return 2; /* F_GETFD */
-	case 2:
-		return 3; /* F_SETFD */
-	case 3:
-		return 4; /* F_GETFL */
-	case 4:
-		return 5; /* F_SETFL */
-	case 5:
-		return 6; /* F_GETLK */
-	case 6:
-		return 8; /* F_SETLK */
-	case 7:
-		return 9; /* F_SETLKW */
-	case 8:
-		return 10; /* F_SETOWN */
-	case 9:
-		return 12; /* F_GETOWN */
-	case 10:
-		return 13; /* F_SETSIG */
-	case 11:
-		return 15; /* F_GETSIG */
-	case 15:
-		return 21; /* F_SETOWN_EX */
-	case 16:
-		return 22; /* F_GETOWN_EX */
-	case 1024:
-		return 23; /* F_SETLEASE */
-	case 1025:
-		return 24; /* F_GETLEASE */
-	case 1029:
-		return 25; /* F_CANCELLK */
-	case 1030:
-		return 26; /* F_DUPFD_CLOEXEC */
-	case 1026:
-		return 27; /* F_NOTIFY */
-	case 1031:
-		return 28; /* F_SETPIPE_SZ */
-	case 1032:
-		return 29; /* F_GETPIPE_SZ */
-	case 36:
-		return 30; /* F_OFD_GETLK */
-	case 37:
-		return 31; /* F_OFD_SETLK */
-	case 38:
-		return 32; /* F_OFD_SETLKW */
-	}
-	return 0;
 }
 
 /* The i-th int of a user int array (pipe fds), when ret says the kernel wrote it. */
@@ -808,38 +653,6 @@ static __maybe_unused void pf_push_msg_control(struct pf_ctx *c, unsigned long u
 		return;
 	}
 	pf_push_user_buf(c, (unsigned long)msg.msg_control, (long)msg.msg_controllen);
-}
-
-/* Linux PTRACE_* -> PPM_PTRACE_*. */
-static __maybe_unused u16 pf_ptrace_request(unsigned long req)
-{
-	static const struct {
-		unsigned long linux_req;
-		u16 ppm;
-	} map[] = {
-		{ 0, 1 },	    /* TRACEME */     { 1, 2 },	    /* PEEKTEXT */
-		{ 2, 3 },	    /* PEEKDATA */    { 3, 4 },	    /* PEEKUSR */
-		{ 4, 5 },	    /* POKETEXT */    { 5, 6 },	    /* POKEDATA */
-		{ 6, 7 },	    /* POKEUSR */     { 7, 8 },	    /* CONT */
-		{ 8, 9 },	    /* KILL */	      { 9, 10 },      /* SINGLESTEP */
-		{ 16, 11 },	    /* ATTACH */      { 17, 12 },     /* DETACH */
-		{ 24, 13 },	    /* SYSCALL */     { 0x4200, 14 }, /* SETOPTIONS */
-		{ 0x4201, 15 }, /* GETEVENTMSG */ { 0x4202, 16 }, /* GETSIGINFO */
-		{ 0x4203, 17 }, /* SETSIGINFO */  { 0x4204, 18 }, /* GETREGSET */
-		{ 0x4205, 19 }, /* SETREGSET */   { 0x4206, 20 }, /* SEIZE */
-		{ 0x4207, 21 }, /* INTERRUPT */   { 0x4208, 22 }, /* LISTEN */
-		{ 0x4209, 23 }, /* PEEKSIGINFO */ { 0x420a, 24 }, /* GETSIGMASK */
-		{ 0x420b, 25 }, /* SETSIGMASK */  { 12, 26 },     /* GETREGS */
-		{ 13, 27 },	    /* SETREGS */     { 14, 28 },     /* GETFPREGS */
-		{ 15, 29 },	    /* SETFPREGS */   { 18, 30 },     /* GETFPXREGS */
-		{ 19, 31 },	    /* SETFPXREGS */
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(map); i++)
-		if (map[i].linux_req == req)
-			return map[i].ppm;
-	return 0;
 }
 
 /* sendmmsg/recvmmsg: msg_len of the first struct mmsghdr (bytes of the first message), once the
@@ -1277,12 +1090,6 @@ static void pf_push_rlimit(struct pf_ctx *c, unsigned long uptr, int which)
 		return;
 	}
 	pf_push_int(c, which ? r[1] : r[0], 8);
-}
-
-/* getsockopt levels as PPM_SOCKOPT_LEVEL_*: SOL_SOCKET 1, SOL_TCP 2, anything else 0. */
-static u8 pf_sockopt_level(unsigned long level)
-{
-	return level == 1 ? 1 : (level == 6 ? 2 : 0);
 }
 
 /* The path of the file behind fd (open_by_handle_at's result). */
