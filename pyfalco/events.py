@@ -217,7 +217,7 @@ def event_info(code: int) -> _schema.EventInfo:
 
 _FIXED = {PT[_name]: _fmt for _name, _fmt in {**_SIGNED, **_UNSIGNED}.items()}
 _STRINGS = frozenset(PT[_n] for _n in ("CHARBUF", "FSPATH", "FSRELPATH"))
-_DECODER_CACHE: dict[tuple[int, int], Any] = {}
+_DECODER_CACHE: dict[int, Any] = {}     # code << 32 | n -> decoder
 #: parameter name -> first index, per event code
 _NAME_INDEX: list[dict[str, int]] = []
 for _info in EVENTS:
@@ -233,34 +233,76 @@ def _make_decoder(code: int, n: int):
     info = event_info(code)
     large = "LARGE_PAYLOAD" in info.flags
     width = 4 if large else 2
-    ns: dict[str, Any] = {"_dp": decode_param, "_cstr": _cstr, "_bytes": bytes,
-                          "_L": struct.Struct("<%d%s" % (n, "I" if large else "H"))}
     if n == 0:
         return lambda buf, off, end: ()
-    lens = ", ".join(f"l{i}" for i in range(n))
-    lines = ["def dec(buf, off, end):", f"    {lens}, = _L.unpack_from(buf, off + {HDR_SIZE})",
-             f"    p0 = off + {HDR_SIZE + width * n}"]
+    ns: dict[str, Any] = {"_dp": decode_param, "_cstr": _cstr, "_bytes": bytes}
+    ptypes = [info.params[i].type if i < len(info.params) else None for i in range(n)]
+    fmts = [_FIXED.get(t) if t is not None else None for t in ptypes]
+    # runs of consecutive fixed-size integers: one struct each, used when every length is the
+    # type's size (the run's values otherwise decoded one by one)
+    groups: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        if fmts[i] is None:
+            i += 1
+            continue
+        j = i
+        while j < n and fmts[j] is not None:
+            j += 1
+        groups.append((i, j))
+        i = j
+    lens = [f"l{i}" for i in range(n)]
+    lenfmt = "<%d%s" % (n, "I" if large else "H")
+    lines = ["def dec(buf, off, end):"]
+    first = groups[0] if groups and groups[0][0] == 0 else None
+    if first is not None:
+        # the lengths and the first run in one read (checked below before use)
+        a, b = first
+        ns["_L"] = struct.Struct(lenfmt + "".join(f[1] for f in fmts[a:b]))
+        lines.append(f"    {', '.join(lens + [f'v{k}' for k in range(a, b)])}, = _L.unpack_from(buf, off + {HDR_SIZE})")
+    else:
+        ns["_L"] = struct.Struct(lenfmt)
+        lines.append(f"    {', '.join(lens)}, = _L.unpack_from(buf, off + {HDR_SIZE})")
+    lines.append(f"    p0 = off + {HDR_SIZE + width * n}")
     for i in range(n):
         lines.append(f"    p{i + 1} = p{i} + l{i}")
     lines.append(f"    if p{n} > end:")
     lines.append("        return None")
-    vals = []
-    for i in range(n):
+
+    def one(i: int) -> str:
         raw = f"buf[p{i}:p{i + 1}]"
-        if i >= len(info.params):
-            vals.append(f"(_bytes({raw}) or None)")
+        if ptypes[i] is None:
+            return f"(_bytes({raw}) or None)"
+        if ptypes[i] in _STRINGS:
+            return f"(_cstr(_r) if (_r := {raw}) else None)"
+        return f"_dp({ptypes[i]}, {raw})"
+
+    in_group = {}
+    for g, (a, b) in enumerate(groups):
+        for k in range(a, b):
+            in_group[k] = g
+    for i in range(n):
+        g = in_group.get(i)
+        if g is None:
+            lines.append(f"    v{i} = {one(i)}")
             continue
-        ptype = info.params[i].type
-        fmt = _FIXED.get(ptype)
-        if fmt is not None:
-            st = struct.Struct(fmt)
-            ns[f"_u{i}"] = st.unpack_from
-            vals.append(f"(_u{i}(buf, p{i})[0] if l{i} == {st.size} else _dp({ptype}, {raw}))")
-        elif ptype in _STRINGS:
-            vals.append(f"(_cstr({raw}) if l{i} else None)")
+        a, b = groups[g]
+        if i != a:
+            continue
+        sizes = [struct.calcsize(fmts[k]) for k in range(a, b)]
+        cond = " and ".join(f"l{k} == {sz}" for k, sz in zip(range(a, b), sizes))
+        if first is not None and g == 0:
+            lines.append(f"    if not ({cond}):")
+            for k in range(a, b):
+                lines.append(f"        v{k} = {one(k)}")
         else:
-            vals.append(f"_dp({ptype}, {raw})")
-    lines.append("    return (" + ", ".join(vals) + ",)")
+            ns[f"_g{g}"] = struct.Struct("<" + "".join(f[1] for f in fmts[a:b])).unpack_from
+            lines.append(f"    if {cond}:")
+            lines.append(f"        {', '.join(f'v{k}' for k in range(a, b))}, = _g{g}(buf, p{a})")
+            lines.append("    else:")
+            for k in range(a, b):
+                lines.append(f"        v{k} = {one(k)}")
+    lines.append("    return (" + ", ".join(f"v{i}" for i in range(n)) + ",)")
     exec(compile("\n".join(lines) + "\n", f"<decoder {info.name}/{n}>", "exec"), ns)
     return ns["dec"]
 
@@ -268,7 +310,7 @@ def _make_decoder(code: int, n: int):
 def param_decoder(code: int, n: int):
     """The decoder of records of type ``code`` with ``n`` parameters: ``dec(buf, off, end)`` ->
     tuple of values (None when the lengths run past ``end``)."""
-    key = (code, n)
+    key = code << 32 | n
     dec = _DECODER_CACHE.get(key)
     if dec is None:
         dec = _DECODER_CACHE[key] = _make_decoder(code, n)
@@ -328,7 +370,10 @@ class Event:
 
     # -- parameters
     def _param_bounds(self) -> tuple:
-        offs = self._offsets
+        try:
+            offs = self._offsets
+        except AttributeError:      # not set by the batch splitters
+            offs = None
         if offs is not None:
             return offs
         n = self.nparams
@@ -383,7 +428,7 @@ class Event:
         vals = self._vals
         if vals is None:
             n = self.nparams
-            dec = _DECODER_CACHE.get((self.type, n))
+            dec = _DECODER_CACHE.get(self.type << 32 | n)
             if dec is None:
                 dec = param_decoder(self.type, n)
             off = self.off
@@ -424,7 +469,10 @@ class Event:
     @property
     def params(self) -> dict[str, Any]:
         """Every parameter by name, decoded (cached)."""
-        p = self._params
+        try:
+            p = self._params
+        except AttributeError:      # not set by the batch splitters
+            p = None
         if p is None:
             code = self.type
             names = _PARAM_NAMES[code] if 0 <= code < EVENT_MAX else ()
@@ -460,8 +508,6 @@ def split_batch(buf: bytes, count: int, first_num: int = 0) -> list[Event]:
         evt.num = num
         evt.buf = buf
         evt.off = off + ENTRY_SIZE
-        evt._offsets = None
-        evt._params = None
         evt._vals = None
         append(evt)
         off += (ENTRY_SIZE + rlen + 7) & ~7

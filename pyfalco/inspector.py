@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +26,7 @@ from .events import ENTRY_HDR, ENTRY_SIZE, Event
 from .initial_state import InitialState
 from .state.containers import ContainerInfo, ContainerManager, container_from_json
 from .state.event import InspectedEvent
-from .state.parser import StateParser, resolve_path
+from .state.parser import _CLOSE_RES_FD, E_CLOSE, StateParser, resolve_path
 from .state.threads import Thread, ThreadTable, thread_from_info
 from .state.users import UserTable
 
@@ -97,6 +98,7 @@ class Inspector:
         for code in _CONTAINER_EVENTS:
             skip[code] = 0
         self._skip_codes = bytes(skip)
+        self._kinds_cache: dict = {}
         if self.live:
             self.parser.fd_loader = self._load_live_fd
         self.hostname = initial_state.machine.hostname or (socket.gethostname() if self.live else "")
@@ -187,59 +189,101 @@ class Inspector:
         the state. Without a handler, those InspectedEvents are returned in a list (their
         threads and fds are then as the whole batch left them). Events of a type that neither
         changes the state nor is wanted are never decoded: only their thread's activity time is
-        kept."""
+        kept; a close nobody wants is applied straight from the record."""
         out: list = []
         append = out.append if handler is None else handler
-        parser = self.parser
-        threads = self.threads.threads
-        get_thread = parser.get_thread
-        process = self.process
-        skip = self._skip_codes
         if wanted is None:
             wanted = _ALL_CODES
+        kinds = self._kinds_cache.get(id(wanted))
+        if kinds is None or kinds[0] is not wanted:
+            table = bytearray(self._skip_codes)
+            for code in range(65536):
+                if wanted[code]:
+                    table[code] = _K_WANTED
+            if _CLOSE_RES_FD and not wanted[E_CLOSE]:
+                table[E_CLOSE] = _K_CLOSE
+            if len(self._kinds_cache) > 8:
+                self._kinds_cache.clear()
+            kinds = self._kinds_cache[id(wanted)] = (wanted, bytes(table))
+        kinds = kinds[1]
+        parser = self.parser
+        parse = parser.parse
+        threads = self.threads.threads
+        get_thread = parser.get_thread
         unpack = ENTRY_HDR.unpack_from
+        close_unpack = _CLOSE_RECORD.unpack_from
         new = Event.__new__
+        containers = _CONTAINER_EVENTS
+        first_ts = self.first_ts
+        last_ts = self.last_ts
+        next_purge = self._next_purge
         off = 0
         num = first_num
-        for _ in range(count):
-            cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
-            num += 1
-            if skip[etype] and not wanted[etype]:
-                # Inspector.process + StateParser.parse of an event without a handler
-                if parser._pending_exit is not None:
-                    parser.finish_pending()
-                t = threads.get(tid)
-                if t is None:
-                    t = get_thread(tid, ts)
-                if t is not None:
-                    t.last_ts = ts
-                if not self.first_ts:
-                    self.first_ts = ts
-                self.last_ts = ts
+        try:
+            for _ in range(count):
+                cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
+                num += 1
+                kind = kinds[etype]
+                if kind == _K_SKIP:
+                    # StateParser.parse of an event without a handler
+                    if parser._pending_exit is not None:
+                        parser.finish_pending()
+                    t = threads.get(tid)
+                    if t is None:
+                        t = get_thread(tid, ts)
+                    if t is not None:
+                        t.last_ts = ts
+                    ie = None
+                elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
+                        and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
+                    # StateParser.parse + _close, straight from the record
+                    if parser._pending_exit is not None:
+                        parser.finish_pending()
+                    t = threads.get(tid)
+                    if t is None:
+                        t = get_thread(tid, ts)
+                    if t is not None:
+                        res, fd = close_unpack(buf, off + _CLOSE_VALS_AT)
+                        if res >= 0:
+                            t.proc.fds.pop(fd, None)
+                        t.last_ts = ts
+                    else:
+                        t = get_thread(tid, ts)
+                        if t is not None:
+                            t.last_ts = ts
+                    ie = None
+                else:
+                    evt = new(Event)
+                    evt.ts = ts
+                    evt.tid = tid
+                    evt.len = length
+                    evt.type = etype
+                    evt.nparams = nparams
+                    evt.cpu = cpu
+                    evt.flags = flags
+                    evt.num = num
+                    evt.buf = buf
+                    evt.off = off + ENTRY_SIZE
+                    evt._vals = None
+                    ie = parse(evt)
+                    ie.inspector = self
+                    ie.prev_ts = last_ts or None
+                    if etype in containers:
+                        self._container_event(evt)
+                # Inspector.process's bookkeeping
+                if not first_ts:
+                    first_ts = self.first_ts = ts
+                last_ts = ts
                 self.n_events += 1
-                if ts >= self._next_purge:
-                    if self._next_purge:
+                if ts >= next_purge:
+                    if next_purge:
                         self.purge(ts)
-                    self._next_purge = ts + self.purge_interval_ns
-            else:
-                evt = new(Event)
-                evt.ts = ts
-                evt.tid = tid
-                evt.len = length
-                evt.type = etype
-                evt.nparams = nparams
-                evt.cpu = cpu
-                evt.flags = flags
-                evt.num = num
-                evt.buf = buf
-                evt.off = off + ENTRY_SIZE
-                evt._offsets = None
-                evt._params = None
-                evt._vals = None
-                ie = process(evt)
-                if wanted[etype]:
+                    next_purge = self._next_purge = ts + self.purge_interval_ns
+                if kind == _K_WANTED:
                     append(ie)
-            off += (ENTRY_SIZE + rlen + 7) & ~7
+                off += (ENTRY_SIZE + rlen + 7) & ~7
+        finally:
+            self.last_ts = last_ts
         return out
 
     #: evt.type name by event code (what the field provider's event_type gives), for rule indexes
@@ -394,3 +438,11 @@ class Inspector:
 
 _CONTAINER_EVENTS = frozenset(e.code for e in _schema.EVENTS if e.name == "container")
 _ALL_CODES = b"\x01" * 65536
+# process_raw's kinds of event codes
+_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED = 0, 1, 2, 3
+# a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on
+_CLOSE_RECORD = struct.Struct("<qq")
+_CLOSE_LENS = struct.pack("<HH", 8, 8)
+_CLOSE_LENS_AT = ENTRY_SIZE + 26
+_CLOSE_VALS_AT = _CLOSE_LENS_AT + 4
+_CLOSE_LEN = 26 + 4 + 16

@@ -108,9 +108,24 @@ class _Emitter(n.NodeVisitor):
         self.comments: list[str] = []
         self._keys: dict[Any, str] = {}
         self._tmp = 0
-        # memo: every field is extracted at most once per call (compile_bucket)
+        # memo: every field is extracted at most once per call (compile_bucket), and so is every
+        # boolean subtree that occurs more than once (shared: its text -> occurrences)
         self.memo = memo
         self.memos: list[str] = []
+        self.shared: dict[str, int] = {}
+        self._bool_names: dict[str, str] = {}
+
+    def visit(self, node, *args):
+        if self.shared and isinstance(node, (n.And, n.Or, n.Not)):
+            key = n.to_text(node)
+            if self.shared.get(key, 0) > 1:
+                name = self._bool_names.get(key)
+                if name is None:
+                    name = self._bool_names[key] = f"_b{len(self._bool_names)}"
+                    self.memos.append(name)
+                inner = super().visit(node, *args)
+                return f"({name} if {name} is not _U else ({name} := {inner}))"
+        return super().visit(node, *args)
 
     # constants bound as default arguments
     def const(self, prefix: str, key: Any, make: Callable[[], Any], note: str) -> str:
@@ -300,6 +315,25 @@ def compile_condition(tree: n.Node, provider: Any, name: str = "condition",
     return CompiledCondition(namespace[fn_name], source, em.consts)
 
 
+def _subtree_counts(trees: list) -> dict[str, int]:
+    """Occurrences of every boolean subtree (by its canonical text) in ``trees``."""
+    counts: dict[str, int] = {}
+
+    def walk(node) -> None:
+        if isinstance(node, (n.And, n.Or)):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, n.Not):
+            walk(node.expr)
+        elif not isinstance(node, n.Check):
+            return
+        key = n.to_text(node)
+        counts[key] = counts.get(key, 0) + 1
+    for tree in trees:
+        walk(tree)
+    return counts
+
+
 class _Unset:
     """A field not extracted yet (compile_bucket's memo)."""
 
@@ -322,7 +356,9 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     and short-circuits are each condition's own. If evaluating raises, the result is
     ``on_error(evt)`` (the caller evaluates the rules one by one, isolating the one that raised)."""
     em = _Emitter(provider, memo=True)
-    bodies = [em.visit(fold_constants(tree, provider)) for tree in trees]
+    folded = [fold_constants(tree, provider) for tree in trees]
+    em.shared = _subtree_counts(folded)
+    bodies = [em.visit(tree) for tree in folded]
     em.consts["_U"] = _UNSET
     em.consts["_on_error"] = on_error
     for i, res in enumerate(results):
