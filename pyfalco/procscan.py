@@ -424,6 +424,17 @@ def read_interfaces() -> list[InterfaceInfo]:
         names = [n for _i, n in socket.if_nameindex()]
     except OSError:
         names = []
+    except AttributeError:          # PyPy 3.9's socket module has no if_nameindex
+        idx = []
+        try:
+            for name in os.listdir("/sys/class/net"):
+                try:
+                    idx.append((int(_read(f"/sys/class/net/{name}/ifindex") or 0), name))
+                except ValueError:
+                    pass
+        except OSError:
+            pass
+        names = [name for _i, name in sorted(idx)]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         for name in names:

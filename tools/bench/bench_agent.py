@@ -131,7 +131,8 @@ def child_replay(rules: str, capture: str, runs: int) -> dict:
 
 def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: str, warmup: float) -> dict:
     """The agent on CPU 1 with the load on CPU 0, one load after the other at each rate."""
-    os.sched_setaffinity(0, {1})
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {1})        # the parent runs us under taskset -c 1 as well (PyPy 3.9)
     sink = CountingSink()
     agent = make_agent(rules, ["engine.kind=modern_ebpf"], sink)
     agent.setup()
@@ -188,8 +189,8 @@ def _version(py: Path) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def run_child(interp: list[str], env: dict, args: list[str]) -> dict:
-    r = subprocess.run(interp + [__file__, "_child"] + args, capture_output=True, text=True,
+def run_child(interp: list[str], env: dict, args: list[str], prefix: list[str] = ()) -> dict:
+    r = subprocess.run(list(prefix) + interp + [__file__, "_child"] + args, capture_output=True, text=True,
                        env={**os.environ, **env})
     if r.returncode:
         raise SystemExit(f"child {' '.join(args[:2])} failed:\n{r.stderr[-3000:]}")
@@ -302,7 +303,7 @@ def bench_live(opts) -> list[str]:
            "alerts | peak RSS (MB) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, interp, env in interpreters(opts.interpreters):
         res = run_child(interp, env, ["live", str(opts.rules), opts.rates, str(opts.seconds), opts.mix, loadgen,
-                                      str(opts.warmup)])
+                                      str(opts.warmup)], prefix=["taskset", "-c", "1"])
         for p in res["points"]:
             pct = 100.0 * p["drops"] / p["captured"] if p["captured"] else 0.0
             out.append(f"| {label} | {p['target']:,} | {p['loadgen_rate']:,.0f} | {p['captured_rate']:,.0f} | "
