@@ -67,7 +67,7 @@ class Capture:
 
     ``Capture(engine="modern_ebpf" | "kmod" | "replay" | "nodriver", syscalls=None,
     capture_file=None, buffer_bytes=None, cpus_for_each_buffer=None, snaplen=None,
-    start=True, batch_bytes=4 MiB, timeout_ms=100)``
+    start=True, batch_bytes=1 MiB, timeout_ms=100)``
 
     Opening loads the driver (or opens the file) and raises DriverUnavailableError,
     DriverPermissionError or NativeError saying why it could not. ``close()`` is idempotent;
@@ -77,7 +77,7 @@ class Capture:
     def __init__(self, engine: str = "modern_ebpf", *, syscalls: Iterable[str | int] | None = None,
                  capture_file: str | None = None, buffer_bytes: int | None = None,
                  cpus_for_each_buffer: int | None = None, snaplen: int | None = None, start: bool = True,
-                 batch_bytes: int = 4 << 20, timeout_ms: int = 100, kmod_device: str | None = None):
+                 batch_bytes: int = 1 << 20, timeout_ms: int = 100, kmod_device: str | None = None):
         lib = _native.lib
         self.engine = engine
         self.timeout_ms = timeout_ms
