@@ -68,7 +68,17 @@ class DictProvider:
         return info
 
     def accessor(self, name: str, arg: str | None) -> Callable[[Any], Any]:
-        return operator.methodcaller("get", field_key(name, arg))
+        key = field_key(name, arg)
+        info = self.field_info(name)
+        if info is not None and getattr(info, "multi", False):
+            # a multi-valued field (e.g. fd.ip: both ends) given as one value is a 1-tuple
+            def get_multi(evt: Any, key: str = key) -> Any:
+                v = evt.get(key)
+                if v is None or isinstance(v, tuple):
+                    return v
+                return tuple(v) if isinstance(v, list) else (v,)
+            return get_multi
+        return operator.methodcaller("get", key)
 
     def event_type(self, evt: Any) -> str | None:
         return evt.get("evt.type")

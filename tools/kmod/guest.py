@@ -116,8 +116,15 @@ fi
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
+# a checkout under /tmp or /run (a CI clone, say) stays visible above the guest's own tmpfs
+case "$pfrepo" in
+/tmp/*|/run/*) mkdir -p /keep && mount -o bind "/newroot$pfrepo" /keep ;;
+esac
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs run /newroot/run
+if [ -d /keep ]; then
+    mkdir -p "/newroot$pfrepo" && mount -o move /keep "/newroot$pfrepo"
+fi
 [ -d /newroot/dev/shm ] || mkdir -p /newroot/dev/shm
 mount -t tmpfs shm /newroot/dev/shm
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 out "/newroot$pfout"
@@ -177,7 +184,7 @@ def run(command: str, timeout: float = 900, kver: str | None = None, mem: str = 
         (outdir / f).unlink(missing_ok=True)
     argv = ["timeout", "-k", "5", str(int(timeout)), "qemu-system-x86_64", *_accel(), "-m", mem, "-smp", str(smp),
             "-nographic", "-no-reboot", "-nic", "none", "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", f"console=ttyS0 panic=-1 quiet pfout={outdir} pfinit={GUEST_INIT}",
+            "-append", f"console=ttyS0 panic=-1 quiet pfout={outdir} pfinit={GUEST_INIT} pfrepo={REPO}",
             "-serial", f"file:{outdir / 'serial.log'}", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
