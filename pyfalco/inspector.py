@@ -197,9 +197,10 @@ class Inspector:
         kinds = self._kinds_cache.get(id(wanted))
         if kinds is None or kinds[0] is not wanted:
             table = bytearray(self._skip_codes)
-            for code in range(65536):
-                if wanted[code]:
-                    table[code] = _K_WANTED
+            code = wanted.find(1)
+            while code >= 0:
+                table[code] = _K_WANTED
+                code = wanted.find(1, code + 1)
             if _CLOSE_RES_FD and not wanted[E_CLOSE]:
                 table[E_CLOSE] = _K_CLOSE
             if len(self._kinds_cache) > 8:

@@ -112,12 +112,13 @@ class _Emitter(n.NodeVisitor):
         # boolean subtree that occurs more than once (shared: its text -> occurrences)
         self.memo = memo
         self.memos: list[str] = []
-        self.shared: dict[str, int] = {}
-        self._bool_names: dict[str, str] = {}
+        self.shared: dict = {}
+        self._bool_names: dict = {}
+        self._key_cache: dict = {}
 
     def visit(self, node, *args):
         if self.shared and isinstance(node, (n.And, n.Or, n.Not)):
-            key = n.to_text(node)
+            key = _node_key(node, self._key_cache)
             if self.shared.get(key, 0) > 1:
                 name = self._bool_names.get(key)
                 if name is None:
@@ -315,9 +316,24 @@ def compile_condition(tree: n.Node, provider: Any, name: str = "condition",
     return CompiledCondition(namespace[fn_name], source, em.consts)
 
 
-def _subtree_counts(trees: list) -> dict[str, int]:
-    """Occurrences of every boolean subtree (by its canonical text) in ``trees``."""
-    counts: dict[str, int] = {}
+def _node_key(node, cache: dict):
+    """A hashable key equal for equal boolean trees (checks by their canonical text)."""
+    key = cache.get(id(node))
+    if key is None:
+        if isinstance(node, (n.And, n.Or)):
+            key = (type(node).__name__, tuple(_node_key(i, cache) for i in node.items))
+        elif isinstance(node, n.Not):
+            key = ("Not", _node_key(node.expr, cache))
+        else:
+            key = n.to_text(node)
+        cache[id(node)] = (key, node)      # the node is kept so that its id stays its own
+        return key
+    return key[0]
+
+
+def _subtree_counts(trees: list, cache: dict) -> dict:
+    """Occurrences of every composite boolean subtree (And, Or, Not) in ``trees``."""
+    counts: dict = {}
 
     def walk(node) -> None:
         if isinstance(node, (n.And, n.Or)):
@@ -325,9 +341,9 @@ def _subtree_counts(trees: list) -> dict[str, int]:
                 walk(item)
         elif isinstance(node, n.Not):
             walk(node.expr)
-        elif not isinstance(node, n.Check):
+        else:
             return
-        key = n.to_text(node)
+        key = _node_key(node, cache)
         counts[key] = counts.get(key, 0) + 1
     for tree in trees:
         walk(tree)
@@ -357,7 +373,7 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     ``on_error(evt)`` (the caller evaluates the rules one by one, isolating the one that raised)."""
     em = _Emitter(provider, memo=True)
     folded = [fold_constants(tree, provider) for tree in trees]
-    em.shared = _subtree_counts(folded)
+    em.shared = _subtree_counts(folded, em._key_cache)
     bodies = [em.visit(tree) for tree in folded]
     em.consts["_U"] = _UNSET
     em.consts["_on_error"] = on_error

@@ -238,8 +238,9 @@ class Ruleset:
             return hit[1]
         by_type, catch_all = self._indexes.get(source or self.default_source, ({}, ()))
         pairs = [by_type.get(name, catch_all) if by_type else catch_all for name in code_names]
-        pairs.extend([catch_all] * (65536 - len(pairs)))
-        mask = bytes(1 if p else 0 for p in pairs)
+        rest = 65536 - len(pairs)
+        pairs.extend([catch_all] * rest)
+        mask = bytes(1 if p else 0 for p in pairs[:len(code_names)]) + (b"\x01" if catch_all else b"\x00") * rest
         self._code_indexes[key] = (code_names, (pairs, mask))
         return pairs, mask
 
@@ -255,18 +256,34 @@ class Ruleset:
         if hit is not None and hit[0] is code_names:
             return hit[1]
         pairs_of, mask = self.code_index(code_names, source)
-        made: dict[int, Any] = {}
-        matchers = []
-        for pairs in pairs_of:
+        # each event type's function is compiled when its first event comes (a ruleset selects
+        # dozens of types; most captures see a few of them)
+        stubs: dict[int, Any] = {}
+        codes_of: dict[int, list] = {}
+        matchers: list = []
+        for code, pairs in enumerate(pairs_of):
             if not pairs:
                 matchers.append(None)
                 continue
-            m = made.get(id(pairs))
+            m = stubs.get(id(pairs))
             if m is None:
-                m = made[id(pairs)] = self._bucket(pairs)
+                codes_of[id(pairs)] = []
+                m = stubs[id(pairs)] = self._lazy_bucket(pairs, matchers, codes_of[id(pairs)])
+            codes_of[id(pairs)].append(code)
             matchers.append(m)
         self._code_indexes[key] = (code_names, (matchers, mask))
         return matchers, mask
+
+    def _lazy_bucket(self, pairs: Sequence, matchers: list, codes: list) -> Callable[[Any], tuple]:
+        made: list = []
+
+        def compile_then_match(evt):
+            if not made:
+                made.append(self._bucket(pairs))
+                for code in codes:
+                    matchers[code] = made[0]
+            return made[0](evt)
+        return compile_then_match
 
     def _bucket(self, pairs: Sequence) -> Callable[[Any], tuple]:
         first = self.rule_matching == "first"
