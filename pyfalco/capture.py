@@ -244,6 +244,17 @@ class Capture:
             i += 1
         return out
 
+    def initial_state(self):
+        """The state the capture starts from (pyfalco.initial_state.InitialState): the capture
+        file's metadata for a replay, a /proc scan of this machine (processes, threads, their fds,
+        users, interfaces) otherwise."""
+        self._h()
+        if self.engine == "replay":
+            from .scap.metadata import initial_state_from_blocks
+            return initial_state_from_blocks(self.metadata_blocks())
+        from .procscan import scan
+        return scan()
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Capture engine={self.engine} {state}>"

@@ -466,6 +466,21 @@ class Event:
         v = vals[i]
         return default if v is None else v
 
+    def flag_names(self, name: str) -> list[str] | None:
+        """The names of a flags or enum parameter's value, as Falco renders them
+        (``evt.flag_names("flags") == ["O_RDONLY", "O_CLOEXEC"]``); None when the parameter is
+        absent, empty, or not a named-flags parameter."""
+        from .fields.render import FLAGS, render_enum, render_flags
+        i = self.param_index(name)
+        if i < 0 or i >= self.nparams:
+            return None
+        value = self.get(name)
+        table = event_info(self.type).params[i].extra.split(" ")[0]
+        if not isinstance(value, int) or not table:
+            return None
+        text = render_flags(table, value) if table in FLAGS else render_enum(table, value)
+        return text.split("|") if text else []
+
     @property
     def params(self) -> dict[str, Any]:
         """Every parameter by name, decoded (cached)."""

@@ -141,3 +141,25 @@ def test_every_c_function_has_a_signature_and_back():
 def test_stats_names_match_the_abi_counters():
     assert _native.STAT_NAMES[:5] == ("n_evts", "n_drops_buffer", "n_drops_max_event_size", "n_drops_page_faults",
                                       "n_drops_bug")
+
+
+def test_initial_state_and_flag_names(tmp_path):
+    path = tmp_path / "f"
+    with pyfalco.Capture(syscalls=["openat", "close"]) as cap:
+        state = cap.initial_state()
+        me = state.threads[os.getpid()]
+        assert me.pid == os.getpid() and me.comm == open("/proc/self/comm").read().strip()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        time.sleep(0.05)
+        evt = [e for e in cap.next_batch(100) if e.name == "openat" and e.get("name") == str(path)][0]
+    assert sorted(evt.flag_names("flags")) == ["O_CLOEXEC", "O_CREAT", "O_F_CREATED", "O_WRONLY"]
+    assert evt.flag_names("fd") is None  # not a flags parameter
+
+
+def test_initial_state_of_a_capture_file():
+    from pathlib import Path
+    cap_file = Path(__file__).resolve().parents[3] / "shared" / "captures" / "libs_sample.scap"
+    with pyfalco.Capture(engine="replay", capture_file=str(cap_file)) as cap:
+        state = cap.initial_state()
+    assert len(state.threads) > 10 and state.machine.hostname
