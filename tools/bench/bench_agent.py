@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -38,6 +37,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from benchutil import machine  # tools/bench is the script's directory
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -90,17 +91,6 @@ def cpu_time() -> float:
     t = os.times()
     return t.user + t.system
 
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}"
 
 
 def make_agent(rules: str, overrides: list[str], sink: CountingSink):

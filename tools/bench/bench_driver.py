@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from benchutil import machine  # tools/bench is the script's directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -108,15 +109,6 @@ def drain_rates(binary: str, n: int) -> dict[str, float]:
             out[label] = got / dt
     return out
 
-
-def machine() -> str:
-    cpu = "?"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, "
-            f"{platform.python_implementation()} {platform.python_version()}")
 
 
 def main() -> int:

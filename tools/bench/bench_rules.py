@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import sys
 import time
 from pathlib import Path
+
+from benchutil import machine  # tools/bench is the script's directory
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -35,19 +35,6 @@ PROCS = ["nginx", "python3", "java", "node", "postgres", "redis-server", "contai
 FILES = ["/var/lib/app/data.db", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/stat", "/tmp/x.json",
          "/etc/ld.so.cache", "/etc/hosts", "/var/log/app.log", "/srv/www/index.html", "/dev/null"]
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
-            f"{platform.python_version()} on {platform.system()} {platform.release()}")
 
 
 def benign_event(rng: random.Random) -> dict:
