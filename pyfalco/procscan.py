@@ -25,11 +25,13 @@ from .initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIF
                             FD_NETLINK, FD_PIDFD, FD_SIGNALFD, FD_TIMERFD, FD_UNIX_SOCK, FD_UNSUPPORTED,
                             FD_USERFAULTFD, FdInfo, GroupInfo, InitialState, InterfaceInfo, MachineInfo,
                             ThreadInfo, UserInfo)
+from .hostroot import host_path
 
 __all__ = ["scan", "scan_thread", "scan_process", "read_users", "read_groups", "read_interfaces",
            "read_machine", "linux_open_flags_to_ppm", "boot_time_ns", "NetTables"]
 
-PROC = "/proc"
+# the host's /proc: $HOST_ROOT/proc when the agent runs in a container (hostroot.py)
+PROC = host_path("/proc")
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 L4_TCP, L4_UDP, L4_RAW = 2, 3, 5
 
@@ -503,8 +505,8 @@ def scan(with_fds: bool = True, with_env: bool = True) -> InitialState:
             if not with_env:
                 t.env = []
             st.threads[tid] = t
-    st.users = read_users()
-    st.groups = read_groups()
+    st.users = read_users(host_path("/"))
+    st.groups = read_groups(host_path("/"))
     st.interfaces = read_interfaces()
     return st
 
