@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..hostroot import host_path
 from .cgroups import TYPE_CONTAINERD, TYPE_CRIO, TYPE_DOCKER, TYPE_PODMAN
 
 log = logging.getLogger("pyfalco.state.containers")
@@ -177,15 +178,17 @@ class ContainerManager:
     """Container id -> ContainerInfo, filled in by a background thread (``live=True``)."""
 
     def __init__(self, live: bool = True, retries: int = 20, retry_delay: float = 0.25,
-                 podman_storage: str = PODMAN_STORAGE, containerd_tasks: str = CONTAINERD_TASKS,
-                 docker_sockets=DOCKER_SOCKETS, cri_sockets=CRI_SOCKETS, max_containers: int = 4096):
+                 podman_storage: str | None = None, containerd_tasks: str | None = None,
+                 docker_sockets=None, cri_sockets=None, max_containers: int = 4096):
         self.live = live
         self.retries = retries
         self.retry_delay = retry_delay
-        self.podman_storage = podman_storage
-        self.containerd_tasks = containerd_tasks
-        self.docker_sockets = tuple(docker_sockets)
-        self.cri_sockets = tuple(cri_sockets)
+        # the default places are the host's: under $HOST_ROOT when the agent runs in a container
+        self.podman_storage = podman_storage if podman_storage is not None else host_path(PODMAN_STORAGE)
+        self.containerd_tasks = containerd_tasks if containerd_tasks is not None else host_path(CONTAINERD_TASKS)
+        self.docker_sockets = tuple(docker_sockets if docker_sockets is not None
+                                    else (host_path(p) for p in DOCKER_SOCKETS))
+        self.cri_sockets = tuple(cri_sockets if cri_sockets is not None else (host_path(p) for p in CRI_SOCKETS))
         self.max_containers = max_containers
         self.containers: dict[str, ContainerInfo] = {}
         self._queue: queue.Queue = queue.Queue()

@@ -33,8 +33,8 @@ class UserTable:
             return hit
         if not self.live:
             return self.host_users, self.host_groups
-        from ..procscan import read_groups, read_users
-        root = f"/proc/{t.pid}/root"
+        from ..procscan import PROC, read_groups, read_users
+        root = f"{PROC}/{t.pid}/root"     # $HOST_ROOT/proc in a container (hostroot.py)
         users, groups = read_users(root), read_groups(root)
         if not users and not groups:
             # the process is gone or its root unreadable: don't cache a miss for good
