@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# ../shared beside the checkout (spec, captures, rules the tests read); "" when absent
+SHARED = (REPO.parent / "shared").resolve() if (REPO.parent / "shared").is_dir() else ""
 CACHE = REPO / "build" / "kmod-guest"
 GUEST_INIT = REPO / "tools" / "kmod" / "guest_init.sh"
 # modules the initramfs loads, in dependency order, to mount the host root over 9p
@@ -116,15 +118,22 @@ fi
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
-# a checkout under /tmp or /run (a CI clone, say) stays visible above the guest's own tmpfs
-case "$pfrepo" in
-/tmp/*|/run/*) mkdir -p /keep && mount -o bind "/newroot$pfrepo" /keep ;;
-esac
+# a checkout under /tmp or /run (a CI clone, say), and the ../shared beside it that tests read,
+# stay visible above the guest's own tmpfs
+n=0
+for p in "$pfrepo" "$pfshared"; do
+    case "$p" in
+    /tmp/*|/run/*) n=$((n+1)); mkdir -p "/keep$n" && mount -o bind "/newroot$p" "/keep$n" ;;
+    esac
+done
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs run /newroot/run
-if [ -d /keep ]; then
-    mkdir -p "/newroot$pfrepo" && mount -o move /keep "/newroot$pfrepo"
-fi
+n=0
+for p in "$pfrepo" "$pfshared"; do
+    case "$p" in
+    /tmp/*|/run/*) n=$((n+1)); mkdir -p "/newroot$p" && mount -o move "/keep$n" "/newroot$p" ;;
+    esac
+done
 [ -d /newroot/dev/shm ] || mkdir -p /newroot/dev/shm
 mount -t tmpfs shm /newroot/dev/shm
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 out "/newroot$pfout"
@@ -184,7 +193,7 @@ def run(command: str, timeout: float = 900, kver: str | None = None, mem: str = 
         (outdir / f).unlink(missing_ok=True)
     argv = ["timeout", "-k", "5", str(int(timeout)), "qemu-system-x86_64", *_accel(), "-m", mem, "-smp", str(smp),
             "-nographic", "-no-reboot", "-nic", "none", "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", f"console=ttyS0 panic=-1 quiet pfout={outdir} pfinit={GUEST_INIT} pfrepo={REPO}",
+            "-append", f"console=ttyS0 panic=-1 quiet pfout={outdir} pfinit={GUEST_INIT} pfrepo={REPO} pfshared={SHARED}",
             "-serial", f"file:{outdir / 'serial.log'}", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
