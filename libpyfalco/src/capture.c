@@ -276,9 +276,11 @@ int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, 
 		if (off + need > buflen) {
 			/* keep it for the next call: the engine hands the same event out again */
 			h->ops->unget(h);
-			if (n == 0)
+			if (n == 0) {
+				*used = need; /* what the caller's buffer must hold to take this event */
 				return pf_fail(h, ENOSPC, "next batch: event of %u bytes does not fit in %zu bytes",
 					       len, buflen);
+			}
 			rc = 0;
 			break;
 		}

@@ -70,6 +70,11 @@
 #define SCAP_MAX_SMALL_BLOCK (65536u + 8u)
 #define SCAP_MAX_BLOCK (256u << 20)
 #define SCAP_READ_STEP (1u << 20)
+/* zlib's buffer for reading and writing files (gzbuffer). The fuzz build makes it small: zlib
+ * allocates three times this per open file, which would dominate the cost of an execution. */
+#ifndef SCAP_GZ_BUFFER
+#define SCAP_GZ_BUFFER (256u * 1024u)
+#endif
 
 enum scap_block_kind {
 	SCAP_KIND_UNKNOWN = 0,

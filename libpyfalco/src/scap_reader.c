@@ -111,7 +111,7 @@ int scap_reader_open(struct scap_reader *r, const char *path)
 		close(fd);
 		return fail(r, ENOMEM, "opening capture file %s: out of memory", path);
 	}
-	gzbuffer(r->gz, 256 * 1024);
+	gzbuffer(r->gz, SCAP_GZ_BUFFER);
 	return 0;
 }
 

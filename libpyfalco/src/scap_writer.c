@@ -117,7 +117,7 @@ int pyfalco_writer_open(pyfalco_writer *w, const char *path, uint32_t flags)
 		close(fd);
 		return wfail(w, ENOMEM, "opening capture file %s for writing: out of memory", path);
 	}
-	gzbuffer(w->gz, 256 * 1024);
+	gzbuffer(w->gz, SCAP_GZ_BUFFER);
 	w->flags = flags;
 	w->wrote_event = w->failed = 0;
 	w->n_events = w->n_records = w->n_bytes = 0;
@@ -166,7 +166,9 @@ static int put_event(pyfalco_writer *w, const uint8_t *evt, uint32_t len, uint16
 
 	scap_wr16(pre, cpu);
 	scap_wr32(pre + 2, SCAP_DF_STATE_ONLY);
-	if (npre + len > 65536)
+	/* libs refuses a non-LARGE event block whose total length less its 8-byte header (so
+	 * body, padding and trailer) exceeds 64 KiB (SCAP_FORMAT.md section 4, point 7) */
+	if (((npre + len + 4 + 3) & ~3u) > 65536)
 		type = state_only ? SCAP_BT_EVF_V2_LARGE : SCAP_BT_EV_V2_LARGE;
 	else
 		type = state_only ? SCAP_BT_EVF_V2 : SCAP_BT_EV_V2;

@@ -108,7 +108,8 @@ int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu,
  * @param used   bytes written into buf
  * @param nevents number of entries written
  * @return 0 (at least one event), PYFALCO_TIMEOUT, PYFALCO_EOF, or -errno
- *         (-ENOSPC: the next event alone does not fit in buflen).
+ *         (-ENOSPC: the next event alone does not fit in buflen; *used is then the buffer
+ *         size it needs, and the event is handed out again by the next call).
  */
 int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
 			       int timeout_ms, size_t *used, uint32_t *nevents);
