@@ -4,7 +4,7 @@
     outs = Outputs.from_config(config)     # the agent's merged configuration (a dict)
     outs.start()
     outs.emit(alert)                       # never blocks; full queues count drops
-    outs.stop(timeout=5)                   # deliver what is queued, then close
+    outs.stop(timeout=3.5)                 # deliver what is queued, then close (bounded)
 
 Each enabled output has its own bounded queue and worker thread (base.py), so one slow
 destination does not delay the others.
@@ -18,11 +18,11 @@ import time
 from typing import Any, Mapping
 
 from .alert import PRIORITY_NAMES, Alert, clean_text, clean_value, hostname, iso_utc, text_time
-from .base import DEFAULT_CAPACITY, Channel, Formatter
+from .base import DEFAULT_CAPACITY, Channel, Formatter, LogLimiter
 from .channels import FileChannel, HttpChannel, ProgramChannel, StdoutChannel, SyslogChannel
 
 __all__ = ["Outputs", "Alert", "Channel", "Formatter", "StdoutChannel", "FileChannel", "SyslogChannel",
-           "ProgramChannel", "HttpChannel", "PRIORITY_NAMES", "DEFAULT_CAPACITY", "clean_text", "clean_value",
+           "ProgramChannel", "HttpChannel", "LogLimiter", "PRIORITY_NAMES", "DEFAULT_CAPACITY", "clean_text", "clean_value",
            "hostname", "iso_utc", "text_time"]
 
 log = logging.getLogger("pyfalco.outputs")
@@ -96,7 +96,7 @@ class Outputs:
         with self._drop_lock:
             self._drops_unreported += n
         now = time.monotonic()
-        if now - self._last_drop_log >= 10.0:
+        if now - self._last_drop_log >= 10.0:  # rate-limited: the counters have every drop
             self._last_drop_log = now
             log.error("outputs queue of %s is full (%d): dropping alerts (%d dropped so far)",
                       channel.name, channel.capacity, channel.dropped_full)
@@ -113,13 +113,19 @@ class Outputs:
             ch.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (all channels in parallel, ``timeout`` seconds at most)."""
-        threads = [threading.Thread(target=ch.stop, args=(timeout,), daemon=True) for ch in self.channels]
+    def stop(self, timeout: float = 3.5) -> None:
+        """Deliver what is queued (all channels in parallel) and stop within ``timeout`` seconds
+        (plus a few tenths at most): a channel still stuck is abandoned, its alerts counted."""
+        end = time.monotonic() + timeout + 0.3
+        threads = [threading.Thread(target=ch.stop, args=(timeout,), daemon=True,
+                                    name=f"pyfalco-stop-{ch.name}") for ch in self.channels]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(timeout + 3.0)
+        for ch, t in zip(self.channels, threads):
+            t.join(max(0.0, end - time.monotonic()))
+            if t.is_alive():
+                ch.abandon()
+                log.warning("output %s: still blocked at shutdown; abandoned", ch.name)
 
     def reopen(self) -> None:
         for ch in self.channels:

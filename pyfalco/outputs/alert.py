@@ -24,13 +24,29 @@ PRIORITY_NAMES = ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice"
 #: syslog(3) levels for the same priorities (LOG_EMERG ... LOG_DEBUG share the numbering)
 SYSLOG_LEVELS = (0, 1, 2, 3, 4, 5, 6, 7)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\x00": "\\0"}
+# Characters no rendering may carry raw: C0 controls (tab included), DEL, C1 controls (NEL
+# U+0085, CSI U+009B, ...), every Unicode line/paragraph separator (U+2028/2029; LF, VT, FF, CR
+# and NEL are controls already) and the bidi controls that reorder what a reader sees (ALM, LRM,
+# RLM, LRE/RLE/PDF/LRO/RLO, LRI/RLI/FSI/PDI).
+_UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[{_UNSAFE}]")
+#: the same set minus C0 (json.dumps escapes C0 itself); only ever found inside JSON strings,
+#: since everything json.dumps writes outside strings is ASCII
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x00": "\\0"}
 
 
 def _escape(m: re.Match) -> str:
     c = m.group()
-    return _ESCAPES.get(c) or f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    esc = _ESCAPES.get(c)
+    if esc is not None:
+        return esc
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
+def _json_escape(m: re.Match) -> str:
+    return f"\\u{ord(m.group()):04x}"
 
 
 def _fix_unicode(s: str) -> str:
@@ -52,7 +68,8 @@ def _only_escapes(s: str) -> bool:
 
 
 def clean_text(s: str) -> str:
-    """A string safe to print on one line: valid UTF-8, control characters escaped (tab kept)."""
+    """A string safe to print on one line: valid UTF-8; controls, line separators and bidi
+    controls escaped (``\\n``, ``\\t``, ``\\x85``, ``\\u2028``, ``\\u202e``)."""
     s = _fix_unicode(s)
     return _CONTROL.sub(_escape, s) if _CONTROL.search(s) else s
 
@@ -138,9 +155,9 @@ class Alert:
             out["output_fields"] = dict(sorted(fields.items()))
         out["priority"] = self.priority_name
         out["rule"] = clean_value(self.rule)
-        out["source"] = self.source
+        out["source"] = clean_value(self.source)
         if include_tags and not self.internal:
-            out["tags"] = sorted(self.tags)
+            out["tags"] = sorted(clean_value(t) for t in self.tags)
         out["time"] = iso_utc(self.time_ns)
         return out
 
@@ -150,6 +167,8 @@ class Alert:
         if cached is not None and cached[0] == opts:
             return cached[1]
         text = json.dumps(self.as_dict(*opts), ensure_ascii=False, separators=(",", ":"))
+        if _JSON_UNSAFE.search(text):
+            text = _JSON_UNSAFE.sub(_json_escape, text)
         self._json = (opts, text)
         return text
 

@@ -20,13 +20,44 @@ from typing import Callable
 
 from .alert import Alert
 
-__all__ = ["Channel", "Formatter", "DEFAULT_CAPACITY"]
+__all__ = ["Channel", "Formatter", "DEFAULT_CAPACITY", "LogLimiter"]
 
 log = logging.getLogger("pyfalco.outputs")
 
 #: bound used when outputs_queue.capacity is 0 (Falco's "unbounded"): pyfalco never lets a dead
 #: destination grow memory without limit
 DEFAULT_CAPACITY = 65536
+
+
+class LogLimiter:
+    """Repeated log lines, rate-limited: one line per key per ``interval`` seconds; the next line
+    of that key says how many were held back. A dead destination or a connection flood is then a
+    line every few seconds, not one per alert or per connection."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0, max_keys: int = 1024):
+        self.logger = logger
+        self.interval = interval
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        self._state: dict = {}      # key -> [last time logged, lines held back since]
+
+    def __call__(self, level: int, key, fmt: str, *args) -> bool:
+        """Log ``fmt % args`` unless ``key`` was logged less than ``interval`` s ago (True: logged)."""
+        now = time.monotonic()
+        with self._lock:
+            st = self._state.get(key)
+            if st is not None and now - st[0] < self.interval:
+                st[1] += 1
+                return False
+            held = st[1] if st is not None else 0
+            if st is None and len(self._state) >= self.max_keys:
+                self._state.clear()
+            self._state[key] = [now, 0]
+        if held:
+            fmt += " (%d more like this in the last %gs)"
+            args = args + (held, self.interval)
+        self.logger.log(level, fmt, *args)
+        return True
 
 
 class Formatter:
@@ -73,6 +104,8 @@ class Channel:
         self.failed = 0
         self.dropped_shutdown = 0
         self.last_error: str | None = None
+        self._halt = False          # stop(): past the drain time, take no new batch
+        self._limiter = LogLimiter(log)
         self.on_drop: Callable[["Channel", int], None] | None = None
 
     # -- event-loop side --------------------------------------------------------------------
@@ -113,41 +146,67 @@ class Channel:
         with self._cv:
             self._cv.notify()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued within ``timeout`` seconds, then stop; the rest is counted
-        as dropped_shutdown."""
-        deadline = time.monotonic() + max(0.0, timeout)
+    def stop(self, timeout: float = 3.5) -> None:
+        """Deliver what is queued, then stop, all within ``timeout`` seconds: the queue drains
+        until ``timeout`` minus a grace period; then a worker still busy is interrupted (its
+        socket shut down, its program killed) and given the grace period. What is left is
+        counted as dropped_shutdown."""
+        start = time.monotonic()
+        timeout = max(0.0, timeout)
+        grace = min(1.0, timeout * 0.3)
+        drain_until = start + timeout - grace
         with self._cv:
             self._stopping = True
             self._cv.notify()
         t = self._thread
         if t is not None:
-            t.join(max(0.0, deadline - time.monotonic()))
-            if t.is_alive():  # blocked in a destination: unblock it, give it a moment
+            t.join(max(0.0, drain_until - time.monotonic()))
+            if t.is_alive():  # blocked in a destination or too much queued: stop taking batches
+                self._halt = True
                 try:
                     self.interrupt()
                 except Exception as exc:  # noqa: BLE001
                     log.debug("output %s: interrupt: %s", self.name, exc)
-                t.join(1.0)
+                t.join(max(0.05, start + timeout - time.monotonic() - 0.1))
             if t.is_alive():
-                with self._count_lock:
-                    self._abandoned = True
-                    self.dropped_shutdown += self._inflight
-                    self._inflight = 0
+                self.abandon()
         left = 0
-        while True:
-            try:
-                self._q.popleft()
-            except IndexError:
-                break
-            left += 1
-        if left:
+        with self._count_lock:
+            while True:
+                try:
+                    self._q.popleft()
+                except IndexError:
+                    break
+                left += 1
             self.dropped_shutdown += left
+        if left:
             log.warning("output %s: %d alerts not delivered at shutdown", self.name, left)
         try:
             self.close_dest()
         except Exception as exc:  # noqa: BLE001
             log.debug("output %s: close: %s", self.name, exc)
+
+    def abandon(self) -> None:
+        """Give up on a worker stuck in deliver(): what it holds is counted as dropped_shutdown
+        (it is a daemon thread; the process does not wait for it)."""
+        self._halt = True
+        with self._count_lock:
+            if not self._abandoned:
+                self._abandoned = True
+                self.dropped_shutdown += self._inflight
+                self._inflight = 0
+            left = len(self._q)
+            self._q.clear()
+            self.dropped_shutdown += left
+
+    def reclassify_failed(self, n: int) -> None:
+        """``n`` alerts counted as sent earlier turned out not delivered (a program exited with
+        them unread in its pipe)."""
+        if n > 0:
+            with self._count_lock:
+                n = min(n, self.sent)
+                self.sent -= n
+                self.failed += n
 
     # -- worker side ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -175,6 +234,8 @@ class Channel:
                 continue
             batch = []
             with self._count_lock:
+                if self._halt or self._abandoned:
+                    return
                 while q and len(batch) < self.batch:
                     batch.append(q.popleft())
                 self._inflight = len(batch)
@@ -191,10 +252,14 @@ class Channel:
                 self.sent += len(batch) - bad
 
     def note_error(self, msg: str, count: int = 1) -> None:
-        """Log a delivery error once per distinct message (a dead destination is not a log flood)."""
-        if msg != self.last_error:
-            log.error("output %s: %d alert(s) not delivered: %s", self.name, count, msg)
+        """Log a delivery error, at most once per 10 s for the same message (a dead destination
+        is not a log flood; the counters have every failure)."""
+        self._limiter(logging.ERROR, msg, "output %s: %d alert(s) not delivered: %s", self.name, count, msg)
         self.last_error = msg
+
+    def log_limited(self, level: int, key: str, fmt: str, *args) -> bool:
+        """A rate-limited log line of this output (one per key per 10 s)."""
+        return self._limiter(level, key, fmt, *args)
 
     # -- to implement -----------------------------------------------------------------------
     def open(self) -> None:

@@ -7,7 +7,9 @@ rendered lines reaches its destination.
 
 from __future__ import annotations
 
+import collections
 import errno
+import fcntl
 import gzip
 import http.client
 import logging
@@ -15,8 +17,10 @@ import os
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.parse
@@ -125,7 +129,7 @@ class SyslogChannel(Channel):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(self.address)
             self._stream = True
-        s.settimeout(5.0)
+        s.settimeout(2.0)  # a syslogd that stops reading fails the alert, never holds the worker long
         self._sock = s
 
     def deliver(self, batch):
@@ -141,7 +145,9 @@ class SyslogChannel(Channel):
                 if self._stream:
                     self._sock.sendall(msg + b"\n")
                 else:
-                    self._sock.send(msg[:self.MAX_DATAGRAM] if len(msg) > self.MAX_DATAGRAM else msg)
+                    if len(msg) > self.MAX_DATAGRAM:  # cut on a character boundary: stays valid UTF-8
+                        msg = msg[:self.MAX_DATAGRAM].decode("utf-8", "ignore").encode("utf-8")
+                    self._sock.send(msg)
             except OSError as exc:
                 self.close_dest()  # reconnect next time (syslogd restarted)
                 failed += 1
@@ -153,13 +159,30 @@ class SyslogChannel(Channel):
         if s is not None:
             s.close()
 
+    def interrupt(self):
+        s = self._sock
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class ProgramChannel(Channel):
     """Pipes alert lines to the standard input of ``program`` (a command line from the
-    configuration, run by ``/bin/sh -c``; event data never reaches the command line).
-    ``keep_alive`` keeps one process for all alerts; otherwise one runs per batch."""
+    configuration, run by ``/bin/sh -c``; event data never reaches the command line, only the
+    program's standard input). ``keep_alive`` keeps one process for all alerts; otherwise one
+    runs per batch and must finish within ``timeout``.
+
+    Accounting is exact: the agent keeps a duplicate of the pipe's read end, so when the
+    program exits (or is killed) the bytes it never read are known (FIONREAD) and the alerts
+    they hold are counted as failed, not sent. A non-zero exit fails the batch. A program that
+    keeps exiting is restarted at most once per second; batches in between fail (counted)."""
 
     name = "program"
+    #: keep line ends of the last alerts written to a keep-alive process at least this far back
+    #: (more than any pipe buffer the agent leaves at its default size)
+    _TRACK_BYTES = 1 << 20
 
     def __init__(self, formatter: Formatter, program: str, capacity: int = 0, keep_alive: bool = False,
                  timeout: float = 2.0):
@@ -168,42 +191,137 @@ class ProgramChannel(Channel):
         self.keep_alive = keep_alive
         self.timeout = timeout
         self._proc: subprocess.Popen | None = None
+        self._w: int | None = None      # write end (non-blocking)
+        self._r: int | None = None      # the agent's copy of the read end (unread bytes)
+        self._written = 0               # bytes written to the current process
+        self._ends: collections.deque = collections.deque()  # cumulative end offset of each alert line
+        self._last_spawn = 0.0
         self._lock = threading.Lock()
+        self.restarts = 0
 
-    def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(["/bin/sh", "-c", self.program], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL if self.keep_alive else None,
-                                close_fds=True, start_new_session=True)
-
-    def deliver(self, batch):
-        data = _lines(self.formatter, batch)
-        if self.keep_alive:
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                if proc is not None:
-                    log.warning("output program: %r exited with %s; restarting it", self.program,
-                                proc.returncode)
-                with self._lock:
-                    proc = self._proc = self._spawn()
-            try:
-                proc.stdin.write(data)
-                proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                self.close_dest()
-                raise
-            return 0
-        with self._lock:
-            proc = self._proc = self._spawn()
+    # -- process ------------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        r, w = os.pipe()
         try:
-            proc.communicate(data, timeout=self.timeout)
+            proc = subprocess.Popen(["/bin/sh", "-c", self.program], stdin=r,
+                                    stdout=subprocess.DEVNULL if self.keep_alive else None,
+                                    close_fds=True, start_new_session=True)
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
+        os.set_blocking(w, False)
+        with self._lock:
+            self._proc, self._w, self._r = proc, w, r
+            self._written = 0
+            self._ends.clear()
+            self._last_spawn = time.monotonic()
+
+    def _unread(self) -> int:
+        r = self._r
+        if r is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+
+    def _lost_alerts(self) -> int:
+        """Alerts written to the current process whose line it did not read in full."""
+        consumed = self._written - self._unread()
+        return sum(1 for e in self._ends if e > consumed)
+
+    def _reap(self, wait: float) -> tuple[int | None, int]:
+        """Close the write end, wait up to ``wait`` s for the program (kill it after), close the
+        read end. Returns (exit status, alerts left unread)."""
+        with self._lock:
+            proc, w = self._proc, self._w
+            self._w = None
+        if w is not None:
+            os.close(w)
+        if proc is None:
+            return None, 0
+        try:
+            proc.wait(max(0.0, wait))
         except subprocess.TimeoutExpired:
             self._kill(proc)
-            raise TimeoutError(f"{self.program!r} did not finish within {self.timeout:g}s") from None
-        finally:
-            self._proc = None
-        if proc.returncode:
-            self.note_error(f"{self.program!r} exited with {proc.returncode}")
-        return 0
+        lost = self._lost_alerts()
+        with self._lock:
+            r, self._r, self._proc = self._r, None, None
+            self._ends.clear()
+        if r is not None:
+            os.close(r)
+        return proc.returncode, lost
+
+    def _write(self, data: bytes, line_ends: list[int], deadline: float) -> int:
+        """Write ``data`` (lines ending at ``line_ends``) before ``deadline``; returns how many
+        alerts were not written in full (the program exited or stopped reading)."""
+        view = memoryview(data)
+        off = 0
+        proc, w = self._proc, self._w
+        while off < len(data):
+            try:
+                off += os.write(w, view[off:off + 65536])
+                continue
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, OSError, TypeError):
+                break
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                break
+            select.select([], [w], [], min(0.05, max(0.0, deadline - time.monotonic())))
+        base = self._written
+        self._written += off
+        done = 0
+        for e in line_ends:
+            if e > off:
+                break
+            self._ends.append(base + e)
+            done += 1
+        while self._ends and self._ends[0] < self._written - self._TRACK_BYTES:
+            self._ends.popleft()
+        return len(line_ends) - done
+
+    # -- delivery -------------------------------------------------------------------------------
+    def deliver(self, batch):
+        lines = [(self.formatter(a) + "\n").encode("utf-8", "replace") for a in batch]
+        ends, n = [], 0
+        for ln in lines:
+            n += len(ln)
+            ends.append(n)
+        data = b"".join(lines)
+        deadline = time.monotonic() + self.timeout
+        if self.keep_alive:
+            return self._deliver_kept(batch, data, ends, deadline)
+        self._spawn()
+        unwritten = self._write(data, ends, deadline)
+        status, lost = self._reap(deadline - time.monotonic())
+        if status:
+            why = f"killed after {self.timeout:g}s (or by signal {-status})" if status < 0 else f"exited with {status}"
+            self.note_error(f"{self.program!r} {why}", len(batch))
+            return len(batch)
+        if unwritten or lost:
+            self.note_error(f"{self.program!r} did not read {max(unwritten, lost)} alert(s)", max(unwritten, lost))
+        return max(unwritten, lost)
+
+    def _deliver_kept(self, batch, data, ends, deadline) -> int:
+        proc = self._proc
+        if proc is not None and proc.poll() is not None:
+            status, lost = self._reap(0)
+            self.reclassify_failed(lost)
+            self.log_limited(logging.WARNING, "exit", "output program: %r exited with %s (%d alert(s) left "
+                             "unread); restarting it", self.program, status, lost)
+            proc = None
+        if proc is None:
+            if time.monotonic() - self._last_spawn < 1.0:
+                self.note_error(f"{self.program!r} keeps exiting; restarting it at most once a second", len(batch))
+                return len(batch)
+            self._spawn()
+            self.restarts += 1
+        unwritten = self._write(data, ends, deadline)
+        if unwritten:
+            self.note_error(f"{self.program!r} did not read its input within {self.timeout:g}s", unwritten)
+        return unwritten
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
@@ -217,23 +335,21 @@ class ProgramChannel(Channel):
             pass
 
     def close_dest(self):
-        with self._lock:
-            proc, self._proc = self._proc, None
-        if proc is None:
+        if self._proc is None:
             return
-        try:
-            proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        try:
-            proc.wait(self.timeout)
-        except subprocess.TimeoutExpired:
-            self._kill(proc)
+        _status, lost = self._reap(min(self.timeout, 1.0))
+        self.reclassify_failed(lost)
+        if lost:
+            log.warning("output program: %d alert(s) left unread by %r at close", lost, self.program)
 
     def interrupt(self):
         proc = self._proc
         if proc is not None:
             self._kill(proc)
+
+
+class _ResponseTooLarge(Exception):
+    """The HTTP answer body is over the limit."""
 
 
 class HttpChannel(Channel):
@@ -244,9 +360,15 @@ class HttpChannel(Channel):
     authenticates the client. ``compress_uploads`` gzips bodies (Content-Encoding: gzip);
     ``keep_alive`` reuses one connection. A status >= 400 is a failed delivery. After
     ``max_consecutive_timeouts`` timeouts in a row the destination is given a short rest
-    (alerts in that time are counted as failed) so a dead server cannot hold the queue."""
+    (alerts in that time are counted as failed) so a dead server cannot hold the queue.
+
+    Bounds: every request (connect, send, the whole answer) must finish within ``timeout``
+    seconds in total -- a watchdog shuts the socket down at the deadline, so a server trickling
+    a byte at a time cannot hold the output -- and an answer body larger than ``max_response``
+    bytes fails the request unread (an endless body cannot grow the agent's memory)."""
 
     name = "http"
+    MAX_RESPONSE = 1 << 20
 
     def __init__(self, formatter: Formatter, url: str, capacity: int = 0, user_agent: str = "falcosecurity/falco",
                  insecure: bool = False, ca_cert: str = "", ca_bundle: str = "", ca_path: str = "",
@@ -271,8 +393,13 @@ class HttpChannel(Channel):
         self.rest = rest
         self._timeouts = 0
         self._rest_until = 0.0
+        self.max_response = self.MAX_RESPONSE
         self._conn: http.client.HTTPConnection | None = None
         self._cur: http.client.HTTPConnection | None = None
+        self._deadline: float | None = None
+        self._expired = False
+        self._wd_cv = threading.Condition()
+        self._wd: threading.Thread | None = None
         self.status_counts: dict[int, int] = {}
         self._ctx = None
         if self.https:
@@ -309,15 +436,22 @@ class HttpChannel(Channel):
         if conn is None:
             conn = self._connect()
         self._cur = conn
+        self._arm(time.monotonic() + self.timeout)
         try:
             conn.request("POST", self.path, body, headers)
             resp = conn.getresponse()
-            data = resp.read()
-        except BaseException:
+            data = resp.read(self.max_response + 1)
+            if len(data) > self.max_response:
+                raise _ResponseTooLarge(f"answer body larger than {self.max_response} bytes (not read)")
+        except BaseException as exc:
             # no retry: the server may have got the alert; it is counted as failed, never twice
             conn.close()
             self._conn = None
+            expired = self._disarm()
+            if expired and not isinstance(exc, _ResponseTooLarge):
+                raise TimeoutError(f"no complete answer within {self.timeout:g}s") from None
             raise
+        self._disarm()
         if self.keep_alive and not resp.will_close:
             self._conn = conn
         else:
@@ -327,6 +461,49 @@ class HttpChannel(Channel):
             sys.stdout.buffer.write(data + (b"" if data.endswith(b"\n") else b"\n"))
             sys.stdout.buffer.flush()
         return resp.status
+
+    # -- total-time watchdog -------------------------------------------------------------------
+    def _arm(self, deadline: float) -> None:
+        with self._wd_cv:
+            self._deadline = deadline
+            self._expired = False
+            if self._wd is None or not self._wd.is_alive():
+                self._wd = threading.Thread(target=self._watchdog, name="pyfalco-output-http-watchdog",
+                                            daemon=True)
+                self._wd.start()
+            self._wd_cv.notify()
+
+    def _disarm(self) -> bool:
+        """End of a request; True when the watchdog cut it."""
+        with self._wd_cv:
+            self._deadline = None
+            self._cur = None
+            return self._expired
+
+    def _watchdog(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            with self._wd_cv:
+                d = self._deadline
+                now = time.monotonic()
+                if d is None:
+                    if now - idle_since > 30.0:  # no request for a while: end; the next one restarts it
+                        self._wd = None
+                        return
+                    self._wd_cv.wait(1.0)
+                    continue
+                idle_since = now
+                if now < d:
+                    self._wd_cv.wait(d - now)
+                    continue
+                self._deadline = None
+                self._expired = True
+                conn = self._cur
+            if conn is not None and conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def deliver(self, batch):
         failed = 0
@@ -345,7 +522,7 @@ class HttpChannel(Channel):
                     self._rest_until = time.monotonic() + self.rest
                     self._timeouts = 0
                 continue
-            except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            except (OSError, http.client.HTTPException, ssl.SSLError, _ResponseTooLarge) as exc:
                 failed += 1
                 self.note_error(f"{self.url}: {type(exc).__name__}: {exc}")
                 continue
