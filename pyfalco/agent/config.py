@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
                     "client_cert": "", "client_key": "", "echo": False, "compress_uploads": False,
                     "keep_alive": False, "max_consecutive_timeouts": 5},
     "program_output": {"enabled": False, "keep_alive": False, "program": ""},
-    "webserver": {"enabled": True, "threadiness": 0, "listen_port": 8765, "listen_address": "0.0.0.0",
+    "webserver": {"enabled": True, "threadiness": 0, "listen_port": 8765, "listen_address": "127.0.0.1",
                   "k8s_healthz_endpoint": "/healthz", "prometheus_metrics_enabled": False,
                   "ssl_enabled": False, "ssl_certificate": "/etc/pyfalco/pyfalco.pem"},
     "log_stderr": True,
