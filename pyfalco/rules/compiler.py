@@ -15,6 +15,7 @@ The generated source is kept (``CompiledCondition.source``) for inspection.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -47,6 +48,7 @@ class CompiledCondition:
 class _Folder(n.NodeVisitor):
     def __init__(self, provider: Any):
         self.provider = provider
+        self._macros: dict[int, tuple] = {}  # id of a macro's tree -> (tree, folded): shared, folded once
 
     def visit_Or(self, node):
         items = []
@@ -79,7 +81,10 @@ class _Folder(n.NodeVisitor):
         return n.Not(expr, pos=node.pos)
 
     def visit_Macro(self, node):
-        return self.visit(node.expr)
+        hit = self._macros.get(id(node.expr))
+        if hit is None:
+            hit = self._macros[id(node.expr)] = (node.expr, self.visit(node.expr))
+        return hit[1]
 
     def visit_Const(self, node):
         return node
@@ -197,7 +202,9 @@ class _Emitter(n.NodeVisitor):
                               f"{op} matcher for {raw!r}"), raw
         if op == "regex":
             return self.const("_r", (op, raw), lambda: ops.regex_matcher(raw), f"regex fullmatch {raw!r}"), raw
-        if isinstance(raw, (str, int, float, bool, bytes)):
+        # inline only what repr() writes as a Python literal (a non-finite float would be
+        # ``inf``, a name): anything else is bound as a constant
+        if isinstance(raw, (str, int, bool, bytes)) or (isinstance(raw, float) and math.isfinite(raw)):
             return repr(raw), raw
         return self.const("_c", (kind, op, repr(raw)), lambda: raw, repr(raw)), raw
 

@@ -22,7 +22,7 @@ import enum
 import re
 from typing import NamedTuple
 
-from pyfalco.rules.errors import ConditionSyntaxError, line_col
+from pyfalco.rules.errors import ConditionSyntaxError
 
 __all__ = ["TokenKind", "Token", "Lexer", "STR_OPS", "NUM_OPS", "LIST_OPS", "UNARY_OPS", "MODIFIERS",
            "TRANSFORMERS", "ALL_OPS"]
@@ -76,16 +76,28 @@ _ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r", "b"
 class Lexer:
     """Cursor over one condition text; see the module docstring."""
 
-    __slots__ = ("text", "pos")
+    __slots__ = ("text", "pos", "_at", "_line", "_line_start")
 
     def __init__(self, text: str):
         self.text = text
         self.pos = 0
+        # line/column are tracked from the last token forward, so that a condition of n tokens
+        # costs O(n) in all (counting from the start for every token was quadratic)
+        self._at = 0            # offset up to which lines were counted
+        self._line = 1          # line number at ``_at``
+        self._line_start = 0    # offset of the first character of that line
 
     # ---- helpers --------------------------------------------------------------------------
     def token(self, kind: TokenKind, value: str, pos: int) -> Token:
-        line, col = line_col(self.text, pos)
-        return Token(kind, value, pos, line, col)
+        text = self.text
+        if pos < self._at:  # the parser went back (rare): count again from the start
+            self._at, self._line, self._line_start = 0, 1, 0
+        newlines = text.count("\n", self._at, pos)
+        if newlines:
+            self._line += newlines
+            self._line_start = text.rfind("\n", self._at, pos) + 1
+        self._at = pos
+        return Token(kind, value, pos, self._line, pos - self._line_start + 1)
 
     def fail(self, msg: str, pos: int | None = None):
         raise ConditionSyntaxError(msg, self.pos if pos is None else pos, self.text)

@@ -23,10 +23,12 @@ from pyfalco.rules.collector import Collector, ExceptionInfo, ItemError, RuleInf
 from pyfalco.rules.compiler import compile_condition
 from pyfalco.rules.errors import ConditionSyntaxError, RulesLoadError, caret_snippet, line_col
 from pyfalco.rules.evttypes import evttypes
+from pyfalco.rules.limits import Budget, measure
 from pyfalco.rules.output import OutputFormatError, compile_output
 from pyfalco.rules.parser import parse
 from pyfalco.rules.provider import DictProvider
-from pyfalco.rules.resolver import CycleError, MacroResolver, ResolveError, compile_lists, expand_lists
+from pyfalco.rules.resolver import (CycleError, LimitError, ListLimitError, MacroResolver, ResolveError,
+                                    compile_lists, expand_lists)
 from pyfalco.rules.result import LoadMessage, LoadResult, Location
 from pyfalco.rules.ruleset import Priority, Rule, Ruleset
 
@@ -454,6 +456,7 @@ class _Load:
         self.engine_version = engine_version
         self.result = result
         self.collector = Collector(self)
+        self.budget = Budget()
 
     def message(self, code: str, msg: str, locations: tuple, snippet: str = "") -> None:
         self.result.add(LoadMessage(code, msg, tuple(locations), snippet))
@@ -464,13 +467,24 @@ class _Load:
         used_lists: set = set()
         try:
             lists = compile_lists(col.lists_in_order(), used_lists)
-        except CycleError as exc:
+        except (CycleError, ListLimitError) as exc:
             info = col.lists[exc.chain[0]]
             self.message("LOAD_ERR_VALIDATE", str(exc), (info.loc,), info.snippet)
             return []
         macros = col.macros
         for info in col.macros_in_order():
-            info.text = expand_lists(info.condition, lists, used_lists)
+            if self.budget.exhausted:
+                break
+            try:
+                info.text = expand_lists(info.condition, lists, used_lists)
+            except LimitError as exc:
+                self.condition_error("LOAD_ERR_COMPILE_CONDITION", exc.msg, exc.pos, info.condition,
+                                     info.loc, info.cond_loc)
+                continue
+            problem = self.budget.spend_text(len(info.text))
+            if problem:
+                self.message("LOAD_ERR_COMPILE_CONDITION", problem, (info.loc,), info.snippet)
+                break
             try:
                 info.tree = parse(info.text)
             except ConditionSyntaxError as exc:
@@ -495,11 +509,13 @@ class _Load:
                                          bad.loc, bad.cond_loc)
         rules = []
         for info in col.rules_in_order():
+            if self.budget.exhausted:
+                break
             rule = self.compile_rule(info, lists, used_lists, resolver)
             if rule is not None:
                 rule.index = len(rules)
                 rules.append(rule)
-        if warn_unused:
+        if warn_unused and not self.budget.exhausted:  # after a stop, "unused" would be noise
             for info in col.macros_in_order():
                 if info.name not in used_macros:
                     self.message("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro",
@@ -551,7 +567,15 @@ class _Load:
         cond = self.exception_condition(info)
         if cond is None:
             return None
-        text = expand_lists(cond, lists, used_lists)
+        try:
+            text = expand_lists(cond, lists, used_lists)
+        except LimitError as exc:
+            self.condition_error("LOAD_ERR_COMPILE_CONDITION", exc.msg, exc.pos, cond, info.loc, info.cond_loc)
+            return None
+        problem = self.budget.spend_text(len(text))
+        if problem:
+            self.message("LOAD_ERR_COMPILE_CONDITION", problem, (info.loc,), info.snippet)
+            return None
         try:
             tree = parse(text)
         except ConditionSyntaxError as exc:
@@ -563,6 +587,10 @@ class _Load:
             if not exc.macros:  # problems inside macros were reported with the macro
                 self.condition_error("LOAD_ERR_COMPILE_CONDITION", exc.msg, exc.pos, text, info.loc,
                                      info.cond_loc)
+            return None
+        problem = self.budget.spend(resolver.expansion(tree))
+        if problem:
+            self.message("LOAD_ERR_COMPILE_CONDITION", problem, (info.loc,), info.snippet)
             return None
         syscall = info.source == "syscall"
         checker = Checker(provider, check_evttypes=syscall)

@@ -12,11 +12,13 @@ import base64
 import binascii
 import fnmatch
 import ipaddress
+import math
 import re
 from functools import lru_cache
 
 __all__ = [
-    "kind_of", "ALLOWED_OPS", "LiteralError", "convert_literal", "to_ip", "pmatch", "normalize_prefix",
+    "kind_of", "ALLOWED_OPS", "LiteralError", "convert_literal", "parse_number",
+    "to_ip", "pmatch", "normalize_prefix",
     "glob_matcher", "regex_matcher", "apply_scalar", "TRANSFORMS", "transform_kind", "ip_match", "to_bytes",
 ]
 
@@ -59,17 +61,33 @@ class LiteralError(ValueError):
     """A literal that cannot be read as the type of the field it is compared with."""
 
 
-_HEX = re.compile(r"[+\-]?0[xX][0-9a-fA-F]+\Z")
+# libsinsp's number literals: a decimal or hex integer, a decimal optionally with a fraction and
+# an exponent (the exponent has a sign: ``1e+3``, not ``1e3``). Nothing else: no inf/nan, no
+# ``1_000``, no blanks; an integer must fit the 64 bits of the widest field types.
+_NUMBER = re.compile(r"[+\-]?(?:(0[xX][0-9a-fA-F]+)|[0-9]+(\.[0-9]*)?([eE][+\-][0-9]+)?)\Z")
+INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
-def _number(text: str):
-    t = text.strip()
-    if _HEX.match(t):
-        return int(t, 16)
-    try:
-        return int(t, 10)
-    except ValueError:
-        return float(t)  # raises ValueError too
+def parse_number(text: str) -> int | float:
+    """The value of a number literal (see ``_NUMBER``): an int (within 64 bits), or a finite
+    float when it has a fraction. Raises LiteralError for anything else."""
+    m = _NUMBER.match(text)
+    if m is None:
+        raise LiteralError(f"'{text}' is not a valid number")
+    if m.group(1):
+        value: int | float = int(text, 16)
+    elif m.group(2) is None and m.group(3) is None:
+        value = int(text, 10)
+    else:
+        value = float(text)
+        if not math.isfinite(value):  # 1e+999
+            raise LiteralError(f"'{text}' is out of the range of 64-bit floating point numbers")
+        if value.is_integer() and INT64_MIN <= value <= UINT64_MAX:
+            value = int(value)
+        return value
+    if not INT64_MIN <= value <= UINT64_MAX:
+        raise LiteralError(f"'{text}' is out of the range of 64-bit numbers")
+    return value
 
 
 def convert_literal(kind: str, op: str, text: str):
@@ -80,13 +98,9 @@ def convert_literal(kind: str, op: str, text: str):
         except ValueError:
             raise LiteralError(f"'{text}' is not a valid hex string for '{op}'") from None
     if kind == "num":
-        try:
-            value = _number(text)
-        except ValueError:
-            raise LiteralError(f"'{text}' is not a valid number") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return value
+        # libsinsp reads a literal for a narrower field type as 64 bits and truncates it; here
+        # it keeps its value (``fd.lport < 100000`` holds for every port)
+        return parse_number(text)
     if kind == "bool":
         low = text.lower()
         if low in ("true", "1"):
@@ -105,8 +119,8 @@ def convert_literal(kind: str, op: str, text: str):
         return text.encode("utf-8", "surrogateescape")
     if kind == "dyn":
         try:
-            return _number(text)
-        except ValueError:
+            return parse_number(text)
+        except LiteralError:
             return text
     return text
 

@@ -39,12 +39,13 @@ from functools import lru_cache
 
 from pyfalco.rules import nodes as n
 from pyfalco.rules.errors import ConditionSyntaxError
+from pyfalco.rules.limits import MAX_NESTING
 from pyfalco.rules.lexer import (LIST_OPS, NUM_OPS, STR_OPS, TRANSFORMERS, UNARY_OPS, Lexer,
                                  TokenKind)
 
 __all__ = ["parse", "parse_uncached", "MAX_DEPTH"]
 
-MAX_DEPTH = 100
+MAX_DEPTH = MAX_NESTING
 _SINGLE_ARG = frozenset(("tolower", "toupper", "b64", "basename", "len"))
 
 
@@ -268,10 +269,23 @@ def parse_uncached(text: str) -> n.Node:
         raise ConditionSyntaxError("nesting is too deep", 0, text) from None
 
 
+_CACHED_LENGTH = 64 * 1024  # longer texts (big lists) are parsed each time: the cache stays small
+
+
 @lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> n.Node:
+    return parse_uncached(text)
+
+
 def parse(text: str) -> n.Node:
     """Parse ``text`` into a node tree (cached: trees are immutable).
 
     Raises :class:`ConditionSyntaxError` on a syntax error.
     """
-    return parse_uncached(text)
+    if isinstance(text, str) and len(text) > _CACHED_LENGTH:
+        return parse_uncached(text)
+    return _parse_cached(text)
+
+
+parse.cache_clear = _parse_cached.cache_clear  # type: ignore[attr-defined]
+parse.cache_info = _parse_cached.cache_info  # type: ignore[attr-defined]

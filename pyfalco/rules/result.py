@@ -101,7 +101,8 @@ class LoadMessage:
             name = f" '{top.item_name}'" if top.item_name else ""
             head += f" {top.item_type}{name}:"
         for loc in self.locations[1:]:  # the macros a rule's problem sits in
-            if loc.item_type in ("macro", "macro condition") and loc.item_name:
+            if loc.item_type in ("macro", "macro condition") and loc.item_name \
+                    and (top.item_type, top.item_name) != ("macro", loc.item_name):  # named once
                 head += f" macro '{loc.item_name}':"
             elif loc.item_type == "exception":
                 head += f" exception '{loc.item_name}':"
