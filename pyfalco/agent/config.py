@@ -287,7 +287,11 @@ def apply_override(cfg: dict, path: list, value: Any) -> None:
                 node.append(empty)
                 node = node[-1]
                 continue
-            while len(node) <= step:
+            if step > len(node):
+                # padding with empty slots up to any index would let `-o x[999999999]=1` eat the memory
+                raise ConfigError(f"-o {_path_text(path)}: index {step} is past the end of "
+                                  f"{_path_text(path[:i])} ({len(node)} items)")
+            if step == len(node):
                 node.append(None)
             if last:
                 node[step] = value
@@ -482,15 +486,29 @@ class Config:
         return self.data.get(key, default)
 
 
+def _yaml_error_line(exc: Exception) -> str:
+    """A YAML error as one line (PyYAML's text spans several, with a source excerpt)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    text = f"{where}{problem}" + (f" ({context})" if context else "")
+    return " ".join(text.split())
+
+
 def _read_yaml(path: str) -> tuple[dict, str]:
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_error_line(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
