@@ -77,6 +77,43 @@ def make_inspector(capture: Any = None) -> Any:
     return Inspector(capture)
 
 
+def webserver_asked(config: Config, overrides: list[str] | tuple) -> bool:
+    """Whether the webserver was asked for explicitly: ``-o webserver.enabled=true`` (the last
+    such override wins), or ``webserver.enabled: true`` in a configuration file of the user's
+    (not pyfalco's packaged default configuration). Replays start it only then."""
+    from . import config as _cfgmod
+    asked = None
+    for ov in overrides:
+        try:
+            path, value = _cfgmod.parse_override(ov)
+        except ConfigError:
+            continue
+        if path == ["webserver", "enabled"]:
+            asked = value is True
+        elif path == ["webserver"] and isinstance(value, dict) and "enabled" in value:
+            asked = value["enabled"] is True
+    if asked is not None:
+        return asked
+    packaged = getattr(_cfgmod, "packaged_path", None)
+    default = packaged("pyfalco.yaml") if packaged is not None else None
+    default = os.path.realpath(default) if default else None
+    import yaml
+    for f in config.files:
+        if default is not None and os.path.realpath(f) == default:
+            continue
+        try:
+            with open(f, "rb") as fh:
+                raw = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError):
+            continue
+        ws = raw.get("webserver") if isinstance(raw, dict) else None
+        if isinstance(ws, dict) and ws.get("enabled") is True:
+            asked = True
+        elif isinstance(ws, dict) and ws.get("enabled") is False:
+            asked = False
+    return bool(asked)
+
+
 def _file_signature(paths: list[str]) -> dict:
     sig = {}
     for p in paths:
@@ -250,12 +287,19 @@ class Agent:
         ws = cfg["webserver"]
         if not ws["enabled"]:
             return
+        if cfg["engine"]["kind"] == "replay" and not webserver_asked(self.config, self.overrides):
+            # a replay serves no probes: only an explicit request starts the webserver (and so a
+            # replay never fails because a running agent holds the port)
+            log.debug("replay: webserver not started (ask for it with -o webserver.enabled=true)")
+            return
         prom = cfg["metrics"]["enabled"] and ws["prometheus_metrics_enabled"]
         try:
             self.webserver = WebServer(ws, versions, self.metrics.prometheus if prom else None).start()
+        except ValueError as exc:
+            raise AgentError(f"webserver: {exc}") from None
         except OSError as exc:
             raise AgentError(f"webserver: cannot listen on {ws['listen_address']}:{ws['listen_port']}: "
-                             f"{exc.strerror or exc}") from exc
+                             f"{exc.strerror or exc}") from None
 
     def _schedule_metrics(self, cfg: dict) -> None:
         m = cfg["metrics"]
@@ -502,8 +546,11 @@ class Agent:
         return True
 
     # ---- shutdown -------------------------------------------------------------------------
-    def close(self, output_timeout: float = 5.0) -> None:
-        """Detach the driver, deliver queued alerts (bounded), stop the webserver. Idempotent."""
+    def close(self, output_timeout: float = 3.5) -> None:
+        """Detach the driver, deliver queued alerts (bounded), stop the webserver. Idempotent.
+        Bounded in every fault case: the outputs get ``output_timeout`` seconds in all
+        (interrupting a blocked destination included), the webserver one more at most, so a
+        SIGTERM ends the process within 5 s."""
         cap, self.capture = self.capture, None
         if cap is not None:
             try:
