@@ -7,6 +7,12 @@
 and validates the result against :data:`SCHEMA`: a value of the wrong type is a
 :class:`~pyfalco.errors.ConfigError` naming the key; an unknown key is a warning naming it.
 ``${VAR}`` in string values is replaced from the environment (``$${VAR}`` is a literal).
+
+Which file: ``-c FILE``, else ``/etc/pyfalco/pyfalco.yaml``, else the default configuration
+packaged with pyfalco (:func:`packaged_path`). Relative ``rules_files`` and ``config_files``
+entries resolve against the folder of the file that names them (the packaged configuration's
+``pyfalco_rules.yaml`` is the packaged default ruleset next to it); ``-r``, ``-o`` and ``-e``
+paths against the working directory.
 """
 
 from __future__ import annotations
@@ -23,10 +29,30 @@ import yaml
 from pyfalco.errors import ConfigError
 
 __all__ = ["DEFAULTS", "SCHEMA", "Config", "load_config", "parse_override", "apply_override", "merge",
-           "buffer_bytes_of_preset", "BUF_SIZE_PRESETS", "parse_duration", "DEFAULT_CONFIG_PATHS"]
+           "buffer_bytes_of_preset", "BUF_SIZE_PRESETS", "parse_duration", "DEFAULT_CONFIG_PATHS",
+           "packaged_path", "default_config_path", "PACKAGED_CONFIG", "PACKAGED_RULES"]
 
-#: where the agent looks for its configuration when -c is not given
+#: where the agent looks for its configuration when -c is not given (then: the packaged default)
 DEFAULT_CONFIG_PATHS = ("/etc/pyfalco/pyfalco.yaml",)
+
+#: file names of the packaged defaults (pyfalco/data/ in a wheel)
+PACKAGED_CONFIG = "pyfalco.yaml"
+PACKAGED_RULES = "pyfalco_rules.yaml"
+
+_PKG = Path(__file__).resolve().parents[1]
+#: the same files in a source checkout: deploy/pyfalco.yaml, rules/pyfalco_rules.yaml
+_CHECKOUT = {PACKAGED_CONFIG: _PKG.parent / "deploy" / "pyfalco.yaml",
+             PACKAGED_RULES: _PKG.parent / "rules" / "pyfalco_rules.yaml"}
+
+
+def packaged_path(name: str) -> str | None:
+    """The packaged default configuration (``pyfalco.yaml``) or ruleset (``pyfalco_rules.yaml``):
+    ``pyfalco/data/<name>`` in an installed wheel, else the source checkout's copy (an editable
+    install or ``PYTHONPATH=checkout``); None when neither exists."""
+    for cand in (_PKG / "data" / name, _CHECKOUT.get(name)):
+        if cand is not None and cand.is_file():
+            return str(cand)
+    return None
 
 #: buf_size_preset index -> per-buffer bytes (index 0 is reserved)
 BUF_SIZE_PRESETS = (0, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20, 128 << 20,
@@ -35,8 +61,8 @@ BUF_SIZE_PRESETS = (0, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20, 6
 DEFAULTS: dict[str, Any] = {
     "config_files": [],
     "watch_config_files": True,
-    "rules_files": ["/etc/pyfalco/pyfalco_rules.yaml", "/etc/pyfalco/pyfalco_rules.local.yaml",
-                    "/etc/pyfalco/rules.d"],
+    # a configuration without the key loads the packaged default ruleset
+    "rules_files": [packaged_path(PACKAGED_RULES) or "/etc/pyfalco/pyfalco_rules.yaml"],
     "rules": [],
     "engine": {
         "kind": "modern_ebpf",
@@ -516,6 +542,22 @@ def _read_yaml(path: str) -> tuple[dict, str]:
     return data, text
 
 
+def _resolve_rules_paths(raw: dict, base_dir: Path) -> None:
+    """Relative ``rules_files``/``rules_file`` entries of one configuration file -> paths in the
+    file's folder (in place; ``${VAR}`` expanded first, so a variable may hold an absolute path)."""
+    for key in ("rules_files", "rules_file"):
+        val = raw.get(key)
+        if isinstance(val, str):
+            val = [val]
+            raw[key] = val
+        if not isinstance(val, list):
+            continue  # validation reports the wrong type
+        for i, entry in enumerate(val):
+            if isinstance(entry, str) and entry:
+                p = _expand_env(entry)
+                val[i] = p if os.path.isabs(p) else str(base_dir / p)
+
+
 def _config_file_entries(raw: dict, base_dir: Path) -> list[tuple[str, str]]:
     out = []
     entries = raw.get("config_files") or []
@@ -541,26 +583,38 @@ def _config_file_entries(raw: dict, base_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
+def default_config_path() -> str | None:
+    """The configuration used without ``-c``: the first of DEFAULT_CONFIG_PATHS that exists,
+    else the packaged default (None only when pyfalco's package data is missing)."""
+    found = next((p for p in DEFAULT_CONFIG_PATHS if os.path.exists(p)), None)
+    return found or packaged_path(PACKAGED_CONFIG)
+
+
 def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
                 defaults_if_missing: bool = False) -> Config:
-    """Load, merge, override and validate. ``path=None`` looks in DEFAULT_CONFIG_PATHS; when
-    nothing is found there and ``defaults_if_missing`` is set, the built-in defaults are used."""
+    """Load, merge, override and validate. ``path=None`` uses :func:`default_config_path`
+    (DEFAULT_CONFIG_PATHS, else the packaged default); when even that is missing and
+    ``defaults_if_missing`` is set, the built-in defaults are used."""
     warnings: list[str] = []
     files: list[str] = []
     text = ""
     if path is None:
-        path = next((p for p in DEFAULT_CONFIG_PATHS if os.path.exists(p)), None)
+        path = default_config_path()
         if path is None and not defaults_if_missing:
-            raise ConfigError(f"no configuration file (looked for {', '.join(DEFAULT_CONFIG_PATHS)}); use -c")
+            raise ConfigError(f"no configuration file (looked for {', '.join(DEFAULT_CONFIG_PATHS)} and "
+                              "pyfalco's packaged default); use -c")
     raw: dict = {}
     if path is not None:
         raw, text = _read_yaml(path)
         files.append(os.path.abspath(path))
-        for extra_path, strategy in _config_file_entries(raw, Path(path).resolve().parent):
+        base_dir = Path(path).resolve().parent
+        _resolve_rules_paths(raw, base_dir)
+        for extra_path, strategy in _config_file_entries(raw, base_dir):
             if strategy == "missing":
                 warnings.append(f"config_files: {extra_path} does not exist (skipped)")
                 continue
             extra, _ = _read_yaml(extra_path)
+            _resolve_rules_paths(extra, Path(extra_path).resolve().parent)
             if "config_files" in extra:
                 warnings.append(f"{extra_path}: config_files inside an included file is ignored")
                 extra = {k: v for k, v in extra.items() if k != "config_files"}

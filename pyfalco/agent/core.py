@@ -8,8 +8,9 @@ The loop reads batches from the capture, hands every event to the inspector (sta
 ruleset, and only builds alerts for matches; alerts go to the output queues, never to a
 destination directly. Once a second it checks drops, watched files, output drops and the
 metrics timer. SIGHUP (or a changed watched file) reloads configuration and rules while the
-capture stays open; a new configuration or ruleset with errors is refused and the running one
-kept.
+capture stays open; a reload that fails for any reason (a broken configuration or ruleset, a
+missing or unreadable rules file, a rules file that became empty, zero rules, an exception of
+the rules library) is refused with one error line and the running configuration and rules kept.
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ def _file_signature(paths: list[str]) -> dict:
     return sig
 
 
+def _with_content(files: list[str]) -> set:
+    """The files among ``files`` that hold something besides blank lines and comments."""
+    out = set()
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                if any(line.strip() and not line.lstrip().startswith(b"#") for line in fh):
+                    out.add(f)
+        except OSError:
+            pass
+    return out
+
+
 class Agent:
     """One agent run. ``config_path``/``overrides``/``rules_files`` are kept to reload the same
     way the configuration was first loaded."""
@@ -138,8 +152,12 @@ class Agent:
     def __init__(self, config: Config, *, overrides: list[str] | tuple = (), rules_files: list[str] | None = None,
                  max_seconds: float | None = None, stdout_stream=None,
                  capture_factory: Callable[..., Any] | None = None,
-                 inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False):
+                 inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False,
+                 allow_no_rules: bool = False):
         self.config = config
+        #: run with no rules when the configuration names no rules files (--allow-no-rules)
+        self.allow_no_rules = allow_no_rules
+        self._rules_with_content: set = set()
         self.cfg = config.data
         self.overrides = list(overrides)
         self.rules_files = rules_files
@@ -192,9 +210,17 @@ class Agent:
         prov = inspector.provider
         return StaticFields(prov, cfg["static_fields"]) if cfg["static_fields"] else prov
 
+    def rules_paths(self, cfg: dict) -> list[str]:
+        """The rules files and folders this run loads: ``-r`` if given, else ``rules_files``."""
+        return list(self.rules_files if self.rules_files is not None else cfg["rules_files"])
+
     def load_rules(self, cfg: dict, provider: Any) -> rulesload.RulesBundle:
-        """Load rules for ``cfg``; raises AgentError with Falco-style messages on errors."""
-        result, bundle = rulesload.load(cfg, provider, self.rules_files)
+        """Load rules for ``cfg``; raises AgentError with Falco-style messages on errors (a named
+        path that cannot be read, rules with errors, no rule enabled)."""
+        try:
+            result, bundle = rulesload.load(cfg, provider, self.rules_files, allow_no_rules=self.allow_no_rules)
+        except rulesload.RulesFilesError as exc:
+            raise AgentError(str(exc)) from None
         if bundle is None:
             raise AgentError("error loading rules:\n" + result.as_text(verbose=True))
         for w in bundle.warnings:
@@ -203,7 +229,7 @@ class Agent:
             log.info("rules loaded with %d warning(s)%s", len(result.warnings),
                      ":\n" + result.as_text(verbose=False) if self.verbose else " (-v shows them)")
         if not bundle.files:
-            log.warning("no rules files loaded (rules_files: %s)", ", ".join(cfg["rules_files"]))
+            log.warning("running without rules: no rules files named (%s)", rulesload.NO_RULES_FLAG)
         return bundle
 
     def _engine_settings(self, cfg: dict) -> dict:
@@ -236,9 +262,7 @@ class Agent:
             raise AgentError(f"opening the {kw['engine']} engine: {exc}") from exc
 
     def _watch_paths(self) -> list[str]:
-        paths = list(self.config.files)
-        paths += list(self.rules_files if self.rules_files is not None else self.cfg["rules_files"])
-        return paths
+        return list(self.config.files) + self.rules_paths(self.cfg)
 
     def setup(self) -> None:
         """Load rules, open the capture, start outputs and the webserver (raises AgentError)."""
@@ -248,8 +272,10 @@ class Agent:
         # rules compile against the inspector's provider before the capture exists (the
         # capture's syscall selection depends on the rules); the inspector is attached after
         self.inspector = self.inspector_factory(None)
+        self.inspector.meta_handler = lambda e, a=self: [a._alert(r, e, e.evt.ts, a.bundle) for r in a.bundle.ruleset.match(e) or ()]
         self.provider = provider = self._provider_for(self.inspector, cfg)
         bundle = self.load_rules(cfg, provider)
+        self._rules_with_content = _with_content(bundle.files)
         sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
         for w in sel.warnings:
             log.warning("%s", w)
@@ -489,35 +515,62 @@ class Agent:
 
     # ---- reload ---------------------------------------------------------------------------
     def reload(self) -> bool:
-        """Reload configuration and rules; keep the running ones when the new ones are bad."""
+        """Reload configuration and rules; keep the running ones when the new ones are bad.
+
+        Refused, with one error line and ``metrics.reload_failures`` counted, whatever goes
+        wrong: any exception while loading the configuration or the rules (not only the
+        expected errors: a bug or a resource limit in the rules library must not end the
+        agent), a named rules path that is missing or unreadable, a rules file that had content
+        and is now empty (a file being rewritten, or emptied by mistake), zero rules."""
+        # the files as they are now: a change during this reload triggers another one, and a
+        # refused reload is not retried until a file changes again
+        self._watch_sig = _file_signature(self._watch_paths())
+        try:
+            return self._do_reload()
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running rules
+            self.metrics.reload_failures += 1
+            text = str(exc).strip().splitlines()
+            detail = text[0] if text else ""
+            log.error("reload: keeping the running configuration and rules: %s%s", type(exc).__name__,
+                      f": {detail}" if detail else "")
+            return False
+
+    def _refuse(self, why: str) -> bool:
+        self.metrics.reload_failures += 1
+        log.error("reload: keeping the running configuration and rules: %s", why)
+        return False
+
+    def _do_reload(self) -> bool:
         try:
             new = load_config(self.config.path, self.overrides, defaults_if_missing=self.config.path is None)
         except ConfigError as exc:
-            self.metrics.reload_failures += 1
-            log.error("reload: keeping the running configuration and rules: configuration error: %s", exc)
-            return False
+            return self._refuse(f"configuration error: {exc}")
         cfg = new.data
         if cfg["engine"] != self.cfg["engine"] or cfg["falco_libs"] != self.cfg["falco_libs"]:
             log.warning("reload: engine settings changed; they take effect on restart (the capture is kept)")
             cfg["engine"] = self.cfg["engine"]
             cfg["falco_libs"] = self.cfg["falco_libs"]
+        emptied = sorted(f for f in self._rules_with_content
+                         if f in set(rulesload.expand_rules_files_quiet(self.rules_paths(cfg)))
+                         and not _with_content([f]))
+        if emptied:
+            return self._refuse(f"rules file {emptied[0]} is empty now (it had rules); "
+                                "fix it or remove it from the configuration")
         provider = self._provider_for(self.inspector, cfg)
         try:
             bundle = self.load_rules(cfg, provider)
             new_outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream) \
                 if any(cfg[k] != self.cfg[k] for k in OUTPUT_KEYS) else None
         except (AgentError, ConfigError, ValueError) as exc:
-            self.metrics.reload_failures += 1
-            log.error("reload: keeping the running configuration and rules: %s", exc)
-            return False
+            return self._refuse(str(exc))
         sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
         if cfg["engine"]["kind"] != "replay" and sel.syscalls != self.selection.syscalls:
             try:
                 self.capture.select(sorted(sel.syscalls))
             except (PyFalcoError, ValueError) as exc:
-                self.metrics.reload_failures += 1
-                log.error("reload: keeping the running rules: selecting syscalls failed: %s", exc)
-                return False
+                if new_outputs is not None:
+                    new_outputs.stop(timeout=0.5)
+                return self._refuse(f"selecting syscalls failed: {exc}")
         for w in new.warnings:
             log.warning("%s", w)
         old_outputs = None
@@ -527,6 +580,7 @@ class Agent:
         ws_changed = cfg["webserver"] != self.cfg["webserver"] or cfg["metrics"] != self.cfg["metrics"]
         self.config, self.cfg = new, cfg
         self.provider, self.bundle, self.selection = provider, bundle, sel
+        self._rules_with_content = _with_content(bundle.files)
         self.drops = self._make_drops(cfg)
         self._schedule_metrics(cfg)
         if old_outputs is not None:
@@ -541,7 +595,7 @@ class Agent:
                 log.error("reload: %s", exc)
         self._watch_sig = _file_signature(self._watch_paths())
         self.metrics.reloads += 1
-        log.info("reloaded: %d rules, %d syscalls requested", len(bundle.ruleset.enabled_rules()),
+        log.info("reloaded: %d rules, %d syscalls requested", rulesload.count_enabled(bundle.ruleset),
                  len(sel.syscalls))
         return True
 

@@ -2,10 +2,12 @@
 """Loading the configured rules for the agent, and what each rule's alerts look like.
 
 ``load(cfg, provider)`` expands ``rules_files`` (files, and directories' ``.yml``/``.yaml``
-files in name order), loads them with :func:`pyfalco.rules.load_rules` using the configured
+files in name order; a named path that does not exist or cannot be read is a
+:class:`RulesFilesError`, as Falco's "Could not open file ... for reading"), loads them with :func:`pyfalco.rules.load_rules` using the configured
 ``priority``, ``rule_matching`` and ``rules:`` selection, and prepares, per rule, the rendering
 of its alerts with ``append_output`` (``extra_output``, ``extra_fields``, ``suggested_output``)
-and ``static_fields``.
+and ``static_fields``. A load that leaves no rule enabled is a :class:`RulesFilesError` too,
+unless no rules files are named at all and ``allow_no_rules`` says that is on purpose.
 """
 
 from __future__ import annotations
@@ -18,26 +20,67 @@ from typing import Any, Callable
 from pyfalco.rules import LoadResult, compile_output, load_rules
 from pyfalco.errors import ConfigError
 
-__all__ = ["expand_rules_files", "RulesBundle", "load", "RuleOutput", "SUGGESTED_FIELDS"]
+__all__ = ["expand_rules_files", "RulesBundle", "RulesFilesError", "load", "RuleOutput", "SUGGESTED_FIELDS",
+           "count_enabled", "expand_rules_files_quiet", "NO_RULES_FLAG"]
 
 #: fields the container support suggests appending to syscall alerts (suggested_output)
 SUGGESTED_FIELDS = ("container.id", "container.name", "container.image.repository", "container.image.tag",
                     "k8s.pod.name", "k8s.ns.name")
 
 
+class RulesFilesError(ConfigError):
+    """A named rules file or folder cannot be read, or the rules named leave nothing to detect."""
+
+
+def _unreadable(kind: str, path: str, exc: OSError) -> RulesFilesError:
+    return RulesFilesError(f"Could not open rules {kind} {path} for reading: {exc.strerror or exc}")
+
+
 def expand_rules_files(paths: list[str]) -> tuple[list[str], list[str]]:
     """(files to load in order, warnings). Directories give their .yml/.yaml files sorted by
-    name; missing paths are warnings (Falco skips them too)."""
-    files, warnings = [], []
+    name. A path that does not exist or cannot be read raises :class:`RulesFilesError` naming
+    it (Falco stops too); an empty directory is fine (other files may hold the rules)."""
+    files: list[str] = []
+    warnings: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            files.extend(os.path.join(p, f) for f in sorted(os.listdir(p))
-                         if f.endswith((".yml", ".yaml")) and os.path.isfile(os.path.join(p, f)))
-        elif os.path.exists(p):
-            files.append(p)
+            try:
+                names = sorted(os.listdir(p))
+            except OSError as exc:
+                raise _unreadable("folder", p, exc) from None
+            found = [os.path.join(p, f) for f in names
+                     if f.endswith((".yml", ".yaml")) and os.path.isfile(os.path.join(p, f))]
+            if not found:
+                warnings.append(f"rules folder {p} has no .yml/.yaml files")
         else:
-            warnings.append(f"rules file {p} does not exist (skipped)")
+            found = [p]
+        for f in found:
+            try:  # readable now (the loader reads it next); the error names the path
+                with open(f, "rb"):
+                    pass
+            except OSError as exc:
+                raise _unreadable("file", f, exc) from None
+        files.extend(found)
     return files, warnings
+
+
+def expand_rules_files_quiet(paths: list[str]) -> list[str]:
+    """The files ``paths`` name, as :func:`expand_rules_files`, skipping what cannot be read."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            try:
+                out.extend(os.path.join(p, f) for f in sorted(os.listdir(p)) if f.endswith((".yml", ".yaml")))
+            except OSError:
+                pass
+        else:
+            out.append(p)
+    return out
+
+
+def count_enabled(ruleset: Any) -> int:
+    """Rules that can fire: enabled, at or above the configured priority, of every source."""
+    return sum(len(ruleset.enabled_rules(src)) for src in {r.event_source for r in ruleset.rules})
 
 
 class RuleOutput:
@@ -132,14 +175,33 @@ class RulesBundle:
         return self.ruleset.event_types()
 
 
-def load(cfg: dict, provider: Any, rules_files: list[str] | None = None) -> tuple[LoadResult, RulesBundle | None]:
-    """Load the rules ``cfg`` names (or ``rules_files``); the bundle is None when loading failed."""
+NO_RULES_FLAG = "--allow-no-rules"
+
+
+def load(cfg: dict, provider: Any, rules_files: list[str] | None = None, *,
+         allow_no_rules: bool = False) -> tuple[LoadResult, RulesBundle | None]:
+    """Load the rules ``cfg`` names (or ``rules_files``, from ``-r``); the bundle is None when
+    the rules have errors. Raises :class:`RulesFilesError` for a named path that cannot be read,
+    and for a load that leaves no rule enabled (allowed only when no path is named at all and
+    ``allow_no_rules`` is set)."""
     paths = rules_files if rules_files is not None else cfg["rules_files"]
+    named = "-r " + ", -r ".join(paths) if rules_files is not None else "rules_files: " + ", ".join(paths)
+    if not paths and not allow_no_rules:
+        raise RulesFilesError("no rules files: name at least one with -r or rules_files (or, to run without "
+                              f"rules on purpose, leave rules_files empty and pass {NO_RULES_FLAG})")
     files, warnings = expand_rules_files(paths)
     result = load_rules(*files, provider=provider, rule_matching=cfg["rule_matching"],
                         min_priority=cfg["priority"], selection=cfg["rules"] or None)
     if not result.ok:
         return result, None
+    if paths:
+        n_enabled = count_enabled(result.ruleset)
+        if n_enabled == 0:
+            defined = len(result.ruleset.rules)
+            why = (f"{defined} rule(s) defined, none enabled at priority >= {cfg['priority']} with the "
+                   "rules: selection and enabled flags" if defined else
+                   "the files define no rules" if files else "no .yml/.yaml files in the named folder(s)")
+            raise RulesFilesError(f"no rules loaded ({named}): {why}")
     bundle = RulesBundle(result, result.ruleset, files=files, warnings=warnings)
     for rule in result.ruleset:
         try:

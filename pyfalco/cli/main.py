@@ -43,12 +43,19 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyfalco", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="pyfalco - cloud-native runtime security (Falco-compatible agent)",
-                epilog="Configuration: -c FILE, else /etc/pyfalco/pyfalco.yaml, else built-in defaults.\n"
+                epilog="Configuration: -c FILE, else /etc/pyfalco/pyfalco.yaml, else the packaged default\n"
+                       "(--print-default-config shows it).\n"
                        "Exit status: 0 on success, 1 on errors.")
     a = p.add_argument
     a("-h", "--help", action="store_true", help="print this help and exit")
     a("-c", dest="config", metavar="<path>", help="configuration file (default /etc/pyfalco/pyfalco.yaml)")
     a("--config-schema", action="store_true", help="print the configuration's schema (JSON) and exit")
+    a("--print-default-config", action="store_true",
+      help="print the packaged default configuration, its default rules path absolute (a start for "
+           "/etc/pyfalco/pyfalco.yaml), and exit")
+    a("--allow-no-rules", action="store_true",
+      help="run without rules when the configuration names no rules files (rules_files: [], no -r); "
+           "otherwise a run that loads no rules is an error")
     a("--rule-schema", action="store_true", help="print the rules files' schema (JSON) and exit")
     a("--disable-source", action="append", default=[], metavar="<event_source>",
       help="turn off an event source (only 'syscall' exists here)")
@@ -249,9 +256,13 @@ def _describe(bundle: Any, name: str | None, json_out: bool) -> tuple[str, int]:
 
 def _support(args, cfg_obj, argv) -> str:
     from pyfalco.agent import versions
-    from pyfalco.agent.rulesload import expand_rules_files
+    from pyfalco.agent.rulesload import RulesFilesError, expand_rules_files, expand_rules_files_quiet
     u = platform.uname()
-    files, _ = expand_rules_files(args.rules or cfg_obj.data["rules_files"])
+    paths = args.rules or cfg_obj.data["rules_files"]
+    try:
+        files, _ = expand_rules_files(paths)
+    except RulesFilesError:  # the bundle still lists them, each with its error
+        files = expand_rules_files_quiet(paths)
     rules = []
     for f in files:
         try:
@@ -300,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rule_schema:
         _print(json.dumps(_rule_schema(), indent=2))
         return 0
+    if args.print_default_config:
+        return _print_default_config()
     if args.config_schema:
         from pyfalco.agent.config import SCHEMA
         _print(json.dumps(_config_schema(SCHEMA), indent=2))
@@ -348,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     agent = Agent(cfg_obj, overrides=overrides, rules_files=args.rules or None, max_seconds=args.max_seconds,
-                  verbose=args.verbose)
+                  verbose=args.verbose, allow_no_rules=args.allow_no_rules)
     from pyfalco.agent import make_inspector
 
     if args.validate:
@@ -397,8 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print(_list_events(sel.syscalls if sel is not None else None))
         return 0
     if args.dry_run:
-        log.info("dry run: configuration and %d rules loaded; %d syscalls would be requested; not capturing",
-                 len(bundle.ruleset.enabled_rules()), len(sel.syscalls))
+        from pyfalco.agent.rulesload import count_enabled
+        log.info("dry run: configuration %s and %d rules from %d file(s) loaded; %d syscalls would be "
+                 "requested; not capturing", cfg_obj.path or "(built-in defaults)", count_enabled(bundle.ruleset),
+                 len(bundle.files), len(sel.syscalls))
         if args.verbose:
             log.info("%s", sel.describe())
         return 0
@@ -426,6 +441,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError:
                 pass
     return code
+
+
+def _print_default_config() -> int:
+    """The packaged default configuration, its relative default-rules entry made absolute so the
+    text works wherever it is saved (e.g. as /etc/pyfalco/pyfalco.yaml)."""
+    import re
+    from pyfalco.agent.config import PACKAGED_CONFIG, PACKAGED_RULES, packaged_path
+    path, rules = packaged_path(PACKAGED_CONFIG), packaged_path(PACKAGED_RULES)
+    if path is None or rules is None:
+        _setup_logging(None, False)
+        log.error("Error: pyfalco's packaged default configuration or rules are missing (reinstall pyfalco)")
+        return 1
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^([ \t]*-[ \t]*)" + re.escape(PACKAGED_RULES) + r"[ \t]*$",
+                  lambda m: m.group(1) + os.path.realpath(rules), text)
+    sys.stdout.write(text)
+    return 0
 
 
 def _config_schema(schema: dict) -> dict:

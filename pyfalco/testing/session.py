@@ -41,12 +41,14 @@ class DetectionError(AssertionError):
 
 
 def default_rules_path() -> str:
-    """The default ruleset shipped with pyfalco (rules/pyfalco_rules.yaml)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "rules" / "pyfalco_rules.yaml", here.parent.parent / "rules" / "pyfalco_rules.yaml"):
-        if cand.is_file():
-            return str(cand)
-    raise FileNotFoundError("pyfalco's default rules (rules/pyfalco_rules.yaml) are not installed here")
+    """The default ruleset shipped with pyfalco: the wheel's package data (pyfalco/data/), or
+    rules/pyfalco_rules.yaml of the source checkout pyfalco runs from."""
+    from pyfalco.agent.config import PACKAGED_RULES, packaged_path
+    path = packaged_path(PACKAGED_RULES)
+    if path is None:
+        raise FileNotFoundError("pyfalco's default rules (pyfalco/data/pyfalco_rules.yaml) are missing from this "
+                                "installation; reinstall pyfalco or pass rules explicitly")
+    return path
 
 
 @dataclass
@@ -192,6 +194,7 @@ class DetectionSession:
             self.capture = pyfalco.Capture("replay", capture_file=self.capture_file)
         try:
             self.inspector = Inspector(self.capture)
+            self.inspector.meta_handler = lambda mie: self._handle(mie, mie.evt)   # container meta events
             self._prepare_accessors()
             if self.record_path:
                 from pyfalco.scap import CaptureWriter

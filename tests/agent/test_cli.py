@@ -76,10 +76,17 @@ def test_r_repeatable_files_and_directories(tmp_path, cfg, etc_rules):
 
 
 def test_rules_selection_priority_and_matching(tmp_path, cfg, etc_rules):
+    # a second rule that never matches keeps one rule enabled (zero rules is an error)
+    sel = tmp_path / "sel.yaml"
+    sel.write_text(etc_rules.read_text() + "- rule: Never\n  desc: d\n  condition: evt.type = open and "
+                   "evt.arg.name = /nonexistent-never\n  output: never\n  priority: ERROR\n  tags: [other]\n")
+    r = run_cli(["-c", cfg, "-r", sel, "-e", CURL_SCAP, "-o", "rules[].disable.tag=testing"])
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    r = run_cli(["-c", cfg, "-r", sel, "-e", CURL_SCAP, "-o", "priority=error"])
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    # everything disabled: refused, naming the -r path
     r = run_cli(["-c", cfg, "-r", etc_rules, "-e", CURL_SCAP, "-o", "rules[].disable.tag=testing"])
-    assert r.returncode == 0 and r.stdout == ""
-    r = run_cli(["-c", cfg, "-r", etc_rules, "-e", CURL_SCAP, "-o", "priority=error"])
-    assert r.returncode == 0 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == "" and f"no rules loaded (-r {etc_rules})" in r.stderr
     two = tmp_path / "two.yaml"
     two.write_text(etc_rules.read_text() + etc_rules.read_text().replace("Etc open", "Etc open 2"))
     assert len(run_cli(["-c", cfg, "-r", two, "-e", CURL_SCAP]).stdout.splitlines()) == ETC_ALERTS

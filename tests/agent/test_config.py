@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pyfalco.agent.config import (DEFAULTS, apply_override, buffer_bytes_of_preset, load_config, merge,
@@ -139,7 +141,9 @@ def test_buffer_presets_and_durations():
 def test_deploy_config_is_valid_and_uses_the_default_rules():
     from agenttools import REPO
     c = load_config(str(REPO / "deploy" / "pyfalco.yaml"))
-    assert "rules/pyfalco_rules.yaml" in c["rules_files"]
+    # the relative entry resolves next to the file (deploy/pyfalco_rules.yaml links to the rules)
+    assert c["rules_files"] == [str(REPO / "deploy" / "pyfalco_rules.yaml")]
+    assert Path(c["rules_files"][0]).resolve() == (REPO / "rules" / "pyfalco_rules.yaml").resolve()
     assert not [w for w in c.warnings if "unknown" in w]
     for key in DEFAULTS:
         assert key in c.data

@@ -65,7 +65,7 @@ def test_live_alert_and_clean_sigterm(tmp_path):
 
 def test_live_dry_run_and_selection(tmp_path):
     _require_root()
-    r = run_cli(["-c", base_config(tmp_path, engine={"kind": "modern_ebpf"}), "-M", "2",
+    r = run_cli(["-c", base_config(tmp_path, engine={"kind": "modern_ebpf"}), "-M", "2", "--allow-no-rules",
                  "-o", "base_syscalls.custom_set=[execve, '!close']"], timeout=60)
     assert r.returncode == 0, r.stderr
     assert "syscalls requested" in r.stderr
