@@ -18,6 +18,7 @@ __all__ = ["EvttypeResolver", "evttypes"]
 class EvttypeResolver(n.NodeVisitor):
     def __init__(self, universe: frozenset | None = None):
         self.universe = universe if universe is not None else event_type_names()
+        self._macros: dict[tuple, tuple] = {}  # (id of a macro's tree, negated) -> (tree, types)
 
     def types(self, tree: n.Node) -> frozenset:
         return self.visit(tree, False)
@@ -34,7 +35,11 @@ class EvttypeResolver(n.NodeVisitor):
         return self.visit(node.expr, not negated)
 
     def visit_Macro(self, node, negated):
-        return self.visit(node.expr, negated)
+        key = (id(node.expr), negated)  # a macro's tree is shared by its references: once each way
+        hit = self._macros.get(key)
+        if hit is None:
+            hit = self._macros[key] = (node.expr, self.visit(node.expr, negated))
+        return hit[1]
 
     def visit_Const(self, node, negated):
         return self.universe if node.value != negated else frozenset()

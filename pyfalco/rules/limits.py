@@ -138,8 +138,8 @@ def macro_path(tree: n.Node, memo: dict) -> list[str]:
 
 
 def largest_macro(tree: n.Node, memo: dict) -> tuple[str, Expansion] | None:
-    """The macro of ``tree`` (measured) that contributes the most nodes, with its expansion."""
-    node = tree
+    """The macro used in ``tree`` (measured) that contributes the most, with its expansion."""
+    node = tree.expr if isinstance(tree, n.Macro) else tree  # a macro is not its own culprit
     while True:
         if isinstance(node, n.Macro):
             return node.name, memo[id(node)][1]

@@ -130,6 +130,10 @@ class _Reader:
         except (ValueError, UnicodeError) as exc:  # e.g. control characters the reader refuses
             self.load.message("LOAD_ERR_YAML_PARSE", str(exc), (Location("", "", self.name),))
             return
+        except RecursionError:  # PyYAML's pure-Python composer (PyPy) recurses per nesting level
+            self.load.message("LOAD_ERR_YAML_PARSE", "the YAML is nested too deep (exceeded maximum nesting "
+                              "depth)", (Location("", "", self.name),))
+            return
         try:
             for doc in docs:
                 if doc is None or (isinstance(doc, yaml.ScalarNode) and doc.tag == _NULL):
@@ -511,7 +515,12 @@ class _Load:
         for info in col.rules_in_order():
             if self.budget.exhausted:
                 break
-            rule = self.compile_rule(info, lists, used_lists, resolver)
+            try:
+                rule = self.compile_rule(info, lists, used_lists, resolver)
+            except (RecursionError, MemoryError) as exc:  # a safety net: the limits should prevent it
+                self.message("LOAD_ERR_COMPILE_CONDITION", f"the condition is too complex to compile "
+                             f"({type(exc).__name__})", (info.loc,), info.snippet)
+                rule = None
             if rule is not None:
                 rule.index = len(rules)
                 rules.append(rule)
@@ -661,18 +670,21 @@ class _Load:
 
 
 def _macro_names(tree: n.Node) -> set:
+    """Names of the macros ``tree`` uses; each shared macro tree is walked once, without recursion."""
     out: set = set()
-
-    def walk(node):
+    seen: set = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
         if isinstance(node, n.Macro):
             out.add(node.name)
-            walk(node.expr)
+            if id(node.expr) not in seen:
+                seen.add(id(node.expr))
+                stack.append(node.expr)
         elif isinstance(node, (n.And, n.Or)):
-            for item in node.items:
-                walk(item)
+            stack.extend(node.items)
         elif isinstance(node, n.Not):
-            walk(node.expr)
-    walk(tree)
+            stack.append(node.expr)
     return out
 
 

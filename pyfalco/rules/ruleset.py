@@ -127,6 +127,9 @@ class Ruleset:
         self.universe = universe
         self._enabled = {r.name: r.enabled for r in self.rules}
         self._indexes: dict[str, tuple[dict, tuple]] = {}
+        # rule name -> evaluations that raised (a provider handing a value of an unexpected type):
+        # counted for every event, logged at 1, 10, 100, ... so that a bad rule cannot flood the log
+        self.evaluation_errors: dict[str, int] = {}
         self._rebuild()
 
     # ---- selection ------------------------------------------------------------------------
@@ -321,8 +324,12 @@ class Ruleset:
             try:
                 hit = fn(evt)
             except Exception as exc:
-                log.warning("rule %r raised %s while evaluating an event; treated as no match",
-                            rule.name, exc)
+                count = self.evaluation_errors.get(rule.name, 0) + 1
+                self.evaluation_errors[rule.name] = count
+                if count == 10 ** (len(str(count)) - 1):  # 1, 10, 100, ...
+                    log.warning("rule %r raised %s: %s while evaluating an event; treated as no match "
+                                "(%d time%s so far; logged at every power of ten)", rule.name,
+                                type(exc).__name__, exc, count, "" if count == 1 else "s")
                 continue
             if hit:
                 out.append(rule)
