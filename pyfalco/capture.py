@@ -52,7 +52,10 @@ def syscall_numbers(syscalls: Iterable[str | int]) -> list[int]:
 
 
 def _on_log(_ctx, level, msg):
-    log.log(_LEVELS.get(level, logging.DEBUG), "%s", msg.decode("utf-8", "replace"))
+    # an error-level message always comes with a failed call, whose exception carries the same
+    # text: logged at debug level so that it is not printed twice
+    lvl = _LEVELS.get(level, logging.DEBUG)
+    log.log(logging.DEBUG if lvl >= logging.ERROR else lvl, "%s", msg.decode("utf-8", "replace"))
 
 
 _LOG_CB = _native.LOG_FN(_on_log)  # one callback for the process, kept alive here
@@ -80,6 +83,7 @@ class Capture:
                  batch_bytes: int = 1 << 20, timeout_ms: int = 100, kmod_device: str | None = None):
         lib = _native.lib
         self.engine = engine
+        self.capture_file = capture_file
         self.timeout_ms = timeout_ms
         self._handle = None
         self._num = 0
@@ -105,6 +109,7 @@ class Capture:
         except BaseException:
             self.close()
             raise
+        self._batch_bytes = batch_bytes
         self._buf = ctypes.create_string_buffer(batch_bytes)
         self._used = ctypes.c_size_t()
         self._count = ctypes.c_uint32()
@@ -179,9 +184,17 @@ class Capture:
         h = self._h()
         if self._eof:
             return None
+        if len(self._buf) > self._batch_bytes:  # grown for one large event: back to the usual size
+            self._buf = ctypes.create_string_buffer(self._batch_bytes)
         rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events,
                                                     self.timeout_ms if timeout_ms is None else timeout_ms,
                                                     ctypes.byref(self._used), ctypes.byref(self._count))
+        if rc == -errno.ENOSPC and self._used.value > len(self._buf):
+            # an event larger than the buffer (a capture file's LARGE blocks go up to 256 MiB):
+            # the library said how much it needs and hands the event out again
+            self._buf = ctypes.create_string_buffer(self._used.value)
+            rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events, 0,
+                                                        ctypes.byref(self._used), ctypes.byref(self._count))
         if rc == _native.PYFALCO_EOF:
             self._eof = True
             return None
@@ -251,7 +264,7 @@ class Capture:
         self._h()
         if self.engine == "replay":
             from .scap.metadata import initial_state_from_blocks
-            return initial_state_from_blocks(self.metadata_blocks())
+            return initial_state_from_blocks(self.metadata_blocks(), source=self.capture_file)
         from .procscan import scan
         return scan()
 

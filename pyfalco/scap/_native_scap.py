@@ -84,8 +84,11 @@ class Replay:
         buf = (c_uint8 * buflen)()
         used, n = c_size_t(), c_uint32()
         while True:
-            rc = lib.pyfalco_capture_next_batch(self._h, buf, buflen, max_events, 0, ctypes.byref(used),
+            rc = lib.pyfalco_capture_next_batch(self._h, buf, len(buf), max_events, 0, ctypes.byref(used),
                                                 ctypes.byref(n))
+            if rc == -_errno.ENOSPC and used.value > len(buf):  # one event larger than the buffer
+                buf = (c_uint8 * used.value)()
+                continue
             if rc == _native.PYFALCO_EOF:
                 return
             self._check(rc)

@@ -12,6 +12,8 @@ A malformed block raises CaptureFileError naming the block and the byte inside i
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
 from collections.abc import Iterable
 
@@ -43,18 +45,27 @@ UL_TYPES = {0x206: 1, 0x8012ABCD: 1, 0x220: 2}
 # fd types whose payload is just a name (section 10); 17-21 are NEW only
 _NAMED_FD_TYPES = {FD_FILE, FD_DIRECTORY, FD_FIFO, FD_EVENT, FD_UNSUPPORTED, FD_SIGNALFD, FD_EVENTPOLL, FD_INOTIFY,
                    FD_TIMERFD, FD_NETLINK, FD_BPF, FD_USERFAULTFD, FD_IOURING, FD_MEMFD, FD_PIDFD}
+_KNOWN_FD_TYPES = _NAMED_FD_TYPES | {FD_IPV4_SOCK, FD_IPV6_SOCK, FD_IPV4_SERVSOCK, FD_IPV6_SERVSOCK, FD_UNIX_SOCK,
+                                     FD_FILE_V2}
 _IF_IPV4, _IF_IPV6, _IF_IPV4_NOLINKSPEED, _IF_IPV6_NOLINKSPEED = 1, 2, 3, 4
 AF_INET, AF_INET6 = 2, 10
+log = logging.getLogger("pyfalco.scap")
 
 # Limits of the strings in a PL entry (section 9) and of fd names (section 10): the writer cuts.
 _MAX_STR = 1024
 _MAX_LIST = 4096
 _MAX_FD_NAME = 1023
 _MAX_CRED = 255
+_MAX_IFNAME = 255  # IFNAMSIZ is 16; the u16 length field would allow more, no reader expects it
 
 
 class _Short(Exception):
     """A read past the end of the data; turned into CaptureFileError with the block's context."""
+
+
+class _Unknown(Exception):
+    """An entry of a type this reader does not know, in a list without entry lengths: the rest of
+    the block cannot be read (the entries before it are kept)."""
 
 
 class _Cursor:
@@ -222,24 +233,41 @@ def _parse_fd(c: _Cursor, version: int) -> FdInfo | None:
     elif version >= 2:
         f.type = FD_UNSUPPORTED  # as current libs does; the payload is skipped by the entry length
     else:
-        raise _Short(f"fd {fd}: unknown fd type {ftype}, and a v1 fd list cannot skip it")
+        raise _Unknown(f"fd {f.fd} has unknown fd type {ftype}")
     return f
 
 
-def parse_fdlist(body: bytes, version: int) -> tuple[int, list[FdInfo]]:
+def parse_fdlist(body: bytes, version: int, warnings: list[str] | None = None) -> tuple[int, list[FdInfo]]:
+    """tid and fds of an FDL body. An fd of unknown type is read as UNSUPPORTED in a v2 list (its
+    entry length skips the payload, as current libs does); in a v1 list nothing after it can be
+    read, so the list ends there. Either way a line goes to ``warnings``."""
     c = _Cursor(body)
     tid = c.u64()
     fds = []
+    unknown: list[int] = []
     while c.left() >= 4:
         if version >= 2:
             start = c.pos
             entry_len = c.u32()
             if entry_len < 4 or start + entry_len > c.end:
                 raise _Short(f"fd entry at byte {start}: length {entry_len} outside the block")
-            fds.append(_parse_fd(_Cursor(body, c.pos, start + entry_len), version))
+            ec = _Cursor(body, c.pos, start + entry_len)
+            if ec.left() >= 17 and body[ec.pos + 16] not in _KNOWN_FD_TYPES:
+                unknown.append(body[ec.pos + 16])
+            fds.append(_parse_fd(ec, version))
             c.pos = start + entry_len
         else:
-            fds.append(_parse_fd(c, version))
+            start = c.pos
+            try:
+                fds.append(_parse_fd(c, version))
+            except _Unknown as err:
+                if warnings is not None:
+                    warnings.append(f"thread {tid}: {err} at byte {start}; a v1 fd list has no entry lengths, "
+                                    f"so its {c.end - start} remaining bytes are skipped")
+                break
+    if unknown and warnings is not None:
+        warnings.append(f"thread {tid}: {len(unknown)} fd(s) of unknown type "
+                        f"({', '.join(str(t) for t in sorted(set(unknown)))}) read as unsupported fds")
     return tid, fds
 
 
@@ -252,29 +280,40 @@ def _parse_iface(c: _Cursor) -> InterfaceInfo | None:
         addr, mask, bcast = c.take(16), c.take(16), c.take(16)
         fam = AF_INET6
     else:
-        raise _Short(f"interface entry: unknown type {itype}")
+        raise _Unknown(f"interface entry of unknown type {itype}")
     speed = c.u64() if itype in (_IF_IPV4, _IF_IPV6) else 0
     name = _text(c.take(namelen))
     return InterfaceInfo(name=name, family=fam, addr=addr, netmask=mask, bcast=bcast, linkspeed=speed)
 
 
-def parse_iflist(body: bytes, version: int) -> list[InterfaceInfo]:
+def parse_iflist(body: bytes, version: int, warnings: list[str] | None = None) -> list[InterfaceInfo]:
+    """Interfaces of an IL body. An entry of unknown type is skipped (v2: by its length; v1: with
+    the rest of the list, which has no entry lengths), with a line in ``warnings``."""
     c = _Cursor(body)
     out = []
     while c.left() >= 4:
-        if version >= 2:
-            n = c.u32()  # does not count itself
-            start = c.pos
-            if n > c.left():
-                raise _Short(f"interface entry at byte {start - 4}: length {n} outside the block")
-            out.append(_parse_iface(_Cursor(body, start, start + n)))
-            c.pos = start + n
-        else:
-            out.append(_parse_iface(c))
+        start = c.pos
+        try:
+            if version >= 2:
+                n = c.u32()  # does not count itself
+                if n > c.left():
+                    raise _Short(f"interface entry at byte {start}: length {n} outside the block")
+                c.pos = start + 4 + n
+                out.append(_parse_iface(_Cursor(body, start + 4, start + 4 + n)))
+            else:
+                out.append(_parse_iface(c))
+        except _Unknown as err:
+            if warnings is not None:
+                warnings.append(f"{err} at byte {start} skipped" + ("" if version >= 2 else
+                                f", with the {c.end - start} bytes after it (a v1 list has no entry lengths)"))
+            if version < 2:
+                break
     return out
 
 
-def parse_userlist(body: bytes, version: int) -> tuple[list[UserInfo], list[GroupInfo]]:
+def parse_userlist(body: bytes, version: int,
+                   warnings: list[str] | None = None) -> tuple[list[UserInfo], list[GroupInfo]]:
+    """Users and groups of a UL body; an entry of unknown type is skipped as in parse_iflist."""
     c = _Cursor(body)
     users, groups = [], []
     while c.left() >= 4:
@@ -295,20 +334,30 @@ def parse_userlist(body: bytes, version: int) -> tuple[list[UserInfo], list[Grou
             gid = ec.u32()
             groups.append(GroupInfo(gid=gid, name=ec.str()))
         else:
-            raise _Short(f"user entry at byte {start}: unknown type {kind}")
+            if warnings is not None:
+                warnings.append(f"user list entry of unknown type {kind} at byte {start} skipped" + (
+                    "" if version >= 2 else f", with the {c.end - start} bytes after it (a v1 list has no "
+                                            "entry lengths)"))
+            if version < 2:
+                break
         if version >= 2:
             c.pos = start + n
     return users, groups
 
 
-def initial_state_from_blocks(blocks: Iterable[tuple[int, bytes]], state: InitialState | None = None) -> InitialState:
+def initial_state_from_blocks(blocks: Iterable[tuple[int, bytes]], state: InitialState | None = None,
+                              source: str | None = None) -> InitialState:
     """Builds (or updates) an InitialState from metadata blocks ``(block type, raw body)``.
 
     Blocks of unknown type, and SHB entries (which mark the start of a section), are ignored;
-    a later section's blocks update the state of earlier ones. Raises CaptureFileError.
+    a later section's blocks update the state of earlier ones. Entries of unknown type are
+    skipped where the format allows it, with a warning on the ``pyfalco.scap`` logger. Raises
+    CaptureFileError naming ``source`` (the file), the block and the byte for anything else.
     """
     st = state if state is not None else InitialState()
+    where = f"capture file {source}: " if source else ""
     for i, (btype, body) in enumerate(blocks):
+        warnings: list[str] = []
         try:
             if btype in MI_TYPES:
                 st.machine = parse_machine_info(body)
@@ -319,20 +368,22 @@ def initial_state_from_blocks(blocks: Iterable[tuple[int, bytes]], state: Initia
                         t.fds = old.fds
                     st.threads[t.tid] = t
             elif btype in FDL_TYPES:
-                tid, fds = parse_fdlist(body, FDL_TYPES[btype])
+                tid, fds = parse_fdlist(body, FDL_TYPES[btype], warnings)
                 th = st.threads.get(tid)
                 if th is None:  # an fd list for a thread the process list lacks
                     th = st.threads[tid] = ThreadInfo(tid=tid, pid=tid, ptid=0)
                 for f in fds:
                     th.fds[f.fd] = f
             elif btype in IL_TYPES:
-                st.interfaces.extend(parse_iflist(body, IL_TYPES[btype]))
+                st.interfaces.extend(parse_iflist(body, IL_TYPES[btype], warnings))
             elif btype in UL_TYPES:
-                users, groups = parse_userlist(body, UL_TYPES[btype])
+                users, groups = parse_userlist(body, UL_TYPES[btype], warnings)
                 st.users.update((u.uid, u) for u in users)
                 st.groups.update((g.gid, g) for g in groups)
-        except (_Short, struct.error) as err:
-            raise CaptureFileError(f"metadata block #{i} (type 0x{btype:x}, {len(body)} bytes): {err}") from None
+        except (_Short, _Unknown, struct.error) as err:
+            raise CaptureFileError(f"{where}metadata block #{i} (type 0x{btype:x}, {len(body)} bytes): {err}") from None
+        for w in warnings:
+            log.warning("%smetadata block #%d (type 0x%x): %s", where, i, btype, w)
     return st
 
 
@@ -343,11 +394,32 @@ def read_initial_state(path) -> InitialState:
     """
     from ._native_scap import Replay
     with Replay(path) as rp:
-        return initial_state_from_blocks(rp.metadata())
+        return initial_state_from_blocks(rp.metadata(), source=os.fspath(path))
 
 
 # ------------------------------------------------------------------------------------------
 # writing (the profile of section 13)
+
+_RANGES = {c: (-(1 << (8 * struct.calcsize(c) - 1)), (1 << (8 * struct.calcsize(c) - 1)) - 1) for c in "bhiq"}
+_RANGES.update({c: (0, (1 << (8 * struct.calcsize(c))) - 1) for c in "BHIQ"})
+
+
+def _fit(value, code: str) -> int:
+    """``value`` made to fit struct code ``code``, as libscap's C assignments and the kernel's
+    counters do: an unsigned field takes a small negative value as its two's complement (-1 is
+    the "none" of uid, loginuid, tid), and any value past the field's range is clamped to it
+    (a VmSize above 4 TiB is written as 0xFFFFFFFF kB, not refused). None is 0."""
+    v = 0 if value is None else int(value)
+    lo, hi = _RANGES[code]
+    if lo == 0 and v < 0 and v >= -(hi + 1) // 2:
+        v += hi + 1
+    return lo if v < lo else hi if v > hi else v
+
+
+def _pack(fmt: str, *values) -> bytes:
+    """struct.pack of integer fields, each made to fit its width first (never struct.error)."""
+    return struct.pack(fmt, *(_fit(v, c) for v, c in zip(values, fmt.lstrip("<"))))
+
 
 def _s(text: str | bytes, limit: int) -> bytes:
     b = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
@@ -362,27 +434,27 @@ def _list(items: list[str], limit: int) -> bytes:
 
 def build_machine_info(m: MachineInfo) -> bytes:
     host = m.hostname.encode("utf-8", "surrogateescape")[:127].ljust(128, b"\0")
-    return struct.pack("<IQQ", m.num_cpus, m.memory_size_bytes, m.max_pid) + host + struct.pack(
+    return _pack("<IQQ", m.num_cpus, m.memory_size_bytes, m.max_pid) + host + _pack(
         "<QQQQ", m.boot_ts_epoch, m.flags, 0, 0)
 
 
 def build_thread_entry(t: ThreadInfo) -> bytes:
     cg = [f"{a}={b}" for a, b in t.cgroups]
     body = b"".join((
-        struct.pack("<QQQQQ", t.tid, t.pid, t.ptid, t.sid, t.vpgid),
+        _pack("<QQQQQ", t.tid, t.pid, t.ptid, t.sid, t.vpgid),
         _s(t.comm, _MAX_STR), _s(t.exe, _MAX_STR), _s(t.exepath, _MAX_STR), _list(t.args, _MAX_LIST),
         _s(t.cwd, _MAX_STR),
-        struct.pack("<QIII", t.fdlimit, t.flags & 0xFFFFFFFF, t.uid & 0xFFFFFFFF, t.gid & 0xFFFFFFFF),
-        struct.pack("<IIIQQ", t.vmsize_kb, t.vmrss_kb, t.vmswap_kb, t.pfmajor, t.pfminor),
+        _pack("<QIII", t.fdlimit, _fit(t.flags, "Q") & 0xFFFFFFFF, t.uid, t.gid),
+        _pack("<IIIQQ", t.vmsize_kb, t.vmrss_kb, t.vmswap_kb, t.pfmajor, t.pfminor),
         _list(t.env, _MAX_LIST),
-        struct.pack("<qq", t.vtid, t.vpid),
+        _pack("<qq", t.vtid, t.vpid),
         _list(cg, _MAX_LIST),
         _s(t.root, _MAX_STR),
         # layout-A tail: 29 bytes (sysdig 0.29 reads loginuid and exe_writable, then skips)
-        struct.pack("<IBQQQ", t.loginuid & 0xFFFFFFFF, 1 if t.exe_writable else 0, t.cap_inheritable,
-                    t.cap_permitted, t.cap_effective),
+        _pack("<IBQQQ", t.loginuid, 1 if t.exe_writable else 0, t.cap_inheritable, t.cap_permitted,
+              t.cap_effective),
     ))
-    return struct.pack("<I", 4 + len(body)) + body
+    return _pack("<I", 4 + len(body)) + body
 
 
 def build_proclist(threads: Iterable[ThreadInfo]) -> bytes:
@@ -390,70 +462,101 @@ def build_proclist(threads: Iterable[ThreadInfo]) -> bytes:
 
 
 def build_fd_entry(f: FdInfo) -> bytes:
-    ftype = f.type if f.type <= FD_FILE_V2 else FD_UNSUPPORTED  # sysdig 0.29 refuses types 17..21
-    head = struct.pack("<qQB", f.fd, f.ino, ftype)
+    ftype = f.type if 0 <= _fit(f.type, "q") <= FD_FILE_V2 else FD_UNSUPPORTED  # sysdig 0.29 refuses 17..21
+    head = _pack("<qQB", f.fd, f.ino, ftype)
     if ftype == FD_IPV4_SOCK:
-        payload = (f.sip or bytes(4))[:4].ljust(4, b"\0") + (f.dip or bytes(4))[:4].ljust(4, b"\0") + struct.pack(
+        payload = (f.sip or bytes(4))[:4].ljust(4, b"\0") + (f.dip or bytes(4))[:4].ljust(4, b"\0") + _pack(
             "<HHB", f.sport, f.dport, f.l4proto)
     elif ftype == FD_IPV6_SOCK:
         payload = (f.sip or bytes(16))[:16].ljust(16, b"\0") + (f.dip or bytes(16))[:16].ljust(16, b"\0") + \
-            struct.pack("<HHB", f.sport, f.dport, f.l4proto)
+            _pack("<HHB", f.sport, f.dport, f.l4proto)
     elif ftype == FD_IPV4_SERVSOCK:
-        payload = (f.sip or bytes(4))[:4].ljust(4, b"\0") + struct.pack("<HB", f.sport, f.l4proto)
+        payload = (f.sip or bytes(4))[:4].ljust(4, b"\0") + _pack("<HB", f.sport, f.l4proto)
     elif ftype == FD_IPV6_SERVSOCK:
-        payload = (f.sip or bytes(16))[:16].ljust(16, b"\0") + struct.pack("<HB", f.sport, f.l4proto)
+        payload = (f.sip or bytes(16))[:16].ljust(16, b"\0") + _pack("<HB", f.sport, f.l4proto)
     elif ftype == FD_UNIX_SOCK:
-        payload = struct.pack("<QQ", f.unix_source, f.unix_dest) + _s(f.name, _MAX_FD_NAME)
+        payload = _pack("<QQ", f.unix_source, f.unix_dest) + _s(f.name, _MAX_FD_NAME)
     elif ftype == FD_FILE_V2:
-        payload = struct.pack("<I", f.open_flags) + _s(f.name, _MAX_FD_NAME) + struct.pack("<I", f.dev)
+        payload = _pack("<I", f.open_flags) + _s(f.name, _MAX_FD_NAME) + _pack("<I", f.dev)
     else:
         payload = _s(f.name, _MAX_FD_NAME)
     entry = head + payload
-    return struct.pack("<I", 4 + len(entry)) + entry
+    return _pack("<I", 4 + len(entry)) + entry
 
 
 def build_fdlist(tid: int, fds: Iterable[FdInfo]) -> bytes:
-    return struct.pack("<Q", tid) + b"".join(build_fd_entry(f) for f in fds)
+    return _pack("<Q", tid) + b"".join(build_fd_entry(f) for f in fds)
 
 
 def build_iflist(ifaces: Iterable[InterfaceInfo]) -> bytes:
+    return b"".join(_if_entries(ifaces))
+
+
+def _if_entries(ifaces: Iterable[InterfaceInfo]) -> list[bytes]:
     out = []
     for i in ifaces:
-        name = i.name.encode("utf-8", "surrogateescape")
+        name = i.name.encode("utf-8", "surrogateescape")[:_MAX_IFNAME]
         if i.family == AF_INET6:
             pad = lambda b: (b or b"")[:16].ljust(16, b"\0")  # noqa: E731
-            e = struct.pack("<HH", _IF_IPV6, len(name)) + pad(i.addr) + pad(i.netmask) + pad(i.bcast) + \
-                struct.pack("<Q", i.linkspeed) + name
+            e = _pack("<HH", _IF_IPV6, len(name)) + pad(i.addr) + pad(i.netmask) + pad(i.bcast) + \
+                _pack("<Q", i.linkspeed) + name
         else:
             pad = lambda b: (b or b"")[:4].ljust(4, b"\0")  # noqa: E731
-            e = struct.pack("<HH", _IF_IPV4, len(name)) + pad(i.addr) + pad(i.netmask) + pad(i.bcast) + \
-                struct.pack("<Q", i.linkspeed) + name
-        out.append(struct.pack("<I", len(e)) + e)
-    return b"".join(out)
+            e = _pack("<HH", _IF_IPV4, len(name)) + pad(i.addr) + pad(i.netmask) + pad(i.bcast) + \
+                _pack("<Q", i.linkspeed) + name
+        out.append(_pack("<I", len(e)) + e)
+    return out
 
 
 def build_userlist(users: Iterable[UserInfo], groups: Iterable[GroupInfo]) -> bytes:
+    return b"".join(_user_entries(users, groups))
+
+
+def _user_entries(users: Iterable[UserInfo], groups: Iterable[GroupInfo]) -> list[bytes]:
     out = []
     for u in users:
-        e = struct.pack("<BII", 0, u.uid & 0xFFFFFFFF, u.gid & 0xFFFFFFFF) + _s(u.name, _MAX_CRED) + \
-            _s(u.homedir, _MAX_CRED) + _s(u.shell, _MAX_CRED)
-        out.append(struct.pack("<I", 4 + len(e)) + e)
+        e = _pack("<BII", 0, u.uid, u.gid) + _s(u.name, _MAX_CRED) + _s(u.homedir, _MAX_CRED) + \
+            _s(u.shell, _MAX_CRED)
+        out.append(_pack("<I", 4 + len(e)) + e)
     for g in groups:
-        e = struct.pack("<BI", 1, g.gid & 0xFFFFFFFF) + _s(g.name, _MAX_CRED)
-        out.append(struct.pack("<I", 4 + len(e)) + e)
-    return b"".join(out)
+        e = _pack("<BI", 1, g.gid) + _s(g.name, _MAX_CRED)
+        out.append(_pack("<I", 4 + len(e)) + e)
+    return out
+
+
+#: the largest metadata block body written: a list that would be longer (tens of thousands of
+#: threads with long command lines, a process with a million fds) goes into several blocks of
+#: the same type, which readers merge (libpyfalco's reader takes blocks up to 256 MiB).
+MAX_BLOCK_BODY = 16 << 20
+
+
+def _bodies(entries: Iterable[bytes], prefix: bytes = b"", limit: int | None = None) -> list[bytes]:
+    """The entries (never split) in block bodies of at most ``limit`` (MAX_BLOCK_BODY) bytes, each
+    starting with ``prefix`` (an FDL's tid); at least one body, possibly empty but for the prefix."""
+    limit = MAX_BLOCK_BODY if limit is None else limit
+    out, cur, size = [], [prefix], len(prefix)
+    for e in entries:
+        if size + len(e) > limit and len(cur) > 1:
+            out.append(b"".join(cur))
+            cur, size = [prefix], len(prefix)
+        cur.append(e)
+        size += len(e)
+    out.append(b"".join(cur))
+    return out
 
 
 def blocks_from_initial_state(st: InitialState) -> list[tuple[int, bytes]]:
     """The metadata blocks of the writer profile, in the order sysdig writes them: MI, IL, UL,
-    PL, then one FDL per thread (empty ones too, as sysdig 0.29 does)."""
+    PL, then one FDL per thread (empty ones too, as sysdig 0.29 does). Every field is made to fit
+    its width (see _fit); lists longer than MAX_BLOCK_BODY take several blocks."""
     blocks = [(BT_MI, build_machine_info(st.machine))]
     if st.interfaces:
-        blocks.append((BT_IL_V2, build_iflist(st.interfaces)))
+        blocks += [(BT_IL_V2, b) for b in _bodies(_if_entries(st.interfaces))]
     if st.users or st.groups:
-        blocks.append((BT_UL_V2, build_userlist(st.users.values(), st.groups.values())))
+        blocks += [(BT_UL_V2, b) for b in _bodies(_user_entries(st.users.values(), st.groups.values()))]
     if st.threads:
-        blocks.append((BT_PL_V9, build_proclist(st.threads.values())))
+        blocks += [(BT_PL_V9, b) for b in _bodies(build_thread_entry(t) for t in st.threads.values())]
         for t in st.threads.values():
-            blocks.append((BT_FDL_V2, build_fdlist(t.tid, t.fds.values())))
+            blocks += [(BT_FDL_V2, b) for b in _bodies((build_fd_entry(f) for f in t.fds.values()),
+                                                       _pack("<Q", t.tid))]
     return blocks

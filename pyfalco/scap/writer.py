@@ -13,7 +13,9 @@ seconds) and an optional per-event filter; the CLI builds on it.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 
@@ -22,22 +24,47 @@ from . import _native_scap as ns
 from .metadata import blocks_from_initial_state
 
 
+#: errors of a call refused before writing (a malformed record, a block after the events, ...);
+#: any other error is the file's (ENOSPC, EIO, EFBIG, ...) and ends the recording
+_USAGE_ERRORS = frozenset({errno.EINVAL, errno.EBADF, errno.EBUSY, errno.ENOMEM})
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of path when it is a regular file, else None (a device such as
+    /dev/full, a FIFO, or nothing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
 class CaptureWriter:
-    """An open capture file being written. Raises OSError (errno + message) on write errors."""
+    """An open capture file being written. Raises OSError (errno + message) on write errors.
+
+    A recording that fails leaves no half-written file behind: when a write (or the final
+    flush) fails, or the ``with`` block is left by an exception, before any event was written,
+    the file is removed (it held the header and metadata only, which libs readers refuse as
+    "no events in file"); after events were written it is closed, so the events before the
+    failure stay readable. ``abort()`` removes it explicitly. Only the regular file this writer
+    created is ever removed.
+    """
 
     def __init__(self, path, *, gzip: bool = False, full_params: bool = False):
         self.path = os.fspath(path)
+        self._ident: tuple[int, int] | None = None
         self._w = ns.lib.pyfalco_writer_new()
         if not self._w:
             raise MemoryError("pyfalco_writer_new")
         flags = (ns.PYFALCO_WRITER_GZIP if gzip else 0) | (ns.PYFALCO_WRITER_FULL_PARAMS if full_params else 0)
         try:
-            ns.writer_check(ns.lib.pyfalco_writer_open(self._w, self.path.encode(), flags), self._w,
+            ns.writer_check(ns.lib.pyfalco_writer_open(self._w, os.fsencode(self.path), flags), self._w,
                             "opening capture file")
         except BaseException:
             ns.lib.pyfalco_writer_free(self._w)
             self._w = None
             raise
+        self._ident = _identity(self.path)
 
     # -- metadata ---------------------------------------------------------------------------
     def write_block(self, block_type: int, body: bytes) -> None:
@@ -45,8 +72,16 @@ class CaptureWriter:
         self._check(ns.lib.pyfalco_writer_write_block(self._live(), block_type, body, len(body)), "writing block")
 
     def write_initial_state(self, state: InitialState) -> None:
-        """The metadata blocks of the writer profile built from ``state``."""
-        for btype, body in blocks_from_initial_state(state):
+        """The metadata blocks of the writer profile built from ``state`` (every field made to fit
+        its width: see pyfalco.scap.metadata). The blocks are built before anything is written;
+        if that fails, the file is removed and the error raised."""
+        self._live()
+        try:
+            blocks = blocks_from_initial_state(state)
+        except BaseException:
+            self.abort()
+            raise
+        for btype, body in blocks:
             self.write_block(btype, body)
 
     # -- events -----------------------------------------------------------------------------
@@ -74,7 +109,51 @@ class CaptureWriter:
         return self._w
 
     def _check(self, rc: int, what: str) -> None:
-        ns.writer_check(rc, self._w, what)
+        try:
+            ns.writer_check(rc, self._w, what)
+        except OSError as err:
+            if err.errno in _USAGE_ERRORS:
+                raise  # nothing was written: the writer stays usable
+            raise self._finish_failed(err) from None
+
+    def _events_written(self, w) -> int:
+        ev = ctypes.c_uint64()
+        ns.lib.pyfalco_writer_stats(w, ctypes.byref(ev), None, None)
+        return ev.value
+
+    def _finish_failed(self, err: OSError) -> OSError:
+        """After a failed write: the file removed (no events yet) or closed (events written)."""
+        w = self._w
+        n = self._events_written(w) if w else 0
+        if n == 0:
+            self.abort()
+            return OSError(err.errno, f"{err.strerror}; the partial file {self.path} was removed")
+        self._w = None
+        try:
+            ns.lib.pyfalco_writer_close(w)
+        finally:
+            ns.lib.pyfalco_writer_free(w)
+        return OSError(err.errno, f"{err.strerror}; {self.path} was closed after the {n} events written before "
+                                  "the error")
+
+    def _remove(self) -> bool:
+        """Removes the file if it is still the regular file this writer created."""
+        if self._ident is None or _identity(self.path) != self._ident:
+            return False
+        try:
+            os.unlink(self.path)
+        except OSError:
+            return False
+        return True
+
+    def abort(self) -> None:
+        """Closes without keeping anything: the file is removed (idempotent)."""
+        w, self._w = self._w, None
+        if w:
+            ns.lib.pyfalco_writer_close(w)
+            ns.lib.pyfalco_writer_free(w)
+            self._remove()
+        self._ident = None
 
     @property
     def closed(self) -> bool:
@@ -84,17 +163,26 @@ class CaptureWriter:
         """Flushes and closes; idempotent. Raises OSError when the data could not be written."""
         if not self._w:
             return
-        w, self._w = self._w, None
+        w = self._w
+        n = self._events_written(w)
+        self._w = None
         try:
             ns.writer_check(ns.lib.pyfalco_writer_close(w), w, "closing capture file")
+        except OSError as err:
+            if n == 0 and self._remove():
+                raise OSError(err.errno, f"{err.strerror}; the partial file {self.path} was removed") from None
+            raise
         finally:
             ns.lib.pyfalco_writer_free(w)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self._w and self._events_written(self._w) == 0:
+            self.abort()  # the recording failed before its first event: nothing worth keeping
+        else:
+            self.close()
         return False
 
     def __del__(self):  # safety net only; close() is the contract

@@ -184,14 +184,20 @@ def test_truncated_gzip(tmp_path):
     _err(tmp_path, raw[:len(raw) // 2], r"truncated block( header)? at offset \d+.*unexpected end of file")
 
 
-def test_metadata_body_errors_name_the_block():
+def test_metadata_body_errors_name_the_block(caplog):
     from pyfalco.errors import CaptureFileError
     from pyfalco.scap.metadata import initial_state_from_blocks
     with pytest.raises(CaptureFileError, match=r"metadata block #1 \(type 0x215, 10 bytes\): thread entry at byte 0: "
                                                r"length 4000 outside the block"):
         initial_state_from_blocks([(0x201, bytes(180)), (0x215, struct.pack("<I", 4000) + bytes(6))])
-    with pytest.raises(CaptureFileError, match=r"metadata block #0 \(type 0x203.*unknown fd type 99"):
-        initial_state_from_blocks([(0x203, struct.pack("<QQQB", 1, 3, 0, 99) + bytes(8))])
+    # an unknown fd type in a v1 fd list: the list cannot go on past it, the rest is skipped with
+    # a warning (the fds before it are kept)
+    file_fd = struct.pack("<QQB", 2, 0, 1) + struct.pack("<H", 2) + b"/a"
+    st = initial_state_from_blocks([(0x203, struct.pack("<Q", 1) + file_fd + struct.pack("<QQB", 3, 0, 99) + bytes(8))],
+                                   source="x.scap")
+    assert list(st.threads[1].fds) == [2]
+    assert "capture file x.scap: metadata block #0 (type 0x203): thread 1: fd 3 has unknown fd type 99 at byte 29" \
+        in caplog.text
 
 
 def test_concatenated_files(tmp_path):
