@@ -142,6 +142,11 @@ class Inspector:
             self.threads.threads[t.tid] = t
         for t in made:
             self.threads._link(t)
+        # sockets of the initial fd tables: roles and names as libs decides them (state/fds.py)
+        from .state.fds import Interfaces, orient_initial_sockets
+        if state.interfaces or self.parser.interfaces is None:
+            self.parser.interfaces = Interfaces(state.interfaces)
+        self.server_ports = orient_initial_sockets((t.proc.fds for t in made), self.parser.interfaces)
 
     def _load_live_thread(self, tid: int) -> Thread | None:
         from .procscan import scan_thread
@@ -159,7 +164,12 @@ class Inspector:
         except OSError:
             return None
         info = _fd_info(pid, fd, target, NetTables())
-        return fd_from_info(info, pid) if info is not None else None
+        if info is None:
+            return None
+        from .state.fds import orient_socket
+        f = fd_from_info(info, pid)
+        orient_socket(f, getattr(self, "server_ports", set()), self.parser.interfaces)
+        return f
 
     # -- events
     def process(self, evt) -> InspectedEvent:

@@ -20,7 +20,7 @@ from typing import Any
 from .. import _schema
 from ..events import SockAddr, SockTuple
 from ..initial_state import FD_DIRECTORY, FD_FILE, FD_FILE_V2, FD_UNIX_SOCK
-from ..state.fds import L4_NAMES, ROLE_SERVER, TYPECHARS, TYPENAMES
+from ..state.fds import L4_NAMES, ROLE_NONE, ROLE_SERVER, TYPECHARS, TYPENAMES
 from . import render
 
 __all__ = ["make_accessor", "EXTRACTORS", "INDEXED", "KEYED", "NotExtractable"]
@@ -613,13 +613,45 @@ def group_name(ie):
 
 # ---- fd.* ---------------------------------------------------------------------------------------
 
+# events that carry an fd (libs' EF_USES_FD), and libs' fd.typechar for one whose fd is unknown
+_USES_FD = frozenset(e.code for e in EVENTS if e.name not in ("mmap", "mmap2")
+                     and {"USES_FD", "CREATES_FD", "DESTROYS_FD"} & set(e.flags))
+_NULL_TYPECHAR = {name: ch for names, ch in (
+    (("open", "openat", "openat2", "creat"), "f"), (("socket", "accept", "accept4"), "4"),
+    (("pipe", "pipe2"), "p"), (("eventfd", "eventfd2"), "e"), (("signalfd", "signalfd4"), "s"),
+    (("timerfd_create",), "t"), (("inotify_init", "inotify_init1"), "i")) for name in names}
+
+
+def _uses_fd(ie) -> bool:
+    return ie.thread is not None and ie.evt.type in _USES_FD
+
+
+def _connect_failed(ie) -> bool:
+    evt = ie.evt
+    if evt.name != "connect" or not evt.type & 1:
+        return False
+    res = evt.get("res")
+    return isinstance(res, int) and res < 0
+
+
 def fd_name(ie):
+    """libs: the fd's name; an unknown fd of an event that uses one gives "" (the address it tried,
+    for a failed connect or accept)."""
     f = ie.fd
-    return f.name if f is not None else None
+    if f is not None and not _connect_failed(ie):
+        return f.name
+    if not _uses_fd(ie):
+        return None
+    if ie.evt.name in ("connect", "accept", "accept4") and ie.evt.type & 1:
+        tup = ie.evt.get("tuple")
+        return str(tup) if tup is not None else ""
+    return ""
 
 
 def fd_num(ie):
-    return ie.fdnum if ie.fd is not None else None
+    if ie.fd is not None or _uses_fd(ie):
+        return ie.fdnum
+    return None
 
 
 def fd_type(ie):
@@ -629,7 +661,11 @@ def fd_type(ie):
 
 def fd_typechar(ie):
     f = ie.fd
-    return TYPECHARS.get(f.type, "o") if f is not None else None
+    if f is not None:
+        return TYPECHARS.get(f.type, "o")
+    if not _uses_fd(ie):
+        return None
+    return _NULL_TYPECHAR.get(ie.evt.name, "o")
 
 
 def fd_nameraw(ie):
@@ -673,8 +709,10 @@ def _ipfd(ie):
 
 
 def _client(ie):
+    """(ip, port) of the client end; libs gives none for a listening socket or a socket whose
+    role is not known yet."""
     f = _ipfd(ie)
-    if f is None or f.is_server_socket or f.sip is None:
+    if f is None or f.is_server_socket or f.role == ROLE_NONE or f.sip is None:
         return None, None
     return f.sip, f.sport
 
@@ -684,7 +722,10 @@ def _server(ie):
     if f is None:
         return None, None
     if f.is_server_socket:
-        return (f.sip, f.sport) if f.sip is not None else (None, None)
+        # libs: fd.sip needs a role (a listening socket from /proc has none), fd.sport does not
+        return (f.sip if f.role != ROLE_NONE else None), f.sport
+    if f.role == ROLE_NONE:
+        return None, None
     return (f.dip, f.dport) if f.dip is not None else (None, None)
 
 
@@ -712,16 +753,28 @@ def _both(a, b):
     return (a,) if b is None or b == a else (a, b)
 
 
+def _raw_ends(ie):
+    """(client, server) endpoints as stored, whatever the role (fd.ip/fd.port look at both)."""
+    f = _ipfd(ie)
+    if f is None:
+        return (None, None), (None, None)
+    if f.is_server_socket:
+        return (None, None), (f.sip, f.sport)
+    return (f.sip, f.sport if f.sip is not None else None), (f.dip, f.dport if f.dip is not None else None)
+
+
 def fd_ip(ie):
     if _ipfd(ie) is None:
         return None
-    return _both(_client(ie)[0], _server(ie)[0])
+    c, s = _raw_ends(ie)
+    return _both(c[0], s[0])
 
 
 def fd_port(ie):
     if _ipfd(ie) is None:
         return None
-    return _both(_client(ie)[1], _server(ie)[1])
+    c, s = _raw_ends(ie)
+    return _both(c[1], s[1])
 
 
 def fd_net(ie):
@@ -744,30 +797,37 @@ def fd_proto(ie):
     return tuple(names) or None
 
 
-def fd_lip(ie):
+def _local_remote(ie):
+    """((local ip, port), (remote ip, port)) of a connected IP socket as libs decides them: the
+    client end is local when its address is one of this machine's, else the server end is."""
     f = _ipfd(ie)
-    return None if f is None else f.local[0]
+    if f is None or f.is_server_socket or f.role == ROLE_NONE:
+        return None
+    ifs = getattr(getattr(getattr(ie, "inspector", None), "parser", None), "interfaces", None)
+    c, s = (f.sip, f.sport), (f.dip, f.dport)
+    if ifs is not None and ifs.is_local(f.sip):
+        return c, s
+    return s, c
+
+
+def fd_lip(ie):
+    lr = _local_remote(ie)
+    return None if lr is None else lr[0][0]
 
 
 def fd_rip(ie):
-    f = _ipfd(ie)
-    return None if f is None else f.remote[0]
+    lr = _local_remote(ie)
+    return None if lr is None else lr[1][0]
 
 
 def fd_lport(ie):
-    f = _ipfd(ie)
-    if f is None:
-        return None
-    ip, port = f.local
-    return port if ip is not None else None
+    lr = _local_remote(ie)
+    return None if lr is None else lr[0][1]
 
 
 def fd_rport(ie):
-    f = _ipfd(ie)
-    if f is None:
-        return None
-    ip, port = f.remote
-    return port if ip is not None else None
+    lr = _local_remote(ie)
+    return None if lr is None else lr[1][1]
 
 
 def _net_of(getter):
@@ -799,10 +859,17 @@ def fd_sockfamily(ie):
 
 
 def fd_is_server(ie):
+    """libs: true for a listening socket, and for a connection whose server end is an address of
+    this machine; false for any other fd."""
     f = ie.fd
-    if f is None or not (f.is_ip or f.type == FD_UNIX_SOCK):
+    if f is None:
         return None
-    return f.role == ROLE_SERVER or f.is_server_socket
+    if f.is_server_socket:
+        return True
+    if f.is_ip:
+        ifs = getattr(getattr(getattr(ie, "inspector", None), "parser", None), "interfaces", None)
+        return bool(ifs is not None and ifs.is_local(f.dip))
+    return False
 
 
 def fd_connected(ie):

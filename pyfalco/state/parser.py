@@ -18,12 +18,12 @@ from collections.abc import Callable
 
 from ..events import AF_INET, AF_INET6, AF_UNIX
 from ..initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIFO, FD_FILE_V2, FD_INOTIFY,
-                             FD_IOURING, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
+                             FD_IOURING, FD_IPV4_SERVSOCK, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
                              FD_TIMERFD, FD_UNIX_SOCK, FD_UNSUPPORTED, FD_USERFAULTFD)
 from .cgroups import container_from_cgroups
 from .event import InspectedEvent
-from .fds import (L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
-                  ROLE_CLIENT, ROLE_SERVER, Fd)
+from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
+                  ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
 from .threads import Proc, Thread, ThreadTable
 
 log = logging.getLogger("pyfalco.state")
@@ -43,6 +43,7 @@ AF_NETLINK = 16
 E_OPEN, E_CLOSE, E_SOCKET, E_BIND, E_CONNECT = 3, 5, 19, 21, 23
 E_SENDTO, E_RECVFROM, E_SOCKETPAIR, E_SENDMSG, E_RECVMSG = 31, 35, 43, 49, 53
 E_SENDMMSG, E_RECVMMSG = 51, 55
+E_SEND, E_RECV, E_ACCEPT4_5 = 29, 33, 249
 E_CREAT, E_PIPE, E_EVENTFD, E_CHDIR, E_FCHDIR = 59, 61, 63, 95, 97
 E_SIGNALFD, E_TIMERFD, E_INOTIFY_INIT, E_FCNTL = 127, 137, 139, 151
 E_SETRESUID, E_SETRESGID, E_SETUID, E_SETGID = 193, 195, 199, 201
@@ -90,6 +91,8 @@ class StateParser:
         self.thread_loader = thread_loader
         self.fd_loader: Callable[[int, int], Fd | None] | None = None
         self._pending_exit: tuple[int, int] | None = None
+        #: the machine's interfaces (completes socket tuples that lack an end); set by the Inspector
+        self.interfaces: Interfaces | None = None
         self.n_missing_threads = 0
         handlers: dict[int, Callable] = {
             E_CLONE: self._clone, E_FORK: self._clone, E_VFORK: self._clone, E_CLONE3: self._clone,
@@ -98,8 +101,9 @@ class StateParser:
             E_OPEN_BY_HANDLE_AT: self._open, E_CLOSE: self._close,
             E_DUP: self._dup, E_DUP2: self._dup, E_DUP3: self._dup, E_FCNTL: self._fcntl,
             E_SOCKET: self._socket, E_CONNECT: self._connect, E_ACCEPT: self._accept, E_ACCEPT4: self._accept,
-            E_BIND: self._bind, E_SENDTO: self._send, E_SENDMSG: self._send, E_SENDMMSG: self._send,
-            E_RECVFROM: self._recv, E_RECVMSG: self._recv, E_RECVMMSG: self._recv,
+            E_ACCEPT4_5: self._accept, E_BIND: self._bind, E_SEND: self._send, E_SENDTO: self._send,
+            E_SENDMSG: self._send, E_SENDMMSG: self._send,
+            E_RECV: self._recv, E_RECVFROM: self._recv, E_RECVMSG: self._recv, E_RECVMMSG: self._recv,
             E_PIPE: self._pipe, E_PIPE2: self._pipe, E_SOCKETPAIR: self._socketpair,
             E_CHDIR: self._chdir, E_FCHDIR: self._fchdir, E_CHROOT: self._chroot,
             E_SETUID: self._setuid, E_SETRESUID: self._setuid, E_SETREUID: self._setuid,
@@ -231,7 +235,17 @@ class StateParser:
                 cptid = p.get("ptid") or 0
                 parent = threads.get(cptid)
                 if flags & CL_THREAD:
-                    parent = threads.get(cpid) or parent
+                    main = threads.get(cpid)
+                    if main is None and cpid != ctid:
+                        # a thread of a process the capture never described: libs makes up its main
+                        # thread from the thread's own description (same comm/exe/args, parent
+                        # unknown), so proc.pname of the thread is its process's name
+                        main = Thread(cpid, cpid, -1)
+                        main.proc.nthreads = 1
+                        self._fill_from_clone(main, p, evt.ts, own=False)
+                        self.set_container(main)
+                        self.table.add(main)
+                    parent = main or parent
                     cptid = cpid if cpid != ctid else cptid
                 child = self._new_child(ctid, cpid, cptid, parent, flags, p, evt.ts, own=True)
             ie.thread = child
@@ -608,105 +622,157 @@ class StateParser:
             f = self._new_fd(t, ie, p.get(key), FD_UNIX_SOCK if domain == AF_UNIX else FD_UNSUPPORTED)
             if f is not None:
                 if domain == AF_UNIX:
-                    f.set_unix(a, b, "")
+                    f.unix_source, f.unix_dest = a, b      # libs names them nothing
                 pair.append(f)
         ie.extra = tuple(pair)
         ie.fd, ie.fdnum = (pair[0], pair[0].fd) if pair else (None, -1)
 
-    # -- sockets
+    # -- sockets (libsinsp's rules: parsers.cpp add_socket, parse_bind/connect/accept_exit,
+    #    parse_read/write_exit with update_fd and the role guess, fdinfo.cpp set_net_role_by_guessing)
     def _socket(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
         t = self._thread(evt, ie)
         if t is None:
             return
         domain = p.get("domain")
-        stype = (p.get("type") or 0) & 0xF
-        ftype = {AF_INET: FD_IPV4_SOCK, AF_INET6: FD_IPV6_SOCK, AF_UNIX: FD_UNIX_SOCK,
-                 AF_NETLINK: FD_NETLINK}.get(domain, FD_UNSUPPORTED)
-        f = self._new_fd(t, ie, p.get("fd"), ftype, "", (p.get("flags") or 0) & PPM_O_CLOEXEC)
-        if f is not None and ftype in (FD_IPV4_SOCK, FD_IPV6_SOCK):
-            f.l4proto = {1: L4_TCP, 2: L4_UDP, 3: L4_RAW}.get(stype, 0)
-
-    def _sock_fd(self, evt, ie: InspectedEvent) -> tuple[Thread | None, Fd | None]:
-        t = self._thread(evt, ie)
-        fd = evt.get("fd")
-        if t is None or fd is None:
-            return t, None
-        ie.fdnum = fd
-        f = ie.fd = self.lookup_fd(t, fd)
-        if f is None and fd >= 0:
-            # a socket we never saw created (e.g. inherited before the capture): make one up
-            f = ie.fd = Fd(fd, FD_UNSUPPORTED)
-            f.pid = t.pid
-            t.proc.fds[fd] = f
-        return t, f
+        f = self._new_fd(t, ie, p.get("fd"), FD_UNSUPPORTED, "", (p.get("flags") or 0) & PPM_O_CLOEXEC)
+        if f is not None:
+            _init_socket(f, domain, p.get("type") or 0, p.get("proto") or 0)
 
     def _connect(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
-        t, f = self._sock_fd(evt, ie)
-        if f is None:
+        t = self._thread(evt, ie)
+        fd = p.get("fd")
+        if t is None or fd is None:
             return
+        ie.fdnum = fd
+        f = ie.fd = self.lookup_fd(t, fd)
         res = p.get("res")
+        if f is None or res is None or (res < 0 and res != -EINPROGRESS):
+            return            # libs leaves a socket whose connect failed as it was
+        old = f.name
+        f.connected = True
         tup = p.get("tuple")
-        addr = p.get("addr")
-        if tup is not None and tup.family in (AF_INET, AF_INET6) and tup.dip is not None and tup.dport:
-            ie.name_changed = f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, ROLE_CLIENT,
-                                          f.l4proto or L4_TCP)
-        elif addr is not None and addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
-            src_ip = tup.sip if tup is not None and tup.family == addr.family else None
-            if src_ip is None:
-                src_ip = addr.ip.__class__(0)
-            ie.name_changed = f.set_tuple(src_ip, (tup.sport if tup is not None else 0) or 0, addr.ip,
-                                          addr.port or 0, ROLE_CLIENT, f.l4proto or L4_TCP)
-        elif tup is not None and tup.family == AF_UNIX:
-            ie.name_changed = f.set_unix(tup.source, tup.dest, tup.path or (addr.path if addr else "") or "")
-        elif addr is not None and addr.family == AF_UNIX:
-            f.type = FD_UNIX_SOCK
-            ie.name_changed = f.name != (addr.path or "")
-            f.name = addr.path or ""
-        if res is not None and (res >= 0 or res == -EINPROGRESS):
-            f.connected = True
+        if tup is None or (tup.family in (AF_INET, AF_INET6) and tup.dip is None):
+            addr = p.get("addr")
+            if addr is None:
+                return
+            if addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
+                f.type = FD_IPV6_SOCK if addr.family == AF_INET6 else FD_IPV4_SOCK
+                f.dip, f.dport = addr.ip, addr.port or 0
+            else:
+                f.name = str(addr)
+        elif tup.family in (AF_INET, AF_INET6):
+            f.type = FD_IPV6_SOCK if tup.family == AF_INET6 else FD_IPV4_SOCK
+            changed = f.update_addresses(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, overwrite_dest=True)
+            if changed and f.role == ROLE_SERVER and f.l4proto == L4_UDP:
+                f.swap()      # a connect by a UDP server
+            f.name = f.tuple_name()
+        elif tup.family == AF_UNIX:
+            if f.type != FD_UNIX_SOCK:
+                return
+            f.set_unix(tup.source, tup.dest, tup.path or "")
+        else:
+            return
+        if f.role == ROLE_NONE:
+            f.role = ROLE_CLIENT
+        ie.name_changed = f.name != old
 
     def _accept(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
         t = self._thread(evt, ie)
-        if t is None:
+        fd = p.get("fd")
+        if t is None or fd is None or fd < 0:
             return
+        ie.fdnum = fd
         tup = p.get("tuple")
+        if tup is None or tup.family not in (AF_INET, AF_INET6, AF_UNIX):
+            return            # libs adds no fd it cannot describe
         flags = p.get("flags") or 0
-        f = self._new_fd(t, ie, p.get("fd"), FD_UNSUPPORTED, "", PPM_O_CLOEXEC if flags & 0o2000000 else 0)
-        if f is None or tup is None:
-            return
-        if tup.family in (AF_INET, AF_INET6):
-            f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, ROLE_SERVER, L4_TCP)
-            f.connected = True
-        elif tup.family == AF_UNIX:
+        f = self._new_fd(t, ie, fd, FD_UNSUPPORTED, "", PPM_O_CLOEXEC if flags & 0o2000000 else 0)
+        if tup.family == AF_UNIX:
             f.set_unix(tup.source, tup.dest, tup.path or "")
-            f.connected = True
+        else:
+            f.type = FD_IPV6_SOCK if tup.family == AF_INET6 else FD_IPV4_SOCK
+            f.sip, f.sport, f.dip, f.dport = tup.sip, tup.sport or 0, tup.dip, tup.dport or 0
+            f.l4proto = L4_TCP
+            f.name = str(tup)
+        f.nameraw = f.name
+        f.role = ROLE_SERVER
+        f.connected = True
 
     def _bind(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
-        t, f = self._sock_fd(evt, ie)
+        t = self._thread(evt, ie)
+        fd = p.get("fd")
+        if t is None or fd is None:
+            return
+        ie.fdnum = fd
+        f = ie.fd = self.lookup_fd(t, fd)
         res = p.get("res")
         addr = p.get("addr")
         if f is None or addr is None or res is None or res < 0:
             return
-        if addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
-            proto = f.l4proto
-            f.set_server(addr.ip, addr.port or 0)
-            f.l4proto = proto
-        elif addr.family == AF_UNIX:
-            f.type = FD_UNIX_SOCK
-            f.name = addr.path or ""
+        old = f.name
+        if addr.family in (AF_INET, AF_INET6) and addr.ip is not None and addr.port:
+            f.set_server(addr.ip, addr.port)
+        f.name = str(addr)
+        ie.name_changed = f.name != old
 
     def _send(self, evt, ie: InspectedEvent) -> None:
-        self._datagram(evt, ie, ROLE_CLIENT)
+        self._rw_socket(evt, ie, False)
 
     def _recv(self, evt, ie: InspectedEvent) -> None:
-        self._datagram(evt, ie, ROLE_SERVER)
+        self._rw_socket(evt, ie, True)
         ctl = evt.get("msgcontrol")
         if ctl and self.fd_loader is not None and ie.thread is not None and (evt.get("res") or 0) >= 0:
             self._scm_rights(ie.thread, bytes(ctl))
+
+    def _rw_socket(self, evt, ie: InspectedEvent, incoming: bool) -> None:
+        """send*/recv*: a datagram socket (or one whose creation we missed) takes its ends from the
+        event's tuple; its role is guessed the first time; names are ``client->server``."""
+        t = self._thread(evt, ie)
+        fd = evt.get("fd")
+        if t is None or fd is None:
+            return
+        ie.fdnum = fd
+        f = ie.fd = self.lookup_fd(t, fd)
+        res = evt.get("res")
+        ok = isinstance(res, int) and res >= 0
+        tup = evt.get("tuple")
+        if f is None:
+            # libs infers a UDP socket for a successful send on an fd it never saw created
+            if incoming or not ok or fd < 0 or tup is None or tup.family not in (AF_INET, AF_INET6):
+                return
+            f = self._new_fd(t, ie, fd, FD_UNSUPPORTED)
+            _init_socket(f, tup.family, 2, 17)
+        if not ok:
+            return
+        if f.type in (FD_IPV4_SOCK, FD_IPV6_SOCK):
+            f.connected = True
+        if tup is None or (f.name and f.l4proto == L4_TCP and f.type in (FD_IPV4_SOCK, FD_IPV6_SOCK)):
+            return
+        old = f.name
+        if tup.family in (AF_INET, AF_INET6):
+            if tup.dip is None:
+                return
+            f.type = FD_IPV6_SOCK if tup.family == AF_INET6 else FD_IPV4_SOCK
+            if not f.update_addresses(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0):
+                return
+            if not f.l4proto:
+                f.l4proto = L4_UDP     # an address that changes mid-connection is not TCP
+            if self.interfaces is not None:
+                self.interfaces.complete(f)
+            if f.role == ROLE_NONE:
+                f.role = _guess_role(t, f, incoming)
+            if f.role == (ROLE_CLIENT if incoming else ROLE_SERVER):
+                f.swap()
+            f.name = f.tuple_name()
+        elif tup.family == AF_UNIX:
+            f.set_unix(tup.source, tup.dest, tup.path or "")
+        else:
+            return
+        ie.name_changed = f.name != old
 
     def _scm_rights(self, t: Thread, ctl: bytes) -> None:
         """fds received over a unix socket (SCM_RIGHTS): described from /proc (live only)."""
@@ -722,27 +788,6 @@ class StateParser:
                     if f is not None:
                         t.proc.fds[fd] = f
             off += (clen + 7) & ~7
-
-    def _datagram(self, evt, ie: InspectedEvent, role: int) -> None:
-        t, f = self._sock_fd(evt, ie)
-        if f is None:
-            return
-        tup = evt.get("tuple")
-        if tup is None:
-            return
-        if tup.family in (AF_INET, AF_INET6):
-            if tup.dip is None or (f.l4proto == L4_TCP and f.name):
-                return
-            if role == ROLE_SERVER and f.name:
-                return            # a reply on a socket we know: keep its orientation
-            if (tup.sip is None or tup.sip.is_unspecified) and f.name:
-                return            # an unbound source: the tuple says nothing new
-            if f.type not in (FD_IPV4_SOCK, FD_IPV6_SOCK, FD_UNSUPPORTED) and not f.is_ip:
-                return
-            ie.name_changed = f.set_tuple(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, role,
-                                          f.l4proto or L4_UDP)
-        elif tup.family == AF_UNIX and not f.name:
-            ie.name_changed = f.set_unix(tup.source, tup.dest, tup.path or "")
 
     # -- process attributes
     def _chdir(self, evt, ie: InspectedEvent) -> None:
@@ -822,6 +867,44 @@ class StateParser:
 
 
 _FROM_PARENT_EVENT = 1 << 30   # Thread.flags: created from the parent's clone event, not its own yet
+
+
+def _init_socket(f: Fd, domain, stype: int, proto: int) -> None:
+    """A new socket's type and L4 protocol, from socket()'s domain/type/protocol (libs' add_socket)."""
+    if domain == AF_UNIX:
+        f.type = FD_UNIX_SOCK
+    elif domain in (AF_INET, AF_INET6):
+        f.type = FD_IPV4_SOCK if domain == AF_INET else FD_IPV6_SOCK
+        base = stype & 0xFF
+        l4 = 0
+        if proto == 6:                       # IPPROTO_TCP
+            l4 = L4_RAW if base == 3 else L4_TCP
+        elif proto == 17:                    # IPPROTO_UDP
+            l4 = L4_RAW if base == 3 else L4_UDP
+        elif proto == 0:                     # IPPROTO_IP: by the socket type
+            l4 = {1: L4_TCP, 2: L4_UDP}.get(base, 0)
+        elif proto == 1:                     # IPPROTO_ICMP
+            l4 = L4_RAW if base == 3 else L4_ICMP
+        elif proto == 255:                   # IPPROTO_RAW
+            l4 = L4_RAW
+        f.l4proto = l4
+    elif domain == AF_NETLINK:
+        f.type = FD_NETLINK
+    else:
+        f.type = FD_UNSUPPORTED
+
+
+def _guess_role(t: Thread, f: Fd, incoming: bool) -> int:
+    """libs' role guess for a socket first seen in a send/receive: a client unless this process
+    holds an IPv4 socket bound to (or connected to) its server port; a server if no IPv4 socket of
+    the process uses its client port; else by direction (a server reads first, a client writes)."""
+    fds = t.proc.fds.values()
+    if not any((x.type == FD_IPV4_SOCK and x.dport == f.dport) or (x.type == FD_IPV4_SERVSOCK and x.sport == f.dport)
+               for x in fds):
+        return ROLE_CLIENT
+    if not any(x.type == FD_IPV4_SOCK and x.sport == f.sport for x in fds):
+        return ROLE_SERVER
+    return ROLE_SERVER if incoming else ROLE_CLIENT
 
 
 def _open_layouts() -> dict:
