@@ -327,11 +327,17 @@ def apply_override(cfg: dict, path: list, value: Any) -> None:
             node = node[step]
 
 
+def _printable(text: str) -> str:
+    """Control characters and line separators escaped (``\\n``, ``\\x85``, ``\\u2028``): a key
+    given on the command line or in a file stays on the error's one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _path_text(path: list) -> str:
     out = ""
     for p in path:
         if isinstance(p, str):
-            out += ("." if out else "") + p.replace(".", "\\.")
+            out += ("." if out else "") + _printable(p.replace(".", "\\."))
         else:
             out += f"[{'' if p is None else p}]"
     return out
@@ -365,7 +371,7 @@ def _check(value: Any, spec: Any, key: str, warnings: list) -> Any:
             raise ConfigError(f"{key}: expected a map, got {_type_name(value)}")
         for k in value:
             if k not in spec:
-                warnings.append(f"unknown configuration key '{key}.{k}' (ignored)")
+                warnings.append(f"unknown configuration key '{key}.{_printable(str(k))}' (ignored)")
         return {k: (_check(v, spec[k], f"{key}.{k}", warnings) if k in spec else v) for k, v in value.items()}
     if isinstance(spec, tuple) and spec[0] == "enum":
         if not isinstance(value, str) or value.lower() not in spec[1:]:
@@ -431,7 +437,7 @@ def validate(raw: dict, warnings: list) -> dict:
         elif k in REMOVED:
             warnings.append(f"configuration key '{k}' is no longer supported: {REMOVED[k]}")
         else:
-            warnings.append(f"unknown configuration key '{k}' (ignored)")
+            warnings.append(f"unknown configuration key '{_printable(str(k))}' (ignored)")
     if "rules_file" in cfg:  # the legacy name
         if "rules_files" in raw:
             warnings.append("both 'rules_files' and the legacy 'rules_file' are set: using 'rules_files'")
@@ -474,7 +480,7 @@ def _semantic_checks(cfg: dict, warnings: list) -> None:
             raise ConfigError(f"append_output[{i}]: expected a map, got {_type_name(entry)}")
         for k in entry:
             if k not in ("match", "extra_output", "extra_fields", "suggested_output"):
-                warnings.append(f"unknown configuration key 'append_output[{i}].{k}' (ignored)")
+                warnings.append(f"unknown configuration key 'append_output[{i}].{_printable(str(k))}' (ignored)")
         if "match" in entry and not (isinstance(entry["match"], dict)
                                      and set(entry["match"]) <= {"rule", "source", "tags"}):
             raise ConfigError(f"append_output[{i}].match: expected a map of rule, source, tags")
