@@ -361,6 +361,11 @@ class Agent:
         except AgentError as exc:
             log.error("%s", exc)
             self.exit_code = 1
+        except PyFalcoError as exc:
+            # a damaged capture file (CaptureFileError names the file and the offset) or a capture
+            # that fails while running: one line; the events before it were processed and alerted
+            log.error("%s (%d events processed before it)", exc, self.metrics.n_evts)
+            self.exit_code = 1
         finally:
             self.close()
         if self.exit_reason:
