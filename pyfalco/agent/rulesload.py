@@ -48,8 +48,9 @@ def expand_rules_files(paths: list[str]) -> tuple[list[str], list[str]]:
                 names = sorted(os.listdir(p))
             except OSError as exc:
                 raise _unreadable("folder", p, exc) from None
+            # a broken link named *.yaml is an error below, not skipped: it was meant as rules
             found = [os.path.join(p, f) for f in names
-                     if f.endswith((".yml", ".yaml")) and os.path.isfile(os.path.join(p, f))]
+                     if f.endswith((".yml", ".yaml")) and not os.path.isdir(os.path.join(p, f))]
             if not found:
                 warnings.append(f"rules folder {p} has no .yml/.yaml files")
         else:
