@@ -178,5 +178,21 @@ class Alert:
             self._text = clean_text(self.output())
         return self._text
 
+    def truncated(self, max_chars: int) -> "Alert":
+        """A copy whose message and string fields are cut to ``max_chars`` characters (marked
+        with ``...``): for destinations with a size limit (syslog), so that a cut line is still
+        one valid line of JSON or text, never a JSON document broken in the middle."""
+        def cut(v):
+            if isinstance(v, (bytes, bytearray)):
+                v = bytes(v).decode("utf-8", "replace")
+            if isinstance(v, str) and len(v) > max_chars:
+                return v[:max_chars] + "..."
+            if isinstance(v, (list, tuple)):
+                return [cut(x) for x in v]
+            return v
+        return Alert(self.rule, self.priority, self.time_ns, cut(self.message),
+                     {k: cut(v) for k, v in self.fields.items()}, self.source, self.tags, self.hostname,
+                     self.iso8601, self.internal)
+
     def __repr__(self) -> str:
         return f"<Alert {self.priority_name} {self.rule!r} {self.time_ns}>"

@@ -137,8 +137,14 @@ class SyslogChannel(Channel):
         for alert in batch:
             pri = self.FACILITY_USER * 8 + alert.priority
             stamp = time.strftime("%b %d %H:%M:%S", time.localtime(alert.time_ns // 1_000_000_000))
-            line = self.formatter(alert)
-            msg = f"<{pri}>{stamp} {self.ident}[{os.getpid()}]: {line}".encode("utf-8", "replace")
+            head = f"<{pri}>{stamp} {self.ident}[{os.getpid()}]: "
+            msg = (head + self.formatter(alert)).encode("utf-8", "replace")
+            if len(msg) > self.MAX_DATAGRAM and not self._stream:
+                # too long for one datagram: shorten the strings, not the line (JSON stays valid)
+                for n in (2048, 512, 128, 32):
+                    msg = (head + self.formatter(alert.truncated(n))).encode("utf-8", "replace")
+                    if len(msg) <= self.MAX_DATAGRAM:
+                        break
             try:
                 if self._sock is None:
                     self.open()
