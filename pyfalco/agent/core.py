@@ -364,7 +364,8 @@ class Agent:
         except PyFalcoError as exc:
             # a damaged capture file (CaptureFileError names the file and the offset) or a capture
             # that fails while running: one line; the events before it were processed and alerted
-            log.error("%s (%d events processed before it)", exc, self.metrics.n_evts)
+            msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # no "[Errno N]"
+            log.error("%s (%d events processed before it)", msg, self.metrics.n_evts)
             self.exit_code = 1
         finally:
             self.close()
@@ -557,7 +558,7 @@ class Agent:
             cfg["falco_libs"] = self.cfg["falco_libs"]
         emptied = sorted(f for f in self._rules_with_content
                          if f in set(rulesload.expand_rules_files_quiet(self.rules_paths(cfg)))
-                         and not _with_content([f]))
+                         and os.path.exists(f) and not _with_content([f]))  # missing: the load says so
         if emptied:
             return self._refuse(f"rules file {emptied[0]} is empty now (it had rules); "
                                 "fix it or remove it from the configuration")
