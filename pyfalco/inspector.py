@@ -13,6 +13,8 @@ the capture's metadata for replays), parses every event into it (state/parser.py
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 import os
 import socket
@@ -55,7 +57,18 @@ class Inspector:
       (default: True unless the capture is a replay);
     * ``containers``: a ContainerManager to use (one is made, with a background lookup thread when
       live).
+
+    Container meta events: live, a container's metadata is looked up (off the event loop) as soon
+    as a thread of it appears, and when the lookup ends a ``container`` event (Falco's
+    PPME_CONTAINER_JSON_2_E, once per container) enters the stream, so rules on
+    ``evt.type = container`` (Falco's ``container_started``) see containers that lived too briefly
+    for their own events to carry metadata. ``process_raw`` hands it to its handler like any event
+    of a wanted type; callers of ``process`` set ``meta_handler`` (called with the InspectedEvent,
+    before the event being processed). Replays use the capture's own container events instead.
     """
+
+    #: called with each container meta event by :meth:`process` (process_raw uses its handler)
+    meta_handler: Callable[[InspectedEvent], Any] | None = None
 
     def __init__(self, capture: Any = None, *, initial_state: InitialState | None = None, scan: bool | None = None,
                  live: bool | None = None, containers: ContainerManager | None = None, max_threads: int = 262144,
@@ -93,6 +106,13 @@ class Inspector:
         self.users = UserTable(initial_state.users, initial_state.groups, live=self.live)
         self.containers = containers if containers is not None else ContainerManager(live=self.live)
         self.parser = StateParser(self.threads, self._load_live_thread if self.live else None)
+        # container meta events: filled by the lookup worker, drained by the event loop
+        self._meta_pending: collections.deque = collections.deque()
+        self._meta_done: set[str] = set()
+        if self.live:
+            self.parser.on_container = self._container_seen
+            self.containers.listeners.append(self._meta_pending.append)
+            self.containers.start_watch()
         # event types process_raw need not decode: no state change, no container metadata
         skip = bytearray(self.parser.plain_codes)
         for code in _CONTAINER_EVENTS:
@@ -173,7 +193,13 @@ class Inspector:
 
     # -- events
     def process(self, evt) -> InspectedEvent:
-        """Parses one event into the state and returns it with its context."""
+        """Parses one event into the state and returns it with its context (container meta events
+        that became due go to ``meta_handler`` first)."""
+        if self._meta_pending:
+            handler = self.meta_handler
+            for mie in self.meta_events(evt.ts):
+                if handler is not None:
+                    handler(mie)
         ie = self.parser.parse(evt)
         ie.inspector = self
         ts = evt.ts
@@ -183,7 +209,7 @@ class Inspector:
         self.last_ts = ts
         self.n_events += 1
         if evt.type in _CONTAINER_EVENTS:
-            self._container_event(evt)
+            self._container_event(evt, ie)
         if ts >= self._next_purge:
             if self._next_purge:
                 self.purge(ts)
@@ -230,6 +256,12 @@ class Inspector:
         next_purge = self._next_purge
         off = 0
         num = first_num
+        if self._meta_pending and count:
+            # container meta events that became due since the last batch, before its first event
+            mts = ENTRY_HDR.unpack_from(buf, 0)[3]
+            for mie in self.meta_events(mts):
+                if wanted[mie.evt.type]:
+                    append(mie)
         try:
             for _ in range(count):
                 cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
@@ -280,7 +312,7 @@ class Inspector:
                     ie.inspector = self
                     ie.prev_ts = last_ts or None
                     if etype in containers:
-                        self._container_event(evt)
+                        self._container_event(evt, ie)
                 # Inspector.process's bookkeeping
                 if not first_ts:
                     first_ts = self.first_ts = ts
@@ -324,14 +356,48 @@ class Inspector:
         self._environ_cache.clear()
         return gone
 
-    def _container_event(self, evt) -> None:
+    def _container_event(self, evt, ie: InspectedEvent | None = None) -> None:
+        """A container event (a capture's, or a meta event of ours): its metadata goes into the
+        container table and the event gets a thread of that container, with nothing else known
+        about it, so container.* fields answer for it as libsinsp's do."""
         raw = evt.get("json")
         if isinstance(raw, (bytes, bytearray)):
             raw = bytes(raw).decode("utf-8", "replace")
         if isinstance(raw, str):
             info = container_from_json(raw.rstrip("\0"))
             if info is not None and info.id:
-                self.containers.add(info)
+                known = self.containers.containers.get(info.id)
+                if known is None or known.source == "capture" or not known.complete:
+                    self.containers.add(info)
+                if ie is not None:
+                    ie.thread = _container_thread(info.id)
+
+    # -- container meta events
+    def _container_seen(self, t: Thread, cid: str, rtype: str) -> None:
+        """StateParser: a thread of a container appeared; start the metadata lookup at once."""
+        if cid not in self.containers.containers and cid not in self._meta_done:
+            self.containers.get(cid, rtype)
+
+    def meta_events(self, ts: int | None = None) -> list[InspectedEvent]:
+        """The container meta events that became due (metadata found, or its lookup given up),
+        once per container, stamped ``ts`` (default: the last event's time). process() and
+        process_raw() call this themselves; call it directly only when feeding neither."""
+        out = []
+        pending = self._meta_pending
+        while pending:
+            info = pending.popleft()
+            if info.id in self._meta_done or not info.id:
+                continue
+            if len(self._meta_done) > 65536:
+                self._meta_done.clear()
+            self._meta_done.add(info.id)
+            # a number of its own (never 0: never_true is evt.num = 0 in Falco's rules)
+            evt = Event.from_bytes(container_event_record(info, ts if ts is not None else self.last_ts),
+                                   num=self.n_events + 1)
+            ie = InspectedEvent(evt, self, _container_thread(info.id))
+            ie.prev_ts = self.last_ts or None
+            out.append(ie)
+        return out
 
     # -- helpers for the extractors
     @property
@@ -448,6 +514,42 @@ class Inspector:
 
 
 _CONTAINER_EVENTS = frozenset(e.code for e in _schema.EVENTS if e.name == "container")
+_CONTAINER_JSON_2_E = next(e.code for e in _schema.EVENTS if e.enum == "PPME_CONTAINER_JSON_2_E")
+_HDR = struct.Struct("<QQIHI")
+_RUNTIME_TYPES = {"docker": 0, "containerd": 7, "cri-o": 6, "podman": 9}
+
+
+def _container_thread(cid: str) -> Thread:
+    """The thread a container event is attributed to: none of a process, only the container."""
+    t = Thread(-1, -1, 0)
+    t.container_id = cid
+    t.uid = t.gid = 0xFFFFFFFF
+    return t
+
+
+def container_json(info: ContainerInfo) -> str:
+    """A ContainerInfo as the JSON of Falco's container event (the keys libsinsp writes and
+    pyfalco.state.containers.container_from_json reads back)."""
+    c = {"id": info.id[:12], "full_id": info.id, "type": _RUNTIME_TYPES.get(info.type, 0xFFFF),
+         "name": info.name or "", "image": info.image or "", "imageid": info.image_id or "",
+         "imagerepo": info.image_repository or "", "imagetag": info.image_tag or "",
+         "imagedigest": info.image_digest or "", "privileged": bool(info.privileged),
+         "Mounts": [{"Source": m.source, "Destination": m.dest, "Mode": m.mode, "RW": m.rdwr,
+                     "Propagation": m.propagation} for m in info.mounts],
+         "labels": dict(info.labels), "created_time": (info.start_ts or 0) // 1_000_000_000,
+         "ip": info.ip or "0.0.0.0", "cni_json": info.cni_json or "",
+         "host_pid": bool(info.host_pid), "host_network": bool(info.host_network),
+         "host_ipc": bool(info.host_ipc), "lookup_state": 1 if info.source else 2}
+    if info.privileged is None:
+        del c["privileged"]
+    return json.dumps({"container": c}, separators=(",", ":"))
+
+
+def container_event_record(info: ContainerInfo, ts: int) -> bytes:
+    """The scap record of a container meta event (PPME_CONTAINER_JSON_2_E, tid -1, u32 length)."""
+    payload = container_json(info).encode("utf-8", "surrogateescape") + b"\0"
+    length = _HDR.size + 4 + len(payload)
+    return _HDR.pack(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
 # process_raw's kinds of event codes
 _K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED = 0, 1, 2, 3

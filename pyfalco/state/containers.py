@@ -14,6 +14,11 @@ thread, which fills the same object in from, in order:
 
 A lookup that finds nothing is retried a few times (a container being created has no metadata
 yet). Capture replays get container metadata from the capture's container events instead.
+
+``start_watch()`` (the live Inspector calls it) also watches podman's storage and containerd's task
+bundles for containers being created, and keeps what their files say then: a short-lived container
+(``podman run --rm IMG true``) is often gone from disk by the time the event loop, behind under
+load, asks about it; the lookup then answers from that copy.
 """
 
 from __future__ import annotations
@@ -195,7 +200,12 @@ class ContainerManager:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.listeners: list = []      # callables(ContainerInfo) run (in the worker) when metadata arrives
+        #: callables(ContainerInfo) run (in the worker) once a lookup ends: metadata found or given up
+        self.listeners: list = []
+        self.watch_interval = 0.05
+        self._prefetched: dict[str, ContainerInfo] = {}
+        self._watch_thread: threading.Thread | None = None
+        self._watch_state: dict = {}
 
     # -- API used by the event loop (never blocks)
     def get(self, cid: str, rtype: str = "") -> ContainerInfo:
@@ -235,6 +245,89 @@ class ContainerManager:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+        if self._watch_thread is not None:
+            self._watch_thread.join(timeout=2)
+            self._watch_thread = None
+
+    # -- creation-time copies of the runtimes' files
+    def start_watch(self) -> None:
+        """Starts the thread that notes new containers' metadata while their files exist."""
+        if not self.live or (self._watch_thread is not None and self._watch_thread.is_alive()):
+            return
+        self._stop.clear()
+        self._watch_thread = threading.Thread(target=self._watch, name="pyfalco-containers-watch", daemon=True)
+        self._watch_thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.watch_interval):
+            try:
+                self.poll_runtimes()
+            except Exception as err:   # a half-written file must not stop the watch
+                log.debug("container watch: %s", err)
+
+    def poll_runtimes(self) -> int:
+        """One look at podman's storage and containerd's bundles; returns how many containers were
+        noted. Cheap when nothing changed (a stat and a directory listing or two)."""
+        noted = 0
+        st = self._watch_state
+        try:
+            mtime = os.stat(os.path.join(self.podman_storage, "containers.json")).st_mtime_ns
+        except OSError:
+            mtime = None
+        pending = st.setdefault("podman_pending", set())
+        if mtime is not None and (mtime != st.get("podman_mtime") or pending):
+            st["podman_mtime"] = mtime
+            try:
+                with open(os.path.join(self.podman_storage, "containers.json")) as f:
+                    ids = {e.get("id") for e in json.load(f) if isinstance(e, dict)}
+            except (OSError, ValueError):
+                ids = set()
+            seen = st.setdefault("podman_seen", set())
+            for cid in ids - seen:
+                if cid:
+                    pending.add(cid)
+            seen.intersection_update(ids)
+            for cid in list(pending):
+                if cid not in ids:
+                    pending.discard(cid)
+                    continue
+                # the OCI spec is written when the container is initialised, after its entry
+                if not os.path.exists(os.path.join(self.podman_storage, cid, "userdata", "config.json")):
+                    continue
+                info = ContainerInfo(cid, TYPE_PODMAN)
+                if self._from_podman_storage(info):
+                    self._note(info)
+                    noted += 1
+                pending.discard(cid)
+                seen.add(cid)
+        try:
+            namespaces = os.listdir(self.containerd_tasks)
+        except OSError:
+            namespaces = []
+        seen = st.setdefault("containerd_seen", set())
+        now: set = set()
+        for ns in namespaces:
+            try:
+                ids = os.listdir(os.path.join(self.containerd_tasks, ns))
+            except OSError:
+                continue
+            for cid in ids:
+                now.add(cid)
+                if cid in seen:
+                    continue
+                info = ContainerInfo(cid, "")
+                if self._from_containerd_bundle(info):
+                    self._note(info)
+                    noted += 1
+                    seen.add(cid)
+        seen.intersection_update(now)
+        return noted
+
+    def _note(self, info: ContainerInfo) -> None:
+        if len(self._prefetched) >= 1024:
+            for cid in list(self._prefetched)[:128]:
+                del self._prefetched[cid]
+        self._prefetched[info.id] = info
 
     def wait(self, cid: str, timeout: float = 5.0) -> ContainerInfo | None:
         """Blocks until the metadata of ``cid`` is in (tests and tools; never the event loop)."""
@@ -270,17 +363,15 @@ class ContainerManager:
                 log.debug("container %s: lookup failed: %s", cid[:12], err)
                 found = False
             info.lookups += 1
-            if found:
-                info.complete = True
-                for fn in self.listeners:
-                    try:
-                        fn(info)
-                    except Exception:
-                        log.exception("container listener")
-            elif info.lookups < self.retries:
+            if not found and info.lookups < self.retries:
                 delayed.append((time.monotonic() + self.retry_delay * min(info.lookups, 8), cid))
-            else:
-                info.complete = True
+                continue
+            info.complete = True
+            for fn in self.listeners:
+                try:
+                    fn(info)
+                except Exception:
+                    log.exception("container listener")
 
     def lookup(self, info: ContainerInfo) -> bool:
         """Fills ``info`` from the sources this machine has; True when something was found."""
@@ -294,6 +385,14 @@ class ContainerManager:
                 found = self._from_docker_api(info, sock_path) or found
                 if found and info.source.startswith("docker-api"):
                     break
+        if not found:
+            noted = self._prefetched.get(info.id)
+            if noted is not None:
+                # gone from disk already: what its files said when it was created
+                for key, value in noted.__dict__.items():
+                    if key not in ("lookups", "complete"):
+                        setattr(info, key, value)
+                found = True
         if info.pod_sandbox_id or info.type in (TYPE_CONTAINERD, TYPE_CRIO, ""):
             for sock_path in self.cri_sockets:
                 if os.path.exists(sock_path):

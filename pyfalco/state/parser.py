@@ -94,6 +94,9 @@ class StateParser:
         #: the machine's interfaces (completes socket tuples that lack an end); set by the Inspector
         self.interfaces: Interfaces | None = None
         self.n_missing_threads = 0
+        #: called with (thread, container id, runtime type) when a thread turns out to be in a
+        #: container (the Inspector starts the metadata lookup there; None: nothing to do)
+        self.on_container: Callable[[Thread, str, str], None] | None = None
         handlers: dict[int, Callable] = {
             E_CLONE: self._clone, E_FORK: self._clone, E_VFORK: self._clone, E_CLONE3: self._clone,
             E_EXECVE: self._execve, E_EXECVEAT: self._execve, E_PROCEXIT: self._procexit,
@@ -166,7 +169,12 @@ class StateParser:
 
     def set_container(self, t: Thread) -> None:
         hit = container_from_cgroups(t.cgroups) if t.cgroups else None
-        t.container_id = hit[0] if hit is not None else ""
+        if hit is None:
+            t.container_id = ""
+            return
+        t.container_id = hit[0]
+        if self.on_container is not None:
+            self.on_container(t, hit[0], hit[1])
 
     # -- entry point
     def finish_pending(self) -> None:
