@@ -273,7 +273,6 @@ class Agent:
         # capture's syscall selection depends on the rules); the inspector is attached after
         self.inspector = self.inspector_factory(None)
         self.inspector.meta_handler = lambda e, a=self: [a._alert(r, e, e.evt.ts, a.bundle) for r in a.bundle.ruleset.match(e) or ()]
-        self.inspector.meta_handler = lambda e, a=self: [a._alert(r, e, e.evt.ts, a.bundle) for r in a.bundle.ruleset.match(e) or ()]
         self.provider = provider = self._provider_for(self.inspector, cfg)
         bundle = self.load_rules(cfg, provider)
         self._rules_with_content = _with_content(bundle.files)

@@ -195,7 +195,6 @@ class DetectionSession:
         try:
             self.inspector = Inspector(self.capture)
             self.inspector.meta_handler = lambda mie: self._handle(mie, mie.evt)   # container meta events
-            self.inspector.meta_handler = lambda mie: self._handle(mie, mie.evt)   # container meta events
             self._prepare_accessors()
             if self.record_path:
                 from pyfalco.scap import CaptureWriter
