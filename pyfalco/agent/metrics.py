@@ -119,6 +119,10 @@ class Metrics:
         if outs is not None:
             out["falco.outputs_queue_num_drops"] = outs.dropped
             out["falco.outputs_queue_depth"] = outs.queue_depth
+            # pyfalco: each output's account (offered = sent + failed + dropped_* + pending)
+            for name, c in outs.counters().items():
+                for key in ("offered", "sent", "failed", "dropped_full", "dropped_shutdown"):
+                    out[f"falco.outputs.{name}.{key}"] = c[key]
         if resource:
             ru = resource_usage()
             out["falco.cpu_usage_perc"] = round(self.cpu_perc, 2)
