@@ -621,11 +621,13 @@ class Agent:
         if outs is not None and not getattr(self, "_outputs_stopped", False):
             self._outputs_stopped = True
             outs.stop(timeout=output_timeout)
-            lost = {k: v for k, v in outs.counters().items()
-                    if v["dropped_full"] or v["failed"] or v["dropped_shutdown"]}
-            for name, c in lost.items():
-                log.warning("output %s: %d sent, %d failed, %d dropped (queue full), %d not delivered at "
-                            "shutdown", name, c["sent"], c["failed"], c["dropped_full"], c["dropped_shutdown"])
+            # every output's account at exit (a warning when some alerts did not get through)
+            for name, c in outs.counters().items():
+                lost = c["dropped_full"] or c["failed"] or c["dropped_shutdown"] or c["pending"]
+                log.log(logging.WARNING if lost else logging.INFO,
+                        "output %s: %d offered: %d sent, %d failed, %d dropped (queue full), %d not delivered at "
+                        "shutdown", name, c["offered"], c["sent"], c["failed"], c["dropped_full"],
+                        c["dropped_shutdown"] + c["pending"])
         ws, self.webserver = self.webserver, None
         if ws is not None:
             ws.stop()
