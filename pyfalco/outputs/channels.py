@@ -65,7 +65,11 @@ class StdoutChannel(Channel):
 
 class FileChannel(Channel):
     """Appends alert lines to a file. ``keep_alive`` keeps it open (and reopens it on SIGUSR1,
-    for log rotation); otherwise it is opened and closed around every batch, as Falco does."""
+    for log rotation); otherwise it is opened and closed around every batch, as Falco does.
+
+    Writes are unbuffered ``write(2)`` calls of whole batches: on a full disk or a read-only
+    path the alerts whose line did not reach the file in full are counted as failed (a short
+    write is accounted line by line), and nothing is kept in a buffer to be written twice."""
 
     name = "file"
 
@@ -74,29 +78,55 @@ class FileChannel(Channel):
         super().__init__(formatter, capacity)
         self.filename = filename
         self.keep_alive = keep_alive
-        self.buffered = buffered
-        self._f = None
+        self.buffered = buffered    # kept for the configuration; a batch is one write already
+        self._fd: int | None = None
+
+    def _open_fd(self) -> int:
+        return os.open(self.filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def open(self):
-        if self.keep_alive and self._f is None:
-            self._f = open(self.filename, "ab", buffering=1 << 16)
+        if self.keep_alive and self._fd is None:
+            self._fd = self._open_fd()
 
     def deliver(self, batch):
-        data = _lines(self.formatter, batch)
+        lines = [(self.formatter(a) + "\n").encode("utf-8", "replace") for a in batch]
+        data = b"".join(lines)
+        fd = self._fd if self.keep_alive else None
+        if fd is None:
+            fd = self._open_fd()     # raises: the whole batch failed
+            if self.keep_alive:
+                self._fd = fd
+        off = 0
+        err: OSError | None = None
+        try:
+            while off < len(data):
+                off += os.write(fd, data[off:])
+        except OSError as exc:
+            err = exc
+        finally:
+            if not self.keep_alive:
+                os.close(fd)
+        if err is None:
+            return 0
         if self.keep_alive:
-            if self._f is None:
-                self.open()
-            self._f.write(data)
-            if not self.buffered:
-                self._f.flush()
-        else:
-            with open(self.filename, "ab") as f:
-                f.write(data)
+            self.close_dest()        # reopened for the next batch (the path may be back)
+        done, n = 0, 0
+        for ln in lines:
+            n += len(ln)
+            if n > off:
+                break
+            done += 1
+        failed = len(batch) - done
+        self.note_error(f"{self.filename}: {err.strerror or err}", failed)
+        return failed
 
     def close_dest(self):
-        f, self._f = self._f, None
-        if f is not None:
-            f.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class SyslogChannel(Channel):
