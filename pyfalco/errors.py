@@ -17,7 +17,8 @@ class DriverUnavailableError(NativeError):
 
 
 class DriverPermissionError(NativeError):
-    """The driver needs privileges this process lacks (CAP_BPF/CAP_SYS_ADMIN or root)."""
+    """The driver needs privileges this process lacks: root, or CAP_BPF and CAP_PERFMON (or
+    CAP_SYS_ADMIN) for modern_ebpf; the message names the ones missing."""
 
 
 class AbiMismatchError(PyFalcoError, ImportError):

@@ -21,6 +21,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 
 #include "pyfalco_bpf.skel.h"
 #include "fillers_list.h"
@@ -86,6 +89,57 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	}
 	free(text);
 	return 0;
+}
+
+/* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK, which libbpf raises: CAP_SYS_RESOURCE. */
+static int memlock_charged(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major < 5 || (major == 5 && minor < 11);
+}
+
+/*
+ * After EPERM/EACCES: appends to the handle's message what the engine needs and what this
+ * process lacks, from its effective capability set (capget: no libcap needed).
+ */
+static void add_permission_hint(pyfalco_capture *h)
+{
+	static const struct { int cap; const char *name; } caps[] = {
+		{ 39, "CAP_BPF" }, { 38, "CAP_PERFMON" }, { 24, "CAP_SYS_RESOURCE" },
+	};
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	char lacks[128] = "";
+	size_t i, ncaps = memlock_charged() ? 3 : 2, len = strlen(h->error);
+	uint64_t eff = 0;
+	int known = 0;
+	char *nl = strchr(h->error, '\n');
+
+	memset(data, 0, sizeof(data));
+	if (!syscall(SYS_capget, &hdr, data)) {
+		known = 1;
+		eff = data[0].effective | (uint64_t)data[1].effective << 32;
+		for (i = 0; i < ncaps; i++)
+			if (!(eff & (1ull << caps[i].cap)))
+				snprintf(lacks + strlen(lacks), sizeof(lacks) - strlen(lacks), "%s%s", lacks[0] ? ", " : "",
+					 caps[i].name);
+	}
+	if (nl)
+		len = (size_t)(nl - h->error); /* the hint goes on the first line */
+	h->error[len] = 0;
+	snprintf(h->error + len, sizeof(h->error) - len,
+		 " (the modern_ebpf engine needs root, or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN "
+		 "stands for both)%s; %s%s)",
+		 ncaps == 3 ? " and, on this kernel (before 5.11: BPF memory counts against the locked-memory limit), "
+			      "CAP_SYS_RESOURCE" : "",
+		 !known ? "the capabilities of this process could not be read" :
+		 lacks[0] ? "this process lacks " : "this process has them, but the kernel refused: a user namespace "
+						   "or a security policy may withhold them",
+		 lacks);
 }
 
 static void ring_unmap(struct pf_ring *r, size_t page)
@@ -224,7 +278,14 @@ static int bpf_open(pyfalco_capture *h)
 
 	g_opening = h;
 	libbpf_set_print(libbpf_log);
-	b->skel = pyfalco_bpf__open();
+	/* CO-RE against the kernel's own BTF only: without btf_custom_path, libbpf 1.1 also walks
+	 * the kernel modules' BTF objects for a type the kernel lacks (a struct flavour of another
+	 * kernel version), which needs CAP_SYS_ADMIN; the driver has no module types to relocate,
+	 * and with this CAP_BPF + CAP_PERFMON suffice */
+	{
+		LIBBPF_OPTS(bpf_object_open_opts, oopts, .btf_custom_path = "/sys/kernel/btf/vmlinux");
+		b->skel = pyfalco_bpf__open_opts(&oopts);
+	}
 	if (!b->skel) {
 		err = pf_fail(h, errno, "opening the eBPF driver object: %s", strerror(errno));
 		goto fail;
@@ -254,9 +315,9 @@ static int bpf_open(pyfalco_capture *h)
 			err = pf_fail(h, e, "loading the eBPF driver: the kernel's verifier rejected a program (%s)",
 				      strerror(e));
 		else
-			err = pf_fail(h, e, "loading the eBPF driver: %s%s", strerror(e),
-				      e == EPERM || e == EACCES ?
-					      " (needs CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE, or root)" : "");
+			err = pf_fail(h, e, "loading the eBPF driver: %s", strerror(e));
+		if (e == EPERM || e == EACCES)
+			detail[0] = 0; /* libbpf's lines add nothing to "not permitted": the hint says what is */
 		if (detail[0] && strlen(h->error) + 24 < sizeof(h->error)) {
 			size_t room = sizeof(h->error) - strlen(h->error) - 24, dl = strlen(detail);
 
@@ -290,6 +351,8 @@ static int bpf_open(pyfalco_capture *h)
 	return 0;
 fail:
 	g_opening = NULL;
+	if (err == -EPERM || err == -EACCES)
+		add_permission_hint(h);
 	if (template_fd >= 0)
 		close(template_fd);
 	bpf_close(h);
