@@ -24,7 +24,7 @@ import fuzzlib  # noqa: E402
 
 EXPECTED = "pyfalco.errors.EventDecodeError (from Event.validate, on a record that does not hold together)"
 MAX_LEN = 16384
-CI_RUNS = 3000
+CI_RUNS = 1500
 FIELDS = ("evt.type", "evt.args", "evt.info", "evt.res", "evt.failed", "evt.dir", "evt.num", "evt.latency",
           "proc.name", "proc.cmdline", "proc.pname", "proc.aname[2]", "proc.exepath", "proc.cwd", "proc.env",
           "proc.sid", "proc.vpgid", "proc.tty", "proc.is_exe_upper_layer", "proc.loginshellid", "thread.cap_effective",

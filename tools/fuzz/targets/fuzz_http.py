@@ -76,4 +76,4 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
 
 
 if __name__ == "__main__":
-    fuzzlib.main(setup, TestOneInput, MAX_LEN)
+    fuzzlib.main(setup, TestOneInput, MAX_LEN, (), include=("pyfalco", "http.server", "http.client", "email"))

@@ -88,4 +88,4 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
 
 
 if __name__ == "__main__":
-    fuzzlib.main(setup, TestOneInput, MAX_LEN, KNOWN)
+    fuzzlib.main(setup, TestOneInput, MAX_LEN, KNOWN, include=("pyfalco", "yaml"))

@@ -29,14 +29,16 @@ REGRESSIONS = ROOT / "tools" / "fuzz" / "regressions"
 
 
 def main(setup: Callable[[], None], test_one_input: Callable[[bytes], None], max_len: int = 4096,
-         known: tuple = ()) -> None:
+         known: tuple = (), include: tuple = ("pyfalco",)) -> None:
     """Runs a target under atheris with coverage feedback from pyfalco's modules. ``known`` are
     open findings (see :func:`known_finding`) that do not stop the run unless
-    PYFALCO_FUZZ_STRICT=1: a fix belongs to another part, the fuzzer should keep looking."""
+    PYFALCO_FUZZ_STRICT=1: a fix belongs to another part, the fuzzer should keep looking.
+    ``include``: the packages whose code gives coverage feedback (pyfalco, plus the parsers it
+    hands input to, e.g. yaml or http.server, when they are imported by ``setup``)."""
     import atheris
 
     plain_imports()
-    with atheris.instrument_imports(include=["pyfalco"], enable_loader_override=False):
+    with atheris.instrument_imports(include=list(include), enable_loader_override=False):
         setup()
     argv = list(sys.argv)
     if not any(a.startswith("-max_len=") for a in argv):
