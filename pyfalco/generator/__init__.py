@@ -9,6 +9,12 @@ detects, on the host or in podman containers of a locally built image.
 ``--check`` runs the actions under a live pyfalco detection session (root) and reports, for each
 action, whether the rules it names fired. As a library: :func:`run_action` and
 :func:`check_actions`.
+
+Exit status: 0 when every action ran (and, with ``--check``, fired its rules); 1 when an action
+failed (a command it runs exited with an unexpected status, e.g. ``cat: /etc/shadow: Permission
+denied`` as an unprivileged user, or a tool or the container image is missing) or, with
+``--check``, a rule did not fire; 2 for a usage error. The last line names the failed actions;
+``--json`` gives the same report as JSON.
 """
 
 from __future__ import annotations
@@ -125,16 +131,18 @@ def _run(args) -> int:
                                  upstream=args.upstream)
     else:
         runs = [run_action(a, container=args.container, verbose=args.verbose) for a in acts]
-    failed = 0
+    failed = [run for run in runs if not (run.ok if args.check else run.error is None)]
+    if args.json:
+        print(json.dumps([_run_json(run, args.check) for run in runs], indent=2))
+        return 1 if failed else 0
     for run in runs:
         where = "container" if run.in_container else "host"
         if run.error:
-            status = f"ERROR {run.error}"
+            status = f"FAILED {run.error}"
         elif args.check:
             status = "ok" if run.ok else f"MISSING {run.missing}"
         else:
             status = "done"
-        failed += 0 if (run.ok if args.check else run.error is None) else 1
         print(f"{run.action.name:28} {where:9} {run.seconds:5.1f}s {status}")
         for r in run.expected:
             mark = ("+" if r in run.fired else "-") if args.check else "->"
@@ -142,7 +150,30 @@ def _run(args) -> int:
         if args.check and args.verbose:
             for a in run.alerts:
                 print(f"      {a}")
+    print(_summary(runs, failed, args.check))
     return 1 if failed else 0
+
+
+def _run_json(run: ActionRun, check: bool) -> dict:
+    out = {"name": run.action.name, "where": "container" if run.in_container else "host",
+           "ok": run.ok if check else run.error is None, "error": run.error, "seconds": round(run.seconds, 3),
+           "expected": list(run.expected)}
+    if check:
+        out.update(fired=sorted(run.fired), missing=run.missing)
+    return out
+
+
+def _summary(runs: list, failed: list, check: bool) -> str:
+    if not failed:
+        return f"all {len(runs)} action(s) {'fired their rules' if check else 'done'}"
+    errors = [r.action.name for r in failed if r.error]
+    missing = [r.action.name for r in failed if not r.error]
+    parts = []
+    if errors:
+        parts.append(f"{len(errors)} of {len(runs)} action(s) failed: {', '.join(errors)}")
+    if missing:
+        parts.append(f"{len(missing)} did not fire all their rules: {', '.join(missing)}")
+    return "FAILED: " + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("-r", "--rules", action="append", help="rules file(s) for --check (default: pyfalco's)")
     p_run.add_argument("--upstream", action="store_true",
                        help="with --check, expect the Falco stable rule names (load ../shared/rules/falco_rules.yaml with -r)")
+    p_run.add_argument("--json", action="store_true", help="print the report as JSON (name, where, ok, error, ...)")
     p_run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.cmd == "list":

@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The generator's actions: each performs one behaviour for real and names the rules it triggers.
 
+An action fails (:class:`ActionFailed`, reported by ``run``/``--check`` and in the exit status)
+when a command it runs exits with an unexpected status: the behaviour did not happen, e.g. ``cat
+/etc/shadow`` as an unprivileged user.
+
 Safety rules every action follows:
 
 * host actions work in a private temporary directory (Context.tmp) and remove what they made;
@@ -503,7 +507,8 @@ def search_private_keys(ctx: Context) -> None:
     if ctx.container:
         ctx.container_sh("/bin/grep -rl 'BEGIN OPENSSH PRIVATE KEY' /root; /bin/find /root -name id_rsa")
     else:
-        ctx.run([ctx.tool("grep"), "-rl", "BEGIN OPENSSH PRIVATE KEY", ctx.tmp])
+        # grep exits 1 when nothing matches: the search itself is the behaviour
+        ctx.run([ctx.tool("grep"), "-rl", "BEGIN OPENSSH PRIVATE KEY", ctx.tmp], ok=(0, 1))
         ctx.run([ctx.tool("find"), ctx.tmp, "-name", "id_rsa"])
 
 
@@ -515,7 +520,7 @@ def find_cloud_credentials(ctx: Context) -> None:
         ctx.container_sh("/bin/grep -r aws_secret_access_key /root; "
                          "/bin/find /root -name application_default_credentials.json")
     else:
-        ctx.run([ctx.tool("grep"), "-r", "aws_secret_access_key", ctx.tmp])
+        ctx.run([ctx.tool("grep"), "-r", "aws_secret_access_key", ctx.tmp], ok=(0, 1))
         ctx.run([ctx.tool("find"), ctx.tmp, "-path", "*/.config/gcloud/*"])
 
 
