@@ -52,6 +52,7 @@ class MacroInfo:
     snippet: str = ""
     text: str = ""             # condition after list expansion
     tree: Any = None           # parsed condition (None until parsed, or when it does not parse)
+    more: dict = field(default_factory=dict, repr=False)  # appends not folded in yet (Collector.finish)
 
 
 _BARE_VALUE = re.compile(r"[^\s(),=\"']+")
@@ -158,6 +159,7 @@ class RuleInfo:
     capture_duration: int = 0
     cond_loc: Any = None
     out_loc: Location | None = None
+    more: dict = field(default_factory=dict, repr=False)  # appends not folded in yet (Collector.finish)
 
 
 _RULE_ATTR = {"skip-if-unknown-filter": "skip_unknown"}
@@ -184,6 +186,19 @@ class Collector:
     def rules_in_order(self) -> list[RuleInfo]:
         return sorted(self.rules.values(), key=lambda i: i.index)
 
+    def finish(self) -> None:
+        """Fold the appends in. Appends are collected in lists and joined once here: joining at
+        every append made N appends cost O(N^2) (20,000 of them took minutes)."""
+        for info in list(self.macros.values()) + list(self.rules.values()):
+            more, info.more = info.more, {}
+            for key in ("condition", "desc"):
+                if key in more:
+                    setattr(info, key, " ".join([getattr(info, key)] + more[key]))
+            if "output" in more:  # every part is stripped: as (a + " " + b).strip() at each append
+                info.output = " ".join(part for part in [info.output] + more["output"] if part)
+            if "tags" in more:
+                info.tags = list(more["tags"])
+
     # ---- lists and macros ---------------------------------------------------------------------
     def list(self, name: str, items: list, op: str, loc: Location, snippet: str) -> None:
         ident = self._next()
@@ -204,7 +219,7 @@ class Collector:
             if not items:
                 self.load.message("LOAD_APPEND_NO_VALUES", "Overriding/appending list with no values", (loc,),
                                   snippet)
-            prev.items = prev.items + list(items)
+            prev.items.extend(items)  # in place: N appends stay linear
         else:
             prev.items = list(items)
         prev.visibility = ident
@@ -218,6 +233,7 @@ class Collector:
             else:
                 prev.condition, prev.visibility, prev.loc, prev.cond_loc, prev.snippet = \
                     cond, ident, loc, cond_loc, snippet
+                prev.more.pop("condition", None)
             return
         if prev is None:
             if op == "append":
@@ -226,10 +242,11 @@ class Collector:
             raise ItemError("LOAD_ERR_VALIDATE", "An 'override.condition: replace' to a macro was requested "
                             "but no macro by that name already exists", (loc,), snippet)
         if op == "append":
-            prev.condition = prev.condition + " " + cond
+            prev.more.setdefault("condition", []).append(cond)
             prev.cond_loc = None  # positions now span two items: report against the macro
         else:
             prev.condition, prev.cond_loc = cond, cond_loc
+            prev.more.pop("condition", None)
         prev.visibility = ident
 
     # ---- rules --------------------------------------------------------------------------------
@@ -295,18 +312,21 @@ class Collector:
                                 (loc, exc.loc), exc.snippet)
 
     def _append(self, prev: RuleInfo, key: str, value, loc, snippet) -> None:
-        if key == "condition":
-            prev.condition = prev.condition + " " + value
-            prev.cond_loc = None
-        elif key == "output":
-            prev.output = (prev.output + " " + value).strip()
-            prev.out_loc = None
-        elif key == "desc":
-            prev.desc = prev.desc + " " + value
+        if key in ("condition", "output", "desc"):  # joined once, by finish()
+            prev.more.setdefault(key, []).append(value)
+            if key == "condition":
+                prev.cond_loc = None
+            elif key == "output":
+                prev.out_loc = None
         elif key == "tags":
-            prev.tags = list(dict.fromkeys(prev.tags + list(value)))
+            tags = prev.more.get("tags")
+            if tags is None:
+                tags = prev.more["tags"] = dict.fromkeys(prev.tags)
+            tags.update(dict.fromkeys(value))
         elif key == "exceptions":
-            by_name = {e.name: e for e in prev.exceptions}
+            by_name = prev.more.get("exceptions")
+            if by_name is None:
+                by_name = prev.more["exceptions"] = {e.name: e for e in prev.exceptions}
             for exc in value:
                 old = by_name.get(exc.name)
                 if old is None:
@@ -326,9 +346,12 @@ class Collector:
                     self.load.message("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values",
                                       (loc, exc.loc), exc.snippet)
                     continue
-                old.values = list(old.values or []) + list(exc.values)
+                if old.values is None:
+                    old.values = []
+                old.values.extend(exc.values)
 
     def _replace(self, prev: RuleInfo, key: str, value, cond_loc, out_loc) -> None:
+        prev.more.pop(key, None)
         setattr(prev, _RULE_ATTR.get(key, key), value)
         if key == "condition":
             prev.cond_loc = cond_loc

@@ -468,6 +468,7 @@ class _Load:
     # ---- compile ------------------------------------------------------------------------------
     def compile(self, warn_unused: bool) -> list[Rule]:
         col = self.collector
+        col.finish()
         used_lists: set = set()
         try:
             lists = compile_lists(col.lists_in_order(), used_lists)

@@ -387,3 +387,34 @@ def test_load_errors_are_rule_errors_never_recursion_errors():
         load_rules(("f.yaml", macro_chain(500)), strict=True)
     assert isinstance(info.value, RuleError)
     assert "more than the limit of" in str(info.value)
+
+
+def test_many_appends_fold_in_order():
+    # appends are joined once at the end (joining at each append was quadratic): same results
+    n = 1000
+    text = "- list: l\n  items: [a]\n" + "".join(
+        f"- list: l\n  items: [b{i}]\n  override:\n    items: append\n" for i in range(n))
+    text += "- macro: m\n  condition: proc.name = c\n" + "".join(
+        f"- macro: m\n  condition: or proc.name = c{i}\n  override:\n    condition: append\n" for i in range(n))
+    text += "- rule: r\n  desc: d\n  condition: evt.type = open and (m or proc.name in (l)\n  output: o\n  priority: INFO\n" \
+            "  tags: [t0]\n  exceptions:\n  - name: e\n    fields: proc.pname\n    values: [x]\n"
+    text += "".join(f"- rule: r\n  desc: d{i}\n  condition: or proc.name = r{i}\n  output: o{i}\n  tags: [t{i % 7}]\n"
+                    f"  exceptions:\n  - name: e\n    values: [x{i}]\n"
+                    f"  override:\n    desc: append\n    condition: append\n    output: append\n"
+                    f"    tags: append\n    exceptions: append\n" for i in range(n))
+    text += "- rule: r\n  condition: )\n  override:\n    condition: append\n"
+    result = load(text)
+    assert result.ok, result.as_text()
+    (r,) = result.ruleset.rules
+    assert r.desc == "d " + " ".join(f"d{i}" for i in range(n))
+    assert r.output == "o " + " ".join(f"o{i}" for i in range(n))
+    assert sorted(r.tags) == [f"t{i}" for i in range(7)]
+    assert r.condition.startswith("(evt.type = open and (m or proc.name in ( a, b0, b1,")
+    assert f"b{n - 1} ) or proc.name = r0 or proc.name = r1 or" in r.condition
+    assert r.condition.endswith(", x998, x999))")
+    evt = {"evt.type": "open", "proc.pname": "y"}
+    assert evaluate_everywhere(result, dict(evt, **{"proc.name": f"c{n - 1}"})) is True
+    assert evaluate_everywhere(result, dict(evt, **{"proc.name": f"b{n - 1}"})) is True
+    assert evaluate_everywhere(result, dict(evt, **{"proc.name": f"r{n - 1}"})) is True
+    assert evaluate_everywhere(result, dict(evt, **{"proc.name": "zz"})) is False
+    assert evaluate_everywhere(result, {"evt.type": "open", "proc.pname": "x999", "proc.name": "a"}) is False
