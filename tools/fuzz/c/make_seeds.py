@@ -10,6 +10,8 @@ entries where entries carry their length (PL V9) or kept whole when small, a few
 first event blocks), plain and gzip.
 tools/fuzz/corpus/scap_convert/: the event records of each capture in the target's input
 format (an options byte, then u16 size | bit 15 = v1 header, record).
+tools/fuzz/corpus/scap_writer/: operations on the writer (its input format): the small metadata
+blocks of each capture, some of its v2 event records one by one, then a batch of them.
 Deterministic: running it again gives the same files.
 """
 
@@ -92,12 +94,43 @@ def records(data: bytes, max_events: int = 120) -> bytes:
     return b"".join(out)
 
 
+def writer_ops(data: bytes, opts: int) -> bytes:
+    ops = [bytes([opts])]
+    recs = []
+    for btype, raw in blocks(data):
+        if btype in EVENT_TYPES:
+            if EVENT_TYPES[btype]:
+                continue  # v1 records are not the writer's input
+            pre = 6 if btype in EVF else 2
+            rec = raw[8 + pre:]
+            if len(rec) >= 26:
+                rec = rec[:struct.unpack_from("<I", rec, 16)[0]]
+                if len(rec) <= 2048:
+                    recs.append(rec)
+        elif btype != SHB and len(raw) <= 2048 and not recs:
+            body = raw[8:-4]
+            ops.append(b"\0" + struct.pack("<IH", btype, len(body)) + body)
+        if len(recs) >= 14:
+            break
+    for rec in recs[:8]:
+        ops.append(b"\1" + struct.pack("<H", len(rec)) + rec)
+    batch = b""
+    for rec in recs[8:]:
+        entry = struct.pack("<HHI", 0, 0, len(rec)) + rec
+        batch += entry + bytes(-len(entry) % 8)
+    n = len(recs[8:])
+    if n:
+        ops.append(b"\2" + struct.pack("<BH", n, len(batch)) + batch + bytes([n]) + bytes(i % 3 for i in range(n)))
+    return b"".join(ops)
+
+
 def main() -> int:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "captures"
     reader = ROOT / "tools" / "fuzz" / "corpus" / "scap_reader"
     conv = ROOT / "tools" / "fuzz" / "corpus" / "scap_convert"
-    reader.mkdir(parents=True, exist_ok=True)
-    conv.mkdir(parents=True, exist_ok=True)
+    writer = ROOT / "tools" / "fuzz" / "corpus" / "scap_writer"
+    for d in (reader, conv, writer):
+        d.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(sorted(src.glob("*.scap"))):
         data = plain(path)
         small = cut(data)
@@ -106,6 +139,9 @@ def main() -> int:
         recs = records(data)
         if recs:
             (conv / f"{path.stem}.bin").write_bytes(bytes([i % 4]) + recs)
+        ops = writer_ops(data, i % 4)
+        if len(ops) > 1:
+            (writer / f"{path.stem}.bin").write_bytes(ops)
         print(f"{path.name}: reader seed {len(small)} bytes, convert seed {len(recs) + 1} bytes")
     return 0
 
