@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,29 @@ def test_python_m_pyfalco_is_the_cli(tmp_path, etc_rules, cfg):
     r = subprocess.run([PYFALCO[0], "-m", "pyfalco", "--no-such-flag"], capture_output=True, text=True,
                        timeout=60, env=env, cwd=str(tmp_path))
     assert r.returncode == 1 and "unrecognized arguments" in r.stderr
+
+
+def test_unreadable_file_as_an_unprivileged_user():
+    """Permission denied: the CLI runs as nobody (setpriv; root reads any file) on a mode-000 file
+    in a world-readable folder (pytest's own tmp folders are private to root)."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root to run the CLI as nobody")
+    with tempfile.TemporaryDirectory(prefix="pyfalco-unreadable-", dir="/tmp") as d:
+        d = Path(d)
+        d.chmod(0o755)
+        cfg = base_config(d)
+        rules = d / "etc_rules.yaml"
+        rules.write_text(ETC_RULES)
+        secret = d / "secret_rules.yaml"
+        secret.write_text(ETC_RULES)
+        for f in (cfg, rules):
+            f.chmod(0o644)
+        secret.chmod(0o000)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        base = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] + PYFALCO + ["-c", str(cfg)]
+        r = subprocess.run(base + ["-r", str(rules), "-r", str(secret), "--dry-run"], capture_output=True,
+                           text=True, timeout=120, env=env, cwd="/")
+        assert_one_error(r, f"Could not open rules file {secret} for reading", "Permission denied")
+        r = subprocess.run(base + ["-r", str(rules), "--dry-run"], capture_output=True, text=True, timeout=120,
+                           env=env, cwd="/")
+        assert r.returncode == 0, r.stderr
