@@ -21,15 +21,29 @@ def line_col(text: str, pos: int) -> tuple[int, int]:
     return line, col
 
 
+_SNIPPET_WIDTH = 160  # characters shown each side of the caret at most
+
+
 def caret_snippet(text: str, pos: int, indent: str = "    ") -> str:
-    """The line of ``text`` holding offset ``pos`` with a caret under it."""
+    """The line of ``text`` holding offset ``pos`` with a caret under it.
+
+    A long line is cut to a window around ``pos`` (marked ``...``): the cost and the size of a
+    snippet stay bounded even for a rules file written on a single line.
+    """
     pos = max(0, min(pos, len(text)))
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
+    low = max(0, pos - _SNIPPET_WIDTH)
+    start = text.rfind("\n", low, pos) + 1
+    head = ""
+    if start == 0 and low > 0:
+        start, head = low, "..."
+    end = text.find("\n", pos, pos + _SNIPPET_WIDTH)
+    tail = ""
     if end < 0:
-        end = len(text)
+        end = min(len(text), pos + _SNIPPET_WIDTH)
+        if end < len(text) and text[end] != "\n":
+            tail = "..."
     line = text[start:end].replace("\t", " ")
-    return f"{indent}{line}\n{indent}{' ' * (pos - start)}^"
+    return f"{indent}{head}{line}{tail}\n{indent}{' ' * (len(head) + pos - start)}^"
 
 
 class ConditionSyntaxError(RuleError, ValueError):

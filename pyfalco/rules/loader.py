@@ -99,6 +99,7 @@ class _Reader:
         self.load = loader
         self.name = name
         self.text = text
+        self._lines: list[str] | None = None
 
     def loc(self, node: yaml.Node, item_type: str, item_name: str) -> Location:
         mark = node.start_mark
@@ -361,9 +362,11 @@ class _Reader:
         style = getattr(node, "style", None)
         indent = 0
         if style == "|":  # content lines start after the block's indentation
-            lines = self.text.splitlines()
+            if self._lines is None:  # split once per file: once per condition was quadratic
+                self._lines = self.text.splitlines()
+            lines = self._lines
             line_no = node.start_mark.line + 1
-            first = next((ln for ln in lines[line_no:] if ln.strip()), "")
+            first = next((lines[i] for i in range(line_no, len(lines)) if lines[i].strip()), "")
             indent = len(first) - len(first.lstrip(" "))
         raw = node.value if isinstance(node, yaml.ScalarNode) else ""
         return (self.loc(node, item_type, name), style, raw, indent)

@@ -418,3 +418,15 @@ def test_many_appends_fold_in_order():
     assert evaluate_everywhere(result, dict(evt, **{"proc.name": f"r{n - 1}"})) is True
     assert evaluate_everywhere(result, dict(evt, **{"proc.name": "zz"})) is False
     assert evaluate_everywhere(result, {"evt.type": "open", "proc.pname": "x999", "proc.name": "a"}) is False
+
+
+def test_a_rules_file_on_one_line_loads_and_its_snippets_stay_short():
+    # every item's snippet used to copy the whole (single) line: quadratic time and memory
+    n = 20_000
+    items = ", ".join(f"{{list: l{i}, items: [a]}}" for i in range(n))
+    text = f"[{items}, {{rule: r, desc: d, condition: evt.type = open, priority: INFO}}]\n"
+    err = one_error(load(text, warn_unused=False))
+    assert err.message == "Item has no mapping for key 'output'"
+    line, caret = err.snippet.split("\n")
+    assert len(line) < 400 and line.lstrip().startswith("...")
+    assert line[caret.index("^"):].startswith("{rule: r, desc: d")
