@@ -422,7 +422,7 @@ def test_many_appends_fold_in_order():
 
 def test_a_rules_file_on_one_line_loads_and_its_snippets_stay_short():
     # every item's snippet used to copy the whole (single) line: quadratic time and memory
-    n = 20_000
+    n = 8_000
     items = ", ".join(f"{{list: l{i}, items: [a]}}" for i in range(n))
     text = f"[{items}, {{rule: r, desc: d, condition: evt.type = open, priority: INFO}}]\n"
     err = one_error(load(text, warn_unused=False))
