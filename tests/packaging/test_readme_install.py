@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import REPO, readme_block
+from packagingtools import REPO, readme_block
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from packagingtools import REPO
 
 pytestmark = pytest.mark.slow
 

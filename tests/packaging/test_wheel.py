@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-from conftest import clean_env
+from packagingtools import clean_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -60,7 +60,7 @@ def test_wheel_contents(readme_wheel):
 
 
 def test_licenses_match_pyproject():
-    from conftest import REPO
+    from packagingtools import REPO
     text = (REPO / "pyproject.toml").read_text()
     assert 'license = { text = "Apache-2.0 (library), GPL-2.0-only OR MIT (drivers)" }' in text
     assert "Apache License\n                           Version 2.0, January 2004" in (REPO / "LICENSE").read_text()
