@@ -27,6 +27,7 @@ from pyfalco.errors import ConfigError, PyFalcoError
 from pyfalco.outputs import Alert, Outputs, hostname
 
 from . import rulesload
+from . import config as _config
 from .config import Config, buffer_bytes_of_preset, load_config, parse_duration
 from .drops import DropManager
 from .metrics import METRICS_RULE, Metrics
@@ -153,8 +154,11 @@ class Agent:
                  max_seconds: float | None = None, stdout_stream=None,
                  capture_factory: Callable[..., Any] | None = None,
                  inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False,
-                 allow_no_rules: bool = False):
+                 allow_no_rules: bool = False, resolve_config: bool = False):
         self.config = config
+        #: started without -c: a reload looks for /etc/pyfalco/pyfalco.yaml again (created since?)
+        #: before falling back to the packaged default, and its creation is watched
+        self.resolve_config = resolve_config
         #: run with no rules when the configuration names no rules files (--allow-no-rules)
         self.allow_no_rules = allow_no_rules
         self._rules_with_content: set = set()
@@ -262,7 +266,8 @@ class Agent:
             raise AgentError(f"opening the {kw['engine']} engine: {exc}") from exc
 
     def _watch_paths(self) -> list[str]:
-        return list(self.config.files) + self.rules_paths(self.cfg)
+        extra = [p for p in _config.DEFAULT_CONFIG_PATHS if p not in self.config.files] if self.resolve_config else []
+        return list(self.config.files) + extra + self.rules_paths(self.cfg)
 
     def setup(self) -> None:
         """Load rules, open the capture, start outputs and the webserver (raises AgentError)."""
@@ -548,9 +553,12 @@ class Agent:
 
     def _do_reload(self) -> bool:
         try:
-            new = load_config(self.config.path, self.overrides, defaults_if_missing=self.config.path is None)
+            path = None if self.resolve_config else self.config.path
+            new = load_config(path, self.overrides, defaults_if_missing=path is None)
         except ConfigError as exc:
             return self._refuse(f"configuration error: {exc}")
+        if new.path != self.config.path:
+            log.info("reload: configuration file %s", new.path)
         cfg = new.data
         if cfg["engine"] != self.cfg["engine"] or cfg["falco_libs"] != self.cfg["falco_libs"]:
             log.warning("reload: engine settings changed; they take effect on restart (the capture is kept)")

@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     agent = Agent(cfg_obj, overrides=overrides, rules_files=args.rules or None, max_seconds=args.max_seconds,
-                  verbose=args.verbose, allow_no_rules=args.allow_no_rules)
+                  verbose=args.verbose, allow_no_rules=args.allow_no_rules, resolve_config=args.config is None)
     from pyfalco.agent import make_inspector
 
     if args.validate:

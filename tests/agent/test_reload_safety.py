@@ -211,3 +211,26 @@ def test_reload_with_a_real_deep_macro_chain_in_process(tmp_path):
     finally:
         agent.close()
     assert os.path.exists(rules)
+
+
+def test_started_without_c_a_reload_finds_a_new_etc_config(tmp_path, monkeypatch):
+    """Started without -c (the packaged default), a reload (after the watcher sees it appear)
+    switches to /etc/pyfalco/pyfalco.yaml once it exists (here: a path of the test's)."""
+    from pyfalco.agent import config as config_mod
+    etc = tmp_path / "etc_pyfalco.yaml"
+    monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (str(etc),))
+    overrides = ["engine.kind=nodriver", "webserver.enabled=false", "syslog_output.enabled=false",
+                 "log_syslog=false", "stdout_output.enabled=false"]
+    agent = Agent(load_config(None, overrides), overrides=overrides, resolve_config=True)
+    agent.setup()
+    try:
+        assert agent.config.path == config_mod.packaged_path("pyfalco.yaml")
+        assert str(etc) in agent._watch_paths()
+        rules = tmp_path / "mine.yaml"
+        rules.write_text(token_rules("tok", "Mine"))
+        etc.write_text("rules_files: [mine.yaml]\n")
+        assert agent.reload() is True
+        assert agent.config.path == str(etc)
+        assert [r.name for r in agent.bundle.ruleset.rules] == ["Mine"]
+    finally:
+        agent.close()
