@@ -451,11 +451,13 @@ def test_syslog_missing(tmp_path):
 
 
 def test_sigterm_under_load_with_a_blocked_output(tmp_path, loadgen):
-    """SIGTERM while loadgen runs and the HTTP output is stuck on a silent server."""
+    """SIGTERM while loadgen runs, the HTTP output is stuck on a silent server and a kept-alive
+    program never reads (a batch write is always in progress), next to a working file output."""
     srv = RawServer(_silent)
     out = tmp_path / "alerts.json"
     _require_root()
     agent = LiveAgent(tmp_path, {"http_output": {"enabled": True, "url": srv.url()},
+                                 "program_output": {"enabled": True, "keep_alive": True, "program": "sleep 1000"},
                                  "file_output": {"enabled": True, "keep_alive": True, "filename": str(out)}})
     gen = None
     try:
@@ -480,7 +482,8 @@ def test_sigterm_under_load_with_a_blocked_output(tmp_path, loadgen):
     c = _accounted(acc, "file", matched)
     assert _lines_in(out) == c["sent"]
     _accounted(acc, "http", matched)
-    _report(f"SIGTERM under load ({LOAD_RATE} ev/s) with HTTP stuck", took, acc, snap,
+    assert _accounted(acc, "program", matched)["sent"] == 0
+    _report(f"SIGTERM under load ({LOAD_RATE} ev/s), HTTP and program stuck", took, acc, snap,
             evts_rate=mid.get("falco.evts_rate_sec"), n_drops_at_sigterm=mid.get("scap.n_drops"),
             n_evts_at_sigterm=mid.get("scap.n_evts"))
 
