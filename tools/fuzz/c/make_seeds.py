@@ -78,6 +78,24 @@ def cut(data: bytes, max_events: int = 40, max_fdl: int = 4, max_meta: int = 819
     return b"".join(out)
 
 
+def variants(data: bytes) -> bytes:
+    """The v2 event blocks of a cut capture re-wrapped: every 3rd as EVF_V2 with the state-only
+    dump flag, every 5th as EV_V2_LARGE (the block types the real captures lack)."""
+    out, n = [], 0
+    for btype, raw in blocks(data):
+        if btype == 0x216:
+            n += 1
+            body = raw[8:-4]
+            if n % 3 == 0:
+                out.append(block(0x217, body[:2] + struct.pack("<I", 1) + body[2:]))
+                continue
+            if n % 5 == 0:
+                out.append(block(0x221, body))
+                continue
+        out.append(raw)
+    return b"".join(out)
+
+
 def records(data: bytes, max_events: int = 120) -> bytes:
     out = []
     for btype, raw in blocks(data):
@@ -143,6 +161,14 @@ def main() -> int:
         if len(ops) > 1:
             (writer / f"{path.stem}.bin").write_bytes(ops)
         print(f"{path.name}: reader seed {len(small)} bytes, convert seed {len(recs) + 1} bytes")
+        if path.name == "libs_sample.scap":
+            (reader / "variants_libs_sample.scap").write_bytes(variants(cut(data, max_events=30, max_fdl=1)))
+    # a concatenated file: a second section (SHB in the event stream) after the first one's events
+    caps = {p.name: plain(p) for p in src.glob("*.scap")}
+    if {"libs_test_ipv6_client.scap", "libs_sample.scap"} <= set(caps):
+        both = cut(caps["libs_test_ipv6_client.scap"], max_events=10, max_fdl=1) + \
+            cut(caps["libs_sample.scap"], max_events=10, max_fdl=1)
+        (reader / "concatenated.scap").write_bytes(both)
     return 0
 
 
