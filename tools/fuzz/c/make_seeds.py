@@ -9,7 +9,8 @@ section header, machine info, interface and user lists, a process list cut to it
 entries where entries carry their length (PL V9) or kept whole when small, a few fd lists, the
 first event blocks), plain and gzip.
 tools/fuzz/corpus/scap_convert/: the event records of each capture in the target's input
-format (an options byte, then u16 size | bit 15 = v1 header, record).
+format (an options byte, then u16 size | bit 15 = v1 header, record), and one constructed
+input for the paths they miss (a 2022 dup pair, enter events pending on many threads).
 tools/fuzz/corpus/scap_writer/: operations on the writer (its input format): the small metadata
 blocks of each capture, some of its v2 event records one by one, then a batch of them.
 Deterministic: running it again gives the same files.
@@ -142,6 +143,26 @@ def writer_ops(data: bytes, opts: int) -> bytes:
     return b"".join(ops)
 
 
+def rec(ts: int, tid: int, code: int, params: list[bytes]) -> bytes:
+    """A v2 record with u16 parameter lengths."""
+    body = struct.pack(f"<{len(params)}H", *map(len, params)) + b"".join(params)
+    return struct.pack("<QQIHI", ts, tid, 26 + len(body), code, len(params)) + body
+
+
+def chunk(r: bytes) -> bytes:
+    return struct.pack("<H", len(r)) + r
+
+
+def constructed_convert() -> bytes:
+    """Paths the real captures miss: a 2022 dup pair (DUP_E + DUP_X -> DUP_1_X, oldfd from the
+    enter event), and enter events pending on 140 threads at once (the pending table grows)."""
+    q = lambda v: struct.pack("<q", v)  # noqa: E731
+    out = [bytes([0]), chunk(rec(1, 1, 124, [q(3)])), chunk(rec(2, 1, 125, [q(4)]))]
+    out += [chunk(rec(10 + t, 1000 + t, 306, [])) for t in range(140)]
+    out += [chunk(rec(200 + t, 1000 + t, 307, [q(5)])) for t in range(0, 140, 20)]
+    return b"".join(out)
+
+
 def main() -> int:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "captures"
     reader = ROOT / "tools" / "fuzz" / "corpus" / "scap_reader"
@@ -163,6 +184,7 @@ def main() -> int:
         print(f"{path.name}: reader seed {len(small)} bytes, convert seed {len(recs) + 1} bytes")
         if path.name == "libs_sample.scap":
             (reader / "variants_libs_sample.scap").write_bytes(variants(cut(data, max_events=30, max_fdl=1)))
+    (conv / "constructed_dup_and_threads.bin").write_bytes(constructed_convert())
     # a concatenated file: a second section (SHB in the event stream) after the first one's events
     caps = {p.name: plain(p) for p in src.glob("*.scap")}
     if {"libs_test_ipv6_client.scap", "libs_sample.scap"} <= set(caps):
