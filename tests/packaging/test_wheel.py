@@ -169,7 +169,7 @@ def test_pytest_fixtures_work_from_the_wheel(fresh_venv, empty_dir):
 def test_event_generator_check_from_the_wheel(fresh_venv, empty_dir):
     _require_root()
     actions = ["read_sensitive_file", "shell_from_server", "exec_from_dev_shm", "fileless_execution"]
-    r = run(fresh_venv, [str(fresh_venv / "bin" / "pyfalco-event-generator"), "run", "--check", *actions],
+    r = run(fresh_venv, [str(fresh_venv / "bin" / "pyfalco-event-generator"), "run", "--check", "-v", *actions],
             empty_dir, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     for a in actions:
