@@ -15,7 +15,7 @@
 
 #include "pyfalco/pyfalco.h"
 
-#define FUZZ_BATCH 4096 /* small on purpose: events larger than a batch take the ENOSPC path */
+#define FUZZ_BATCH 512 /* small on purpose: batches fill up (unget) and larger events take the ENOSPC path */
 
 /* The input as a file: a memfd, opened by the reader through /proc/self/fd/N. */
 static inline int fuzz_memfd(const uint8_t *data, size_t size, char *path, size_t pathlen)

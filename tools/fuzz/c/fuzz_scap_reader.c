@@ -38,8 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *body;
 
 		pyfalco_capture_start(h);
-		/* single events first, then batches in a small buffer (unget and ENOSPC paths) */
-		for (i = 0; i < 64; i++) {
+		/* a few single events first (how many: the file's last byte, mod 8), then batches in a
+		 * small buffer (the unget and ENOSPC paths) */
+		for (i = 0; i < (size ? data[size - 1] % 8 : 0); i++) {
 			const uint8_t *evt;
 			uint16_t cpu, flags;
 
