@@ -23,6 +23,8 @@ from pyfalco.rules import nodes as n
 from pyfalco.rules import operators as ops
 from pyfalco.rules.checker import operand_type
 from pyfalco.rules.lexer import LIST_OPS
+from pyfalco.rules.limits import limit_problem
+from pyfalco.rules.resolver import LimitError
 
 __all__ = ["CompiledCondition", "compile_condition", "compile_bucket", "fold_constants"]
 
@@ -306,8 +308,11 @@ def _dynamic(op: str, kind: str, lt) -> Callable[[Any, Any], bool]:
 
 def compile_condition(tree: n.Node, provider: Any, name: str = "condition",
                       fn_name: str = "rule") -> CompiledCondition:
-    """Compile a checked tree (see checker.py). Raises SyntaxError/RecursionError/ValueError only
-    for trees Python cannot compile (absurdly deep nesting)."""
+    """Compile a checked tree (see checker.py). A tree over the limits of limits.py (the loader
+    refuses those) raises LimitError: its source would be as large as its expansion."""
+    problem = limit_problem(tree, {})
+    if problem:
+        raise LimitError(problem, 0)
     folded = fold_constants(tree, provider)
     em = _Emitter(provider)
     body = em.visit(folded)

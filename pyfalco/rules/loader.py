@@ -634,7 +634,7 @@ class _Load:
             return None
         try:
             compiled = compile_condition(tree, provider, name=repr(info.name), fn_name=f"rule_{info.index}")
-        except (SyntaxError, RecursionError, MemoryError) as exc:
+        except (SyntaxError, RecursionError, MemoryError, LimitError) as exc:
             self.message("LOAD_ERR_COMPILE_CONDITION", f"condition too complex to compile: {exc}",
                          (info.loc,), info.snippet)
             return None

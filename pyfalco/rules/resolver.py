@@ -204,6 +204,12 @@ class _Lists(Mapping):
             built[info.name] = items
         return built[name]
 
+    def get(self, name: str, default=None):  # per word of every condition: no KeyError round trip
+        return self[name] if name in self._by_name else default
+
+    def __contains__(self, name) -> bool:
+        return name in self._by_name
+
     def __iter__(self):
         return iter(self._by_name)
 

@@ -430,3 +430,14 @@ def test_a_rules_file_on_one_line_loads_and_its_snippets_stay_short():
     line, caret = err.snippet.split("\n")
     assert len(line) < 400 and line.lstrip().startswith("...")
     assert line[caret.index("^"):].startswith("{rule: r, desc: d")
+
+
+def test_compile_condition_refuses_a_dag_over_the_limits():
+    # a DAG built by hand (not by the loader) whose expansion is 2**40 checks: refused, not emitted
+    from pyfalco.rules import nodes as n
+    from pyfalco.rules.compiler import compile_condition
+    tree = n.Check(n.FieldRef("proc.name"), "=", n.Literal("a"))
+    for i in range(40):
+        tree = n.Or((n.Macro(f"m{i}", tree), n.Macro(f"m{i}", tree)))
+    with pytest.raises(LimitError, match="more than the limit"):
+        compile_condition(tree, None)
