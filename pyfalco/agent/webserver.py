@@ -30,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
-from pyfalco.outputs import LogLimiter
+from pyfalco.outputs import LogLimiter, clean_text
 
 __all__ = ["WebServer", "DEFAULT_LISTEN_ADDRESS"]
 
@@ -265,11 +265,12 @@ class WebServer:
             protocol_version = "HTTP/1.0"   # one request per connection: no keep-alive to hold a worker
             timeout = None                  # set on the socket by _serve
 
+            # the request line is the client's: escaped before it reaches the log
             def log_message(self, fmt, *args):  # noqa: D401 - quiet access log
-                log.debug("webserver: " + fmt, *args)
+                log.debug("webserver: " + fmt, *(_safe(a) for a in args))
 
             def log_error(self, fmt, *args):
-                outer._limiter(logging.INFO, "request", "webserver: " + fmt, *args)
+                outer._limiter(logging.INFO, "request", "webserver: " + fmt, *(_safe(a) for a in args))
 
             def _send(self, code: int, body: str, ctype: str):
                 data = body.encode()
@@ -294,12 +295,16 @@ class WebServer:
                 except (OSError, ssl.SSLError):
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    outer._limiter(logging.ERROR, "handler", "webserver: %s: %s", path, exc)
+                    outer._limiter(logging.ERROR, "handler", "webserver: %s: %s", clean_text(path[:200]), exc)
                     self._send(500, "internal error\n", "text/plain")
 
             do_HEAD = do_GET
 
         return Handler
+
+
+def _safe(arg):
+    return clean_text(arg[:512]) if isinstance(arg, str) else arg
 
 
 def _shutdown(s: socket.socket) -> None:

@@ -3,8 +3,10 @@
 
 An :class:`Alert` is built on the event loop (the fields must be read while the process state
 is the event's) and rendered on an output worker. Rendering never lets attacker-controlled
-strings break a line: control characters in the text rendering are escaped, invalid UTF-8 (a
-file name of raw bytes) becomes U+FFFD, and JSON escapes the rest.
+strings break a line or reorder what a reader sees: C0/C1 controls, DEL, the Unicode line and
+paragraph separators and the bidi controls are escaped in both renderings (``\\x85``,
+``\\u2028``, ``\\u202e`` in text; ``\\u0085``, ``\\u2028``, ``\\u202e`` in JSON), and invalid
+UTF-8 (a file name of raw bytes) becomes U+FFFD.
 """
 
 from __future__ import annotations

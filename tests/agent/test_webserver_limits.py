@@ -270,3 +270,23 @@ def test_live_engine_busy_port_is_one_line(tmp_path, etc_rules, busy_port):
     assert "Traceback" not in r.stderr
     bad = [x for x in r.stderr.splitlines() if "cannot listen" in x]
     assert len(bad) == 1 and "in use" in bad[0], r.stderr
+
+
+def test_request_lines_are_escaped_in_the_log(caplog):
+    ws = _server(request_timeout=2.0)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pyfalco.agent"):
+            for raw in (b"GET /a\x1b[2J\xc2\x85\xe2\x80\xa8b HTTP/1.0\r\n\r\n", b"\x1b[31mBAD\x9b\r\n\r\n"):
+                s = socket.create_connection(("127.0.0.1", ws.port))
+                s.settimeout(HANG_GUARD)
+                s.sendall(raw)
+                while s.recv(65536):
+                    pass
+                s.close()
+            time.sleep(0.3)
+    finally:
+        ws.stop()
+    msgs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("webserver:")]
+    assert any("\\x1b[2J" in m for m in msgs), msgs
+    for m in msgs:
+        assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", m), m
