@@ -548,9 +548,21 @@ def _read_yaml(path: str) -> tuple[dict, str]:
     return data, text
 
 
+#: path keys (besides rules_files and config_files) naming files that belong to a configuration:
+#: relative values resolve against its folder. Output files (file_output.filename,
+#: metrics.output_file) and the replayed capture stay relative to the working directory, as in Falco.
+CONFIG_RELATIVE_KEYS = (("webserver", "ssl_certificate"), ("http_output", "ca_cert"), ("http_output", "ca_bundle"),
+                        ("http_output", "ca_path"), ("http_output", "client_cert"), ("http_output", "client_key"))
+
+
+def _resolve(entry: str, base_dir: Path) -> str:
+    p = _expand_env(entry)   # first, so a variable may hold an absolute path
+    return p if os.path.isabs(p) else str(base_dir / p)
+
+
 def _resolve_rules_paths(raw: dict, base_dir: Path) -> None:
-    """Relative ``rules_files``/``rules_file`` entries of one configuration file -> paths in the
-    file's folder (in place; ``${VAR}`` expanded first, so a variable may hold an absolute path)."""
+    """Relative ``rules_files``/``rules_file`` entries and CONFIG_RELATIVE_KEYS values of one
+    configuration file -> paths in the file's folder (in place)."""
     for key in ("rules_files", "rules_file"):
         val = raw.get(key)
         if isinstance(val, str):
@@ -560,8 +572,11 @@ def _resolve_rules_paths(raw: dict, base_dir: Path) -> None:
             continue  # validation reports the wrong type
         for i, entry in enumerate(val):
             if isinstance(entry, str) and entry:
-                p = _expand_env(entry)
-                val[i] = p if os.path.isabs(p) else str(base_dir / p)
+                val[i] = _resolve(entry, base_dir)
+    for section, key in CONFIG_RELATIVE_KEYS:
+        sec = raw.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str) and sec[key]:
+            sec[key] = _resolve(sec[key], base_dir)
 
 
 def _config_file_entries(raw: dict, base_dir: Path) -> list[tuple[str, str]]:

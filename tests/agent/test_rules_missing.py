@@ -198,3 +198,19 @@ def test_unreadable_file_as_an_unprivileged_user():
         r = subprocess.run(base + ["-r", str(rules), "--dry-run"], capture_output=True, text=True, timeout=120,
                            env=env, cwd="/")
         assert r.returncode == 0, r.stderr
+
+
+def test_certificate_paths_resolve_against_the_config_folder_outputs_do_not(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    cfg = conf / "pyfalco.yaml"
+    cfg.write_text("webserver: {ssl_certificate: certs/pyfalco.pem}\n"
+                   "http_output: {ca_cert: ca.pem, client_cert: /abs/client.pem, ca_path: ''}\n"
+                   "file_output: {filename: ./events.txt}\nmetrics: {output_file: m.jsonl}\n")
+    c = load_config(str(cfg), ["http_output.client_key=key.pem"])
+    assert c["webserver"]["ssl_certificate"] == str(conf / "certs" / "pyfalco.pem")
+    assert c["http_output"]["ca_cert"] == str(conf / "ca.pem")
+    assert c["http_output"]["client_cert"] == "/abs/client.pem" and c["http_output"]["ca_path"] == ""
+    # -o values, output files: the working directory, as Falco
+    assert c["http_output"]["client_key"] == "key.pem"
+    assert c["file_output"]["filename"] == "./events.txt" and c["metrics"]["output_file"] == "m.jsonl"
