@@ -10,9 +10,10 @@ and validates the result against :data:`SCHEMA`: a value of the wrong type is a
 
 Which file: ``-c FILE``, else ``/etc/pyfalco/pyfalco.yaml``, else the default configuration
 packaged with pyfalco (:func:`packaged_path`). Relative ``rules_files`` and ``config_files``
-entries resolve against the folder of the file that names them (the packaged configuration's
-``pyfalco_rules.yaml`` is the packaged default ruleset next to it); ``-r``, ``-o`` and ``-e``
-paths against the working directory.
+entries and certificate paths (:data:`CONFIG_RELATIVE_KEYS`) resolve against the folder of the
+file that names them (the packaged configuration's ``pyfalco_rules.yaml`` is the packaged default
+ruleset next to it); ``-r``, ``-o`` and ``-e`` paths and output files against the working
+directory.
 """
 
 from __future__ import annotations
