@@ -124,11 +124,24 @@ def _run(args) -> int:
         print(f"pyfalco-event-generator: {err.args[0]}", file=sys.stderr)
         return 2
     if args.check:
+        from pyfalco.errors import PyFalcoError
+        from pyfalco.rules import RulesLoadError
         from pyfalco.testing import DetectionSession
-        rules = args.rules or None
-        with DetectionSession(rules) as session:
+        try:
+            session = DetectionSession(args.rules or None).start()
+        except RulesLoadError as err:
+            errors = [ln for ln in str(err).splitlines() if "LOAD_ERR" in ln] or str(err).splitlines()[:1]
+            for line in errors:
+                print(f"pyfalco-event-generator: --check: rules: {line}", file=sys.stderr)
+            return 1
+        except (PyFalcoError, OSError) as err:
+            print(f"pyfalco-event-generator: --check: cannot start the detection session: {err}", file=sys.stderr)
+            return 1
+        try:
             runs = check_actions(acts, session, container=args.container, verbose=args.verbose,
                                  upstream=args.upstream)
+        finally:
+            session.stop()
     else:
         runs = [run_action(a, container=args.container, verbose=args.verbose) for a in acts]
     failed = [run for run in runs if not (run.ok if args.check else run.error is None)]

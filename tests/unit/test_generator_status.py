@@ -94,3 +94,16 @@ def test_container_command_failure(failing_actions):
     assert len(run.containers) == 1
     ok = run_action(get_action("write_below_etc"))
     assert ok.error is None, ok.error
+
+
+def test_check_that_cannot_start_is_one_line_and_exit_1(tmp_path):
+    _require_root()
+    missing = tmp_path / "missing_rules.yaml"
+    r = gen(["run", "--check", "-r", str(missing), "read_sensitive_file"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "--check: rules:" in r.stderr and str(missing) in r.stderr
+    # no privileges for the capture: says so, names the capabilities
+    r = gen(["run", "--check", "read_sensitive_file"], as_nobody=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "cannot start the detection session" in r.stderr
+    assert r.stdout == ""
