@@ -518,3 +518,31 @@ def test_full_ring(tmp_path, loadgen):
     c = _accounted(acc, "file", agent.generated)
     assert len(alerts) == c["sent"]
     _report("full ring (1 MiB, 1M ev/s burst)", took, acc, snap, internal_drop_alerts=len(drops))
+
+
+def test_stdout_nobody_reads(tmp_path):
+    """stdout is a pipe nobody reads: the stdout worker blocks in write(2) once the pipe is full;
+    the loop goes on, the queue holds the rest, and SIGTERM still ends the process."""
+    _require_root()
+    agent = LiveAgent(tmp_path, {"stdout_output": {"enabled": True}})
+    env = dict(os.environ, PYTHONPATH=str(REPO), FALCO_HOSTNAME="test-host")
+    agent._err = open(agent.stderr_path, "wb")
+    r, w = os.pipe()
+    try:
+        agent.proc = subprocess.Popen([sys.executable, "-m", "pyfalco.cli.main", "-c", str(agent.config), "-M", "300"],
+                                      stdout=w, stderr=agent._err, env=env, cwd=str(tmp_path))
+        os.close(w)
+        end = time.monotonic() + 60
+        while agent.snapshot().get("falco.rules.Fault ready", 0) < 1:
+            assert time.monotonic() < end and agent.proc.poll() is None, agent.stderr()
+            os.close(os.open(agent.ready_file, os.O_CREAT | os.O_WRONLY, 0o600))
+            time.sleep(0.2)
+        agent.generate(600, 300)       # ~200 KiB of alert lines: more than the 64 KiB pipe holds
+        snap = agent.wait_matched()
+        took, acc = agent.stop()
+    finally:
+        agent.kill()
+        os.close(r)
+    c = _accounted(acc, "stdout", agent.generated)
+    assert c["dropped_shutdown"] >= 1 and c["sent"] < c["offered"]
+    _report("stdout: a pipe nobody reads", took, acc, snap)
