@@ -23,7 +23,7 @@ from pyfalco.rules.collector import Collector, ExceptionInfo, ItemError, RuleInf
 from pyfalco.rules.compiler import compile_condition
 from pyfalco.rules.errors import ConditionSyntaxError, RulesLoadError, caret_snippet, line_col
 from pyfalco.rules.evttypes import evttypes
-from pyfalco.rules.limits import Budget, measure
+from pyfalco.rules.limits import Budget
 from pyfalco.rules.output import OutputFormatError, compile_output
 from pyfalco.rules.parser import parse
 from pyfalco.rules.provider import DictProvider
