@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from agenttools import REPO, SyslogListener, base_config, is_root, receiver  # noqa: F401
+from agenttools import REPO, SyslogListener, base_config, is_root
 
 pytestmark = pytest.mark.root
 
@@ -137,7 +137,7 @@ def _expected_name(d_bytes: bytes, n: bytes) -> str:
 
 
 @pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
-def test_hostile_strings_through_every_output(tmp_path, receiver, json_output):  # noqa: F811
+def test_hostile_strings_through_every_output(tmp_path, receiver, json_output):
     if not is_root():
         pytest.fail("the end-to-end hostile-strings test needs root (live eBPF)")
     syslog = SyslogListener(str(tmp_path / f"log-{int(json_output)}.sock"))
@@ -201,7 +201,7 @@ def _huge_alert() -> "object":
 
 
 @pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
-def test_64k_hostile_values_through_each_channel(tmp_path, receiver, json_output):  # noqa: F811
+def test_64k_hostile_values_through_each_channel(tmp_path, receiver, json_output):
     import io
 
     from pyfalco.outputs import (FileChannel, Formatter, HttpChannel, ProgramChannel, StdoutChannel,

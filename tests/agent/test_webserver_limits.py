@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from agenttools import CURL_SCAP, ETC_ALERTS, base_config, json_lines, pki, run_cli  # noqa: F401
+from agenttools import CURL_SCAP, ETC_ALERTS, base_config, json_lines, run_cli
 from pyfalco.agent.config import load_config
 from pyfalco.agent.webserver import WebServer
 
