@@ -30,7 +30,7 @@ MAX_MACRO_DEPTH = 64
 # The generated Python nests one parenthesis per level, and CPython refuses more than 200.
 MAX_EXPANDED_DEPTH = 100
 # Checks and ``and``/``or``/``not`` operators of a condition after its macros are expanded.
-MAX_EXPANDED_NODES = 10_000
+MAX_EXPANDED_NODES = 25_000
 # Values of list literals (``in (...)``, ``oneof (...)``) of a condition after macro expansion.
 MAX_EXPANDED_VALUES = 200_000
 # Items of one list after the lists it names are inlined.
