@@ -6,6 +6,7 @@ resets, a connection flood; loopback by default; replay and --dry-run leave the 
 from __future__ import annotations
 
 import json
+import os
 import logging
 import re
 import socket
@@ -290,3 +291,15 @@ def test_request_lines_are_escaped_in_the_log(caplog):
     assert any("\\x1b[2J" in m for m in msgs), msgs
     for m in msgs:
         assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", m), m
+
+
+def test_replay_with_the_packaged_default_configuration(tmp_path, etc_rules, busy_port):
+    """No -c: the packaged default configuration enables the webserver for live runs; that is
+    not an explicit request, so a replay leaves the (busy) port alone."""
+    if os.path.exists("/etc/pyfalco/pyfalco.yaml"):
+        pytest.fail("/etc/pyfalco/pyfalco.yaml exists here: this test needs the packaged default")
+    r = run_cli(["-e", CURL_SCAP, "-r", etc_rules, "-o", f"webserver.listen_port={busy_port}",
+                 "-o", "syslog_output.enabled=false", "-o", "json_output=true"])
+    assert r.returncode == 0, r.stderr
+    assert len(json_lines(r.stdout)) == ETC_ALERTS
+    assert "webserver listening" not in r.stderr and "cannot listen" not in r.stderr
