@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyfalco.rules import RuleError, compile_filter, event_type_names, load_rules
 from pyfalco.rules import limits
@@ -441,3 +443,32 @@ def test_compile_condition_refuses_a_dag_over_the_limits():
         tree = n.Or((n.Macro(f"m{i}", tree), n.Macro(f"m{i}", tree)))
     with pytest.raises(LimitError, match="more than the limit"):
         compile_condition(tree, None)
+
+
+# ---- random macro graphs --------------------------------------------------------------------
+
+_SHAPES = ["{a}", "({a} or {b})", "({a} and {b})", "not {a}", "not ({a} or {b})", "(({a}) and not {b})"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_SHAPES), st.integers(0, 10 ** 6), st.integers(0, 10 ** 6)),
+                min_size=1, max_size=90),
+       st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3))
+def test_random_macro_graphs_load_or_are_refused_and_evaluate_alike(shapes, names):
+    # each macro uses one or two earlier macros (or a check): chains, doublings and deep
+    # nesting in any mix; loading never raises, and what loads evaluates alike everywhere
+    text = "- macro: m0\n  condition: proc.name = a\n"
+    for i, (shape, x, y) in enumerate(shapes, start=1):
+        a, b = f"m{max(0, i - 1 - x % 3)}", f"m{max(0, i - 1 - y % 5)}"
+        text += f"- macro: m{i}\n  condition: {shape.format(a=a, b=b)}\n"
+    text += rule(f"evt.type = open and m{len(shapes)}")
+    result = load(text, warn_unused=False)
+    if not result.ok:
+        assert all(e.code == "LOAD_ERR_COMPILE_CONDITION" and "limit" in e.message for e in result.errors), \
+            result.as_text()
+        return
+    exp = measure(result.ruleset.rules[0].tree)
+    assert exp.nodes <= MAX_EXPANDED_NODES and exp.depth <= MAX_EXPANDED_DEPTH
+    assert exp.macro_depth <= MAX_MACRO_DEPTH
+    for name in names:
+        evaluate_everywhere(result, {"evt.type": "open", "proc.name": name})
