@@ -7,8 +7,9 @@ under load; a full ring buffer.
 
 For each: the capture loop keeps going (every generated event matched its rule, read from the
 agent's own metrics snapshots while the fault is on), the alerts that could not be delivered
-are counted (offered = sent + failed + dropped, from the account the agent logs at exit, and
-the destination holds exactly what was counted as sent), and the process exits after SIGTERM.
+are counted (in the metrics snapshots while the agent runs; offered = sent + failed + dropped
+in the account the agent logs at exit; the destination holds exactly what was counted as
+sent), and the process exits after SIGTERM.
 The time SIGTERM took is printed and, with PYFALCO_FAULT_REPORT=<file>, appended there as JSON
 (docs/reliability.md); the only time limit asserted is a hang guard.
 """
@@ -215,6 +216,10 @@ class LiveAgent:
             if delay > 0:
                 time.sleep(delay)
 
+    def saw(self, pred) -> bool:
+        """Whether some metrics snapshot the agent wrote satisfies ``pred``."""
+        return any(pred(m) for m in self.snapshots())
+
     def wait_matched(self, exact: bool = True, guard: float = HANG_GUARD) -> dict:
         """The capture loop kept going: every load open reached its rule (agent's own count)."""
         end = time.monotonic() + guard
@@ -284,7 +289,7 @@ def _lines_in(path: Path) -> int:
 
 # ---- the cases ------------------------------------------------------------------------------------
 
-def _run_case(tmp_path, case: str, outputs: dict, check, *, generate=True, **extra):
+def _run_case(tmp_path, case: str, outputs: dict, check, *, generate=True, settled=None, **extra):
     _require_root()
     agent = LiveAgent(tmp_path, outputs, **extra)
     try:
@@ -292,6 +297,10 @@ def _run_case(tmp_path, case: str, outputs: dict, check, *, generate=True, **ext
         if generate:
             agent.generate()
         snap = agent.wait_matched()
+        if settled is not None:      # let the failures show in a snapshot before SIGTERM
+            end = time.monotonic() + HANG_GUARD
+            while not agent.saw(settled) and time.monotonic() < end:
+                time.sleep(0.2)
         took, acc = agent.stop()
     finally:
         agent.kill()
@@ -307,7 +316,10 @@ def test_http_closed_port(tmp_path):
         c = _accounted(acc, "http", agent.generated)
         assert c["sent"] == 0 and c["failed"] >= agent.generated
         assert "Connection refused" in agent.stderr() or "ConnectionRefusedError" in agent.stderr()
-    _run_case(tmp_path, "http: closed port", {"http_output": {"enabled": True, "url": url}}, check)
+        # counted in the metrics while running, not only at exit
+        assert agent.saw(lambda m: m.get("falco.outputs.http.failed", 0) >= agent.generated)
+    _run_case(tmp_path, "http: closed port", {"http_output": {"enabled": True, "url": url}}, check,
+              settled=lambda m: m.get("falco.outputs.http.failed", 0) >= ALERTS)
 
 
 def test_http_server_never_answers(tmp_path):
@@ -347,10 +359,12 @@ def test_http_endless_body(tmp_path):
             c = _accounted(acc, "http", agent.generated)
             assert c["sent"] == 0 and c["failed"] >= 1
             assert "larger than" in agent.stderr()
+            assert agent.saw(lambda m: m.get("falco.outputs.http.failed", 0) >= 1)
             peak = max(s.get("falco.memory_rss_mb", 0) for s in agent.snapshots())
             assert peak < 500, peak     # bounded: the old code grew to 2.5 GB in 15 s
             return {"peak_rss_mb": peak}
-        _run_case(tmp_path, "http: endless body", {"http_output": {"enabled": True, "url": srv.url()}}, check)
+        _run_case(tmp_path, "http: endless body", {"http_output": {"enabled": True, "url": srv.url()}}, check,
+                  settled=lambda m: m.get("falco.outputs.http.failed", 0) >= 1)
     finally:
         srv.close()
 
@@ -372,8 +386,10 @@ def test_program_exits_at_once(tmp_path):
         c = _accounted(acc, "program", agent.generated)
         assert c["sent"] == 0 and c["failed"] >= agent.generated
         assert agent.stderr().count("exited with 3") <= 3       # rate-limited
+        assert agent.saw(lambda m: m.get("falco.outputs.program.failed", 0) >= agent.generated)
     _run_case(tmp_path, "program: exits at once (exit 3)",
-              {"program_output": {"enabled": True, "program": "exit 3"}}, check)
+              {"program_output": {"enabled": True, "program": "exit 3"}}, check,
+              settled=lambda m: m.get("falco.outputs.program.failed", 0) >= ALERTS)
 
 
 def test_program_keep_alive_that_exits_without_reading(tmp_path):
@@ -418,9 +434,11 @@ def test_file_on_a_full_disk(tmp_path, keep_alive):
             assert c["failed"] >= 1 and c["sent"] >= 1    # some fit, the rest did not
             assert _lines_in(path) == c["sent"], (c, _lines_in(path))
             assert "No space left on device" in agent.stderr()
+            assert agent.saw(lambda m: m.get("falco.outputs.file.failed", 0) >= 1)
             return {"lines_in_file": _lines_in(path)}
         _run_case(tmp_path, f"file: full disk (32 KiB tmpfs, keep_alive={keep_alive})",
-                  {"file_output": {"enabled": True, "keep_alive": keep_alive, "filename": str(path)}}, check)
+                  {"file_output": {"enabled": True, "keep_alive": keep_alive, "filename": str(path)}}, check,
+                  settled=lambda m: m.get("falco.outputs.file.failed", 0) >= 1)
     finally:
         _umount(mnt)
 
@@ -434,9 +452,10 @@ def test_file_on_a_read_only_path(tmp_path):
             c = _accounted(acc, "file", agent.generated)
             assert c["sent"] == 0 and c["failed"] >= agent.generated
             assert "Read-only file system" in agent.stderr()
+            assert agent.saw(lambda m: m.get("falco.outputs.file.failed", 0) >= agent.generated)
         _run_case(tmp_path, "file: read-only path",
                   {"file_output": {"enabled": True, "keep_alive": True, "filename": str(mnt / "alerts.json")}},
-                  check)
+                  check, settled=lambda m: m.get("falco.outputs.file.failed", 0) >= ALERTS)
     finally:
         _umount(mnt)
 
@@ -446,8 +465,10 @@ def test_syslog_missing(tmp_path):
         c = _accounted(acc, "syslog", agent.generated)
         assert c["sent"] == 0 and c["failed"] >= agent.generated
         assert agent.stderr().count("alert(s) not delivered") <= 3   # rate-limited
+        assert agent.saw(lambda m: m.get("falco.outputs.syslog.failed", 0) >= agent.generated)
     _run_case(tmp_path, "syslog: socket missing",
-              {"syslog_output": {"enabled": True, "address": str(tmp_path / "no-such-dir" / "log")}}, check)
+              {"syslog_output": {"enabled": True, "address": str(tmp_path / "no-such-dir" / "log")}}, check,
+              settled=lambda m: m.get("falco.outputs.syslog.failed", 0) >= ALERTS)
 
 
 def test_sigterm_under_load_with_a_blocked_output(tmp_path, loadgen):
