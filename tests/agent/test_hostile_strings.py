@@ -42,9 +42,10 @@ def _names(token: str) -> list[bytes]:
 
 
 def _long_arg(token: str) -> str:
-    """A 60 KiB command-line argument full of separators and escapes. (Not 64 KiB: an execve
-    whose arguments exceed 65535 bytes in all produces no alert at all with pyfalco's driver
-    today -- a finding for the driver, reported separately.)"""
+    """A 60 KiB command-line argument full of separators and escapes. (Not 64 KiB: with
+    pyfalco's modern_ebpf driver today, execve arguments just over 65,535 bytes in all are
+    captured cut to (length mod 65536) bytes -- a u16 wrap, so the token is lost and no rule
+    matches; 70,000 bytes alert again. A finding for the driver, reported separately.)"""
     unit = "\n\u2028\u2029\u0085\x1b[2J\u202e$(id)"
     return token + "-arg-" + unit * (60000 // len(unit.encode()))
 
