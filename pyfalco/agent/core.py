@@ -280,6 +280,8 @@ class Agent:
         self.inspector.meta_handler = lambda e, a=self: [a._alert(r, e, e.evt.ts, a.bundle) for r in a.bundle.ruleset.match(e) or ()]
         self.provider = provider = self._provider_for(self.inspector, cfg)
         bundle = self.load_rules(cfg, provider)
+        if bundle.files:  # which files, as Falco's "Loading rules from file ..."
+            log.info("loading rules from %s", ", ".join(bundle.files))
         self._rules_with_content = _with_content(bundle.files)
         sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
         for w in sel.warnings:
