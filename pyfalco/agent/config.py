@@ -511,6 +511,9 @@ class Config:
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     text: str = ""
+    #: informational messages (a config_files entry that does not exist: an optional extension
+    #: point such as /etc/pyfalco/config.d, not a mistake worth a warning at every start)
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -618,6 +621,7 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
     (DEFAULT_CONFIG_PATHS, else the packaged default); when even that is missing and
     ``defaults_if_missing`` is set, the built-in defaults are used."""
     warnings: list[str] = []
+    notes: list[str] = []
     files: list[str] = []
     text = ""
     if path is None:
@@ -633,7 +637,7 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
         _resolve_rules_paths(raw, base_dir)
         for extra_path, strategy in _config_file_entries(raw, base_dir):
             if strategy == "missing":
-                warnings.append(f"config_files: {extra_path} does not exist (skipped)")
+                notes.append(f"config_files: {extra_path} does not exist (skipped)")
                 continue
             extra, _ = _read_yaml(extra_path)
             _resolve_rules_paths(extra, Path(extra_path).resolve().parent)
@@ -648,4 +652,4 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
     raw = _expand_env(raw)
     data = validate(raw, warnings)
     return Config(data=data, path=os.path.abspath(path) if path else None, files=files, warnings=warnings,
-                  text=text)
+                  text=text, notes=notes)

@@ -274,6 +274,8 @@ class Agent:
         cfg = self.cfg
         for w in self.config.warnings:
             log.warning("%s", w)
+        for n in self.config.notes:
+            log.info("%s", n)
         # rules compile against the inspector's provider before the capture exists (the
         # capture's syscall selection depends on the rules); the inspector is attached after
         self.inspector = self.inspector_factory(None)

@@ -214,3 +214,11 @@ def test_certificate_paths_resolve_against_the_config_folder_outputs_do_not(tmp_
     # -o values, output files: the working directory, as Falco
     assert c["http_output"]["client_key"] == "key.pem"
     assert c["file_output"]["filename"] == "./events.txt" and c["metrics"]["output_file"] == "m.jsonl"
+
+
+def test_missing_config_files_entry_is_a_note_not_a_warning(tmp_path):
+    cfg = tmp_path / "pyfalco.yaml"
+    cfg.write_text(f"config_files: [{tmp_path / 'config.d'}]\nfoo_unknown: 1\n")
+    c = load_config(str(cfg))
+    assert c.notes == [f"config_files: {tmp_path / 'config.d'} does not exist (skipped)"]
+    assert c.warnings == ["unknown configuration key 'foo_unknown' (ignored)"]
