@@ -384,6 +384,17 @@ class ProgramChannel(Channel):
             self._kill(proc)
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """``conn.sock`` is the TLS socket during the handshake too, so the watchdog can cut a
+    server that trickles its handshake (the standard class assigns it only afterwards)."""
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        host = self._tunnel_host or self.host
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=host, do_handshake_on_connect=False)
+        self.sock.do_handshake()
+
+
 class _ResponseTooLarge(Exception):
     """The HTTP answer body is over the limit."""
 
@@ -454,7 +465,7 @@ class HttpChannel(Channel):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ctx)
+            return _HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ctx)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _post(self, body: bytes) -> int:

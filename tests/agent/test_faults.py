@@ -567,3 +567,32 @@ def test_stdout_nobody_reads(tmp_path):
     c = _accounted(acc, "stdout", agent.generated)
     assert c["dropped_shutdown"] >= 1 and c["sent"] < c["offered"]
     _report("stdout: a pipe nobody reads", took, acc, snap)
+
+
+def test_https_server_trickling_its_handshake():
+    """The total-time limit covers the TLS handshake: a server sending its handshake a byte
+    every half second fails the request at output_timeout (channel level, no agent)."""
+    from pyfalco.outputs import Alert, Formatter, HttpChannel
+
+    def trickle_handshake(c):
+        try:
+            for b in b"\x16\x03\x03\x00\x50" + b"\x02" * 80:
+                c.sendall(bytes([b]))
+                time.sleep(0.5)
+        except OSError:
+            pass        # the client cut it off
+
+    srv = RawServer(lambda c: None)
+    srv._serve = lambda c: (trickle_handshake(c), c.close())   # no request is ever read
+    ch = HttpChannel(Formatter(json_output=True), f"https://127.0.0.1:{srv.port}/", timeout=1.0, insecure=True)
+    ch.start()
+    try:
+        ch.offer(Alert("r", 4, 1, "m", {}))
+        end = time.monotonic() + HANG_GUARD
+        while ch.counters()["failed"] < 1 and time.monotonic() < end:
+            time.sleep(0.1)
+        assert ch.counters()["failed"] == 1 and ch.counters()["sent"] == 0
+        assert "no complete answer within 1s" in (ch.last_error or ""), ch.last_error
+    finally:
+        ch.stop(1.0)
+        srv.close()
