@@ -162,17 +162,27 @@ def test_trickling_client_is_cut_off_at_its_deadline():
         ws.stop()
 
 
-def test_connection_resets_never_reach_stderr(capfd, caplog):
-    ws = _server(request_timeout=2.0)
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_connection_resets_never_reach_stderr(capfd, caplog, pki, tls):
+    extra = {}
+    if tls:
+        pem = pki["server_cert"] + ".both3.pem"
+        with open(pem, "w") as f:
+            f.write(open(pki["server_cert"]).read() + open(pki["server_key"]).read())
+        extra = {"ssl_enabled": True, "ssl_certificate": pem}
+    ws = _server(request_timeout=2.0, **extra)
+    # https: the first bytes of a ClientHello, then a reset mid-handshake
+    msgs = (b"\x16\x03\x01\x02\x00\x01", b"\x16") if tls else (b"GET /healthz HTTP/1.0\r\n\r\n", b"GET /heal")
+    ctx = ssl.create_default_context(cafile=pki["ca"]) if tls else None
     try:
         with caplog.at_level(logging.DEBUG, logger="pyfalco.agent"):
             for i in range(50):
                 s = socket.create_connection(("127.0.0.1", ws.port))
-                s.sendall(b"GET /heal" if i % 2 else b"GET /healthz HTTP/1.0\r\n\r\n")
+                s.sendall(msgs[i % 2])
                 # SO_LINGER 0: close sends a RST
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.close()
-            assert _healthz(ws.port) == {"status": "ok"}
+            assert _healthz(ws.port, ctx) == {"status": "ok"}
             time.sleep(0.5)
     finally:
         ws.stop()
