@@ -165,8 +165,8 @@ class WebServer:
                         break
                     idle.popitem(last=False)
                     sel.unregister(conn)
-                    conn.close()
                     self.timed_out += 1
+                    conn.close()
                     self._limiter(logging.INFO, "idle", "webserver: closed a connection from %s that sent "
                                   "nothing within %gs", addr[0], self.request_timeout)
                 with self._busy_lock:
@@ -193,13 +193,13 @@ class WebServer:
                 if idle:  # make room: the oldest idle connection goes
                     old, (_d, old_addr) = idle.popitem(last=False)
                     sel.unregister(old)
-                    old.close()
                     self.evicted += 1
+                    old.close()
                     self._limiter(logging.WARNING, "evict", "webserver: %d connections open: closed an idle one "
                                   "from %s", self.max_connections, old_addr[0])
                 else:
-                    conn.close()
                     self.refused += 1
+                    conn.close()
                     self._limiter(logging.WARNING, "refuse", "webserver: %d connections busy: refused one from %s",
                                   self.max_connections, addr[0])
                     continue

@@ -78,7 +78,8 @@ def test_idle_tcp_connection_does_not_block_tls(pki):
     pem = ctx_srv_cert + ".both.pem"
     with open(pem, "w") as f:
         f.write(open(pki["server_cert"]).read() + open(pki["server_key"]).read())
-    ws = _server(ssl_enabled=True, ssl_certificate=pem, request_timeout=2.0)
+    # a deadline well past the probe's, so "still open" means "not waited for", on a busy machine too
+    ws = _server(ssl_enabled=True, ssl_certificate=pem, request_timeout=8.0)
     client_ctx = ssl.create_default_context(cafile=pki["ca"])
     idle = socket.create_connection(("127.0.0.1", ws.port))
     try:
