@@ -228,7 +228,15 @@ def _alerts_of(session, w, cid: str, rule: str, bound: float = 15.0):
     runs off the event loop; each read of the window syncs with the capture)."""
     deadline = time.monotonic() + bound
     while True:
-        mine = [a for a in w.alerts if cid.startswith(a.container_id)]
+        try:
+            alerts = w.alerts
+        except TimeoutError:
+            # the reader is behind by more than sync's 10 s (a machine loaded by other work):
+            # it is still reading; a sync that never comes back fails at the deadline
+            if time.monotonic() > deadline:
+                raise
+            continue
+        mine = [a for a in alerts if cid.startswith(a.container_id)]
         if any(a.rule == "pyfalco test container event" for a in mine) or time.monotonic() > deadline:
             return [a for a in mine if a.rule == rule], mine
         time.sleep(0.2)
