@@ -616,6 +616,7 @@ def group_name(ie):
 # events that carry an fd (libs' EF_USES_FD), and libs' fd.typechar for one whose fd is unknown
 _USES_FD = frozenset(e.code for e in EVENTS if e.name not in ("mmap", "mmap2")
                      and {"USES_FD", "CREATES_FD", "DESTROYS_FD"} & set(e.flags))
+_CREATES_FD = frozenset(e.code for e in EVENTS if "CREATES_FD" in e.flags)
 _NULL_TYPECHAR = {name: ch for names, ch in (
     (("open", "openat", "openat2", "creat"), "f"), (("socket", "accept", "accept4"), "4"),
     (("pipe", "pipe2"), "p"), (("eventfd", "eventfd2"), "e"), (("signalfd", "signalfd4"), "s"),
@@ -654,8 +655,14 @@ def fd_num(ie):
     return None
 
 
-def fd_type(ie):
+def _real(ie):
+    """The event's fd, or None for none or the stand-in of a failed open (libs has no fd there)."""
     f = ie.fd
+    return f if f is not None and f.fd >= 0 else None
+
+
+def fd_type(ie):
+    f = _real(ie)
     return TYPENAMES.get(f.type, "unknown") if f is not None else None
 
 
@@ -678,10 +685,21 @@ def fd_nameraw(ie):
         return None
 
 
+def _dir_of_name(name: str) -> str:
+    """libs' directory of a name with no fd behind it (extract_from_null_fd)."""
+    pos = name.rfind("/")
+    if pos > 0:
+        return name[:pos] if pos < len(name) - 1 else name
+    return "/"
+
+
 def fd_directory(ie):
     try:
         f = ie.fd
-        if f is None or not f.name:
+        if f is None:
+            # libs: the name the event tried (or "") cut at its last slash; "/" without one
+            return _dir_of_name(fd_name(ie)) if _uses_fd(ie) else None
+        if not f.name:
             return None
         if f.type == FD_DIRECTORY:
             return f.name
@@ -695,7 +713,7 @@ def fd_directory(ie):
 
 def fd_filename(ie):
     try:
-        f = ie.fd
+        f = _real(ie)
         if f is None or f.type not in (FD_FILE, FD_FILE_V2) or not f.name:
             return None
         return f.name.rpartition("/")[2]
@@ -841,10 +859,15 @@ def _net_of(getter):
 
 
 def fd_l4proto(ie):
-    f = ie.fd
-    if f is None or not f.is_ip:
+    """libs (sinsp_fdinfo::get_l4proto): a connection with no role yet has none ("<NA>") unless raw."""
+    f = _real(ie)
+    if f is None:
         return None
-    return L4_NAMES.get(f.l4proto)
+    if not f.is_ip:
+        return "<NA>"
+    if not f.is_server_socket and f.role == ROLE_NONE and f.l4proto != 5:
+        return "<NA>"
+    return L4_NAMES.get(f.l4proto, "<NA>")
 
 
 def fd_sockfamily(ie):
@@ -873,20 +896,26 @@ def fd_is_server(ie):
 
 
 def fd_connected(ie):
-    f = ie.fd
+    f = _real(ie)
     return None if f is None else bool(f.connected)
 
 
 def fd_name_changed(ie):
-    return ie.name_changed if ie.fd is not None else None
+    """libs: the fd's name differs from the one it had before the event (a new named fd: true)."""
+    f = _real(ie)
+    if f is None:
+        return None
+    if ie.evt.type in _CREATES_FD and f.name:
+        return True
+    return ie.name_changed
 
 
 def fd_uid(ie):
     f = ie.fd
     t = ie.thread
-    if f is None or t is None:
+    if t is None or (f is None and not _uses_fd(ie)):
         return None
-    return f"{t.pid}{ie.fdnum}"
+    return f"{t.tid}{ie.fdnum}"      # libs: the thread id, then the fd number (known fd or not)
 
 
 def fd_types(arg: str | None):
@@ -901,12 +930,24 @@ def fd_types(arg: str | None):
 
 
 def _proto(getter_port):
+    """fd.cproto/sproto/lproto/rproto: libs' port_to_string with name resolution off (Falco's
+    default): the port number as text."""
     def f(ie):
         port = getter_port(ie)
         if port is None:
             return None
-        return ie.inspector.port_name(port, ie.fd.l4proto if ie.fd is not None else 0)
+        return str(port)
     return f
+
+
+def fd_cproto(ie):
+    """libs: the client port as text for a connection with a role, "" for any other fd with a role."""
+    f = _real(ie)
+    if f is None or f.role == ROLE_NONE:
+        return None
+    if f.is_ip and not f.is_server_socket:
+        return str(f.sport)
+    return ""
 
 
 def _ip_name(getter):
@@ -1125,8 +1166,9 @@ EXTRACTORS: dict[str, Callable] = {
         fd_directory(ie)),
     "fd.net": fd_net, "fd.cnet": _net_of(fd_cip), "fd.snet": _net_of(fd_sip),
     "fd.lnet": _net_of(fd_lip), "fd.rnet": _net_of(fd_rip),
-    "fd.proto": fd_proto, "fd.cproto": _proto(fd_cport), "fd.sproto": _proto(fd_sport),
+    "fd.proto": fd_proto, "fd.sproto": _proto(fd_sport),
     "fd.lproto": _proto(fd_lport), "fd.rproto": _proto(fd_rport),
+    "fd.cproto": fd_cproto,
     "fd.connected": fd_connected, "fd.name_changed": fd_name_changed,
     "fd.cip.name": _ip_name(fd_cip), "fd.sip.name": _ip_name(fd_sip), "fd.lip.name": _ip_name(fd_lip),
     "fd.rip.name": _ip_name(fd_rip),

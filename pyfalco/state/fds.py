@@ -69,7 +69,7 @@ class Fd:
 
     __slots__ = ("fd", "type", "name", "nameraw", "flags", "dev", "ino", "sip", "sport", "dip", "dport",
                  "l4proto", "role", "connected", "unix_source", "unix_dest", "upper_layer", "lower_layer",
-                 "pid", "from_proc")
+                 "pid", "from_proc", "redirected")
 
     def __init__(self, fd: int, ftype: int, name: str = "", flags: int = 0):
         self.fd = fd
@@ -92,6 +92,7 @@ class Fd:
         self.lower_layer = False
         self.pid = 0           # owner process (fd.uid)
         self.from_proc = False  # an IP socket from an initial table whose roles are not decided yet
+        self.redirected = False  # a connect replaced a destination the socket already had
 
     def copy(self, fd: int) -> "Fd":
         """The same open file under another number (dup, fcntl F_DUPFD, fd passing)."""

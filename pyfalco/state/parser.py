@@ -615,7 +615,8 @@ class StateParser:
                 f.ino = ino
                 pair.append(f)
         ie.extra = tuple(pair)
-        ie.fd, ie.fdnum = (pair[0], pair[0].fd) if pair else (None, -1)
+        # libs: the event's fd is the last one added (the write end)
+        ie.fd, ie.fdnum = (pair[-1], pair[-1].fd) if pair else (None, -1)
 
     def _socketpair(self, evt, ie: InspectedEvent) -> None:
         p = evt.params
@@ -672,6 +673,8 @@ class StateParser:
                 f.name = str(addr)
         elif tup.family in (AF_INET, AF_INET6):
             f.type = FD_IPV6_SOCK if tup.family == AF_INET6 else FD_IPV4_SOCK
+            if f.dport and (f.dip, f.dport) != (tup.dip, tup.dport or 0):
+                f.redirected = True      # (kept for the sysdig differential: 0.29 did not overwrite)
             changed = f.update_addresses(tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, overwrite_dest=True)
             if changed and f.role == ROLE_SERVER and f.l4proto == L4_UDP:
                 f.swap()      # a connect by a UDP server

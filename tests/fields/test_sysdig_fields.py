@@ -26,7 +26,7 @@ from diffsysdig import FIELDS, compare
 CAPTURES = sorted((__import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "captures").glob("*.scap"))
 READABLE = [p for p in CAPTURES if p.name != "libs_curl_google_comments.scap"]
 
-MIN_RATE = {"evt.type": 1.0, "proc.name": 1.0, "proc.cmdline": 1.0, "evt.res": 1.0, "proc.pname": 0.58,
+MIN_RATE = {"evt.type": 1.0, "proc.name": 1.0, "proc.cmdline": 1.0, "evt.res": 1.0, "proc.pname": 1.0,
             "proc.exepath": 1.0, "fd.name": 0.96, "fd.typechar": 0.96, "fd.sip": 0.97, "fd.sport": 0.97,
             "user.name": 0.89}
 

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Differential harness: pyfalco's fields against ``sysdig -r FILE -p ...`` on capture files.
+
+Every field both sides support is compared on every exit event both sides show (matched by
+timestamp, thread id and event type): the ``proc.*``, ``thread.*``, ``user.*``, ``group.*`` and
+``fd.*`` fields that pyfalco computes and ``sysdig -l`` lists (no-argument forms), ``evt.args``, and
+``evt.arg.NAME`` for every parameter name of the event types in the capture.
+
+A difference is *explained* when it is a known case where Debian's sysdig 0.29 is wrong or older
+than libs master (``KNOWN`` below, each with the libs behaviour pyfalco follows; the test
+``tests/fields/test_sysdig_differential_known.py`` shows each on a capture). The report gives,
+per field, the exact match rate and the rate once explained differences are counted.
+
+    tools/diff_sysdig.py [CAPTURE...]           # default: ../shared/captures/*.scap
+    tools/diff_sysdig.py --markdown             # the table of docs/state-and-fields.md
+    tools/diff_sysdig.py --samples fd.name      # unexplained differences of some fields
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CAPTURES = ROOT.parent / "shared" / "captures"
+CLASSES = ("proc.", "thread.", "user.", "group.", "fd.")
+SEP = "\x1f"
+#: fields that are not the same quantity on both sides (times of the reading machine, per-run
+#: counters) or that sysdig 0.29 computes from sources a replay does not have
+NOT_COMPARABLE = {
+    "proc.duration",       # libs: now - clone time on a live capture; time of the reader
+    "fd.containername", "fd.containerdirectory",  # container.id prefix: 0.29 prints "host:"... too
+}
+#: captures sysdig 0.29 cannot read at all (it stops with an error): nothing to compare
+UNREADABLE = {"libs_curl_google_comments.scap"}
+
+
+def sysdig_fields() -> set[str]:
+    """Field names ``sysdig -l`` lists."""
+    out = subprocess.run(["sysdig", "-l"], capture_output=True, text=True, check=True, timeout=60).stdout
+    return {m.group(1) for m in re.finditer(r"(?m)^([a-z0-9_]+\.[a-z0-9_.]+)\s", out)}
+
+
+def _displayable(name: str) -> bool:
+    """Whether sysdig can print a field (some are filter-only, some it lists but cannot parse)."""
+    probe = CAPTURES / "libs_sample.scap"
+    r = subprocess.run(["sysdig", "-r", str(probe), "-p", f"*%{name}", "-n", "1"], capture_output=True, timeout=60)
+    return r.returncode == 0
+
+
+_FIELDS: list[str] = []
+
+
+def compared_fields() -> list[str]:
+    """The no-argument fields of the compared classes that both sides support and sysdig can
+    print (without evt.arg.*)."""
+    if _FIELDS:
+        return list(_FIELDS)
+    from pyfalco.fields.catalog import FIELDS
+    from pyfalco.fields.provider import extractable
+    theirs = sysdig_fields()
+    names = [n for n, info in FIELDS.items()
+             if n.startswith(CLASSES) and info.arg in ("none", "index", "optional") and n in theirs
+             and extractable(n) and n not in NOT_COMPARABLE]
+    _FIELDS.extend(n for n in sorted(names) if _displayable(n))
+    _FIELDS.append("evt.args")
+    return list(_FIELDS)
+
+
+def arg_fields(path: Path) -> list[str]:
+    """``evt.arg.NAME`` for the parameter names of the exit events in a capture."""
+    import pyfalco
+    from pyfalco._schema import EVENTS
+    codes = set()
+    with pyfalco.Capture(engine="replay", capture_file=str(path)) as cap:
+        for evt in cap:
+            if evt.type & 1:
+                codes.add(evt.type)
+    names = {p.name for c in codes for p in EVENTS[c].params}
+    return sorted(f"evt.arg.{n}" for n in names if n in _names_2022())
+
+
+def _names_2022() -> set[str]:
+    """Parameter names sysdig 0.29 knows (its event table is the 2022 one): it refuses others."""
+    import json
+    table = json.loads((ROOT.parent / "shared" / "spec" / "event_table_libs_2022.json").read_text())
+    return {p[0] for e in table.values() for p in e.get("params", [])}
+
+
+def sysdig_rows(path: Path, fields: list[str]) -> dict:
+    """(rawtime, tid, type) -> values, for sysdig's exit events (the first of equal keys)."""
+    fmt = "*" + SEP.join(["%evt.rawtime", "%thread.tid", "%evt.type"] + [f"%{f}" for f in fields])
+    out = subprocess.run(["sysdig", "-r", str(path), "-p", fmt, "evt.dir=<"], capture_output=True,
+                         timeout=900).stdout.decode("utf-8", "replace")
+    rows: dict = {}
+    for line in out.splitlines():
+        parts = line.split(SEP)
+        if len(parts) != 3 + len(fields):
+            continue
+        try:
+            key = (int(parts[0]), int(parts[1]), parts[2])
+        except ValueError:
+            continue
+        rows.setdefault(key, parts[3:])
+    return rows
+
+
+def _text(v) -> str:
+    from pyfalco.rules.output import value_text
+    return value_text(v)
+
+
+# -- known differences: sysdig 0.29 wrong or older than libs master --------------------------------
+
+def _user_root(field, got, want, ie):
+    """libs master (sinsp_threadinfo::get_user / set_user): uid 0 is "root" even when the capture
+    carries no user table; sysdig 0.29 prints <NA>."""
+    t = ie.thread
+    return field == "user.name" and got == "root" and want in ("<NA>", "") and t is not None and t.uid == 0
+
+
+def _group_root(field, got, want, ie):
+    """libs master (sinsp_threadinfo::get_group): gid 0 is "root" without a group table."""
+    t = ie.thread
+    return field == "group.name" and got == "root" and want in ("<NA>", "") and t is not None and t.gid == 0
+
+
+def _connect_overwrites_dest(field, got, want, ie):
+    """libs master (parsers.cpp fill_client_socket_info, overwrite_dest = true): a connect always
+    takes its destination from the event; sysdig 0.29 kept the destination an earlier sendto had
+    set. Applies to that socket's later events too."""
+    f = ie.fd
+    return (field in ("fd.name", "fd.sip", "fd.sport", "fd.rip", "fd.rport", "fd.lip", "fd.lport", "fd.sproto",
+                      "fd.rproto", "fd.lproto", "fd.snet", "fd.rnet", "fd.lnet", "fd.name_changed")
+            and f is not None and f.is_ip and getattr(f, "redirected", False))
+
+
+def _sendmsg_tuple_misread(field, got, want, ie):
+    """sysdig 0.29 misreads the IPv4 tuple of sendmsg/sendto exit events whose source address is
+    unbound (0.0.0.0) in the old captures: it prints a destination made of the source port's bytes
+    (port 55441 = 0xd891 -> 145.216.x.x) and a source inferred from the first interface. libs
+    master reads the tuple as written (tests/fields/test_sysdig_differential_known.py decodes it)."""
+    evt = ie.evt
+    if evt.name not in ("sendmsg", "sendto") or not field.startswith(("fd.", "evt.arg.tuple", "evt.args")):
+        return False
+    tup = evt.get("tuple")
+    return tup is not None and tup.sip is not None and tup.sip.is_unspecified and tup.sport is not None
+
+
+def _port_of_non_connection(field, got, want, ie):
+    """fd.cport/fd.sport of unix and listening sockets: sysdig 0.29 prints 0; libs' fd filtercheck
+    (sinsp_filtercheck_fd.cpp TYPE_CLIENTPORT) extracts a client port for IP connections only."""
+    f = ie.fd
+    return (field in ("fd.cport", "fd.sport") and want == "0" and got == "<NA>" and f is not None
+            and not (f.is_ip and not f.is_server_socket))
+
+
+def _dev_of_non_file(field, got, want, ie):
+    """fd.dev of sockets, pipes and other non-file fds: sysdig 0.29 prints whatever its fd entry
+    held (the entry's device field is not reset for them); libs master makes every fd entry from
+    a zeroed one (sinsp_fdinfo_factory::create), so the device is 0."""
+    from pyfalco.state.fds import FILE_TYPES
+    f = ie.fd
+    return field.startswith("fd.dev") and got == "0" and f is not None and f.type not in FILE_TYPES
+
+
+def _unconnected_is_server(field, got, want, ie):
+    """fd.is_server of a socket with no destination yet: sysdig 0.29 says true; libs master's
+    is_ipv4addr_in_local_machine compares the (unset) server address with the interface
+    addresses, so false."""
+    from pyfalco.state.fds import _unset
+    f = ie.fd
+    return field == "fd.is_server" and got == "false" and want == "true" and f is not None and f.is_ip \
+        and not f.is_server_socket and _unset(f.dip)
+
+
+_EXIT_2022: dict[int, set] = {}
+
+
+def _param_not_in_old_exit(field, got, want, ie):
+    """A parameter the 2022 exit layout of this event does not carry (mmap's addr/length, the fd of
+    connect/close, socket's domain/type/proto...): sysdig 0.29 reads only the exit record's own
+    parameters and prints <NA>; libs master's capture converter (libscap's scap_convert_event) rebuilds
+    the exit record in today's layout with those parameters taken from the enter event, as
+    pyfalco's replay does."""
+    if not field.startswith("evt.arg.") or want != "<NA>":
+        return False
+    if not _EXIT_2022:
+        import json
+        table = json.loads((ROOT.parent / "shared" / "spec" / "event_table_libs_2022.json").read_text())
+        _EXIT_2022.update((int(k), {p[0] for p in v.get("params", [])}) for k, v in table.items())
+    return field[len("evt.arg."):] not in _EXIT_2022.get(ie.evt.type, set())
+
+
+KNOWN = [_param_not_in_old_exit, _user_root, _group_root, _connect_overwrites_dest, _sendmsg_tuple_misread, _port_of_non_connection,
+         _dev_of_non_file, _unconnected_is_server]
+
+
+def explain(field: str, got: str, want: str, ie) -> str | None:
+    """The name of the known difference that explains a mismatch, or None."""
+    for fn in KNOWN:
+        try:
+            if fn(field, got, want, ie):
+                return fn.__name__.lstrip("_")
+        except Exception:          # an explanation never breaks the comparison
+            continue
+    return None
+
+
+def compare(path: Path, fields: list[str] | None = None):
+    """Per field: (Counter matched, Counter explained, Counter compared, samples), events matched."""
+    import pyfalco
+    from pyfalco.inspector import Inspector
+    if fields is None:
+        fields = compared_fields() + arg_fields(path)
+    ref = sysdig_rows(path, fields)
+    ok, why, seen = Counter(), Counter(), Counter()
+    samples: dict[str, list] = defaultdict(list)
+    reasons: dict[str, Counter] = defaultdict(Counter)
+    matched = 0
+    with pyfalco.Capture(engine="replay", capture_file=str(path)) as cap:
+        insp = Inspector(cap)
+        prov = insp.provider
+        getters = []
+        for f in fields:
+            name, arg = f, None
+            if f.startswith("evt.arg."):
+                getters.append((f, prov.accessor(f, None)))
+                continue
+            getters.append((f, prov.accessor(name, arg)))
+        for ie in insp.events():
+            want_row = ref.get((ie.evt.ts, ie.evt.tid, ie.name))
+            if want_row is None:
+                continue
+            matched += 1
+            for (f, get), want in zip(getters, want_row):
+                got = _text(get(ie))
+                if f.startswith("evt.arg.") and want == "<NA>" and got == "<NA>":
+                    continue        # a parameter this event does not have
+                seen[f] += 1
+                if got == want:
+                    ok[f] += 1
+                    continue
+                reason = explain(f, got, want, ie)
+                if reason is not None:
+                    why[f] += 1
+                    reasons[f][reason] += 1
+                elif len(samples[f]) < 10:
+                    samples[f].append((path.name, ie.evt.num, ie.name, got, want))
+    return ok, why, seen, samples, reasons, matched
+
+
+def run(paths: list[Path]):
+    fields = compared_fields()
+    tot_ok, tot_why, tot_seen = Counter(), Counter(), Counter()
+    all_samples: dict[str, list] = defaultdict(list)
+    all_reasons: dict[str, Counter] = defaultdict(Counter)
+    events = 0
+    for p in paths:
+        if p.name in UNREADABLE:
+            continue
+        ok, why, seen, samples, reasons, matched = compare(p, fields + arg_fields(p))
+        tot_ok.update(ok)
+        tot_why.update(why)
+        tot_seen.update(seen)
+        events += matched
+        for f, s in samples.items():
+            all_samples[f].extend(s)
+        for f, r in reasons.items():
+            all_reasons[f].update(r)
+    return tot_ok, tot_why, tot_seen, all_samples, all_reasons, events
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("captures", nargs="*", type=Path)
+    ap.add_argument("--markdown", action="store_true", help="print the per-field table in markdown")
+    ap.add_argument("--samples", nargs="*", default=None, help="print unexplained differences of these fields")
+    a = ap.parse_args(argv)
+    if shutil.which("sysdig") is None:
+        print("diff_sysdig: sysdig is not installed (tools/setup installs it)", file=sys.stderr)
+        return 1
+    paths = a.captures or sorted(CAPTURES.glob("*.scap"))
+    ok, why, seen, samples, reasons, events = run(paths)
+    names = sorted(seen)
+    if a.markdown:
+        print(f"{events} events compared on {len(paths)} captures.\n")
+        print("| field | compared | exact | with explained differences | explained by |")
+        print("|---|---:|---:|---:|---|")
+        for f in names:
+            r = ", ".join(f"{k} ({v})" for k, v in reasons[f].most_common())
+            print(f"| `{f}` | {seen[f]} | {100 * ok[f] / seen[f]:.1f}% | {100 * (ok[f] + why[f]) / seen[f]:.1f}% "
+                  f"| {r} |")
+    else:
+        print(f"{events} events compared")
+        for f in names:
+            print(f"{f:32} {seen[f]:6} exact {100 * ok[f] / seen[f]:6.2f}%  explained "
+                  f"{100 * (ok[f] + why[f]) / seen[f]:6.2f}%")
+    if a.samples is not None:
+        for f in a.samples or [n for n in names if samples.get(n)]:
+            for s in samples.get(f, []):
+                print(f"  {f}: {s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
