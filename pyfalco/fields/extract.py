@@ -263,6 +263,13 @@ def render_param(ie, i: int, p, resolved: bool = True) -> str | None:
         if t is not None and t.comm and not resolved:
             return f"{v}({t.comm})"
         return str(v)
+    if extra and isinstance(v, int) and ptype == PT.get("MODE", -1):
+        # libs: the mode in octal ("%#o"), resolved as the chmod_mode/mknod_mode names
+        names = render.render_flags(extra, v)
+        raw = f"0{v:o}" if v else "0"
+        if resolved:
+            return names or raw
+        return f"{raw}({names})" if names else raw
     if extra and isinstance(v, int) and ptype in (PT["FLAGS8"], PT["FLAGS16"], PT["FLAGS32"]):
         names = render.render_flags(extra, v)
         if resolved:

@@ -48,8 +48,22 @@ FLAGS: dict[str, tuple[tuple[str, int], ...]] = {
                    ("PROT_GROWSDOWN", 16), ("PROT_GROWSUP", 32), ("PROT_SAO", 64), ("PROT_NONE", 0)),
     "access_flags": (("F_OK", 0), ("R_OK", 4), ("W_OK", 2), ("X_OK", 1)),
     "memfd_create_flags": (("MFD_CLOEXEC", 1), ("MFD_ALLOW_SEALING", 2), ("MFD_HUGETLB", 4)),
-    "unlinkat_flags": (("AT_REMOVEDIR", 1),),
-    "linkat_flags": (("AT_SYMLINK_FOLLOW", 1), ("AT_EMPTY_PATH", 2)),
+    # libs ppm_events_public.h: the *at() flags keep the Linux values (PPM_AT_REMOVEDIR 0x200,
+    # PPM_AT_SYMLINK_FOLLOW 0x400, PPM_AT_EMPTY_PATH 0x1000); flags_table.c names fchownat's
+    # AT_SYMLINK_NOFOLLOW by the PPM_AT_SYMLINK_FOLLOW value
+    "unlinkat_flags": (("AT_REMOVEDIR", 0x200),),
+    "linkat_flags": (("AT_SYMLINK_FOLLOW", 0x400), ("AT_EMPTY_PATH", 0x1000)),
+    "fchownat_flags": (("AT_SYMLINK_NOFOLLOW", 0x400), ("AT_EMPTY_PATH", 0x1000)),
+    "renameat2_flags": (("RENAME_NOREPLACE", 1), ("RENAME_EXCHANGE", 2), ("RENAME_WHITEOUT", 4)),
+    "umount_flags": (("FORCE", 1), ("DETACH", 2), ("EXPIRE", 4), ("NOFOLLOW", 8)),
+    # PPM_S_* are the Linux mode bits; table order as libs' chmod_mode / mknod_mode
+    "chmod_mode": (("S_IXOTH", 1 << 0), ("S_IWOTH", 1 << 1), ("S_IROTH", 1 << 2), ("S_IXGRP", 1 << 3),
+                   ("S_IWGRP", 1 << 4), ("S_IRGRP", 1 << 5), ("S_IXUSR", 1 << 6), ("S_IWUSR", 1 << 7),
+                   ("S_IRUSR", 1 << 8), ("S_ISVTX", 1 << 9), ("S_ISGID", 1 << 10), ("S_ISUID", 1 << 11)),
+    "mmap_flags": tuple((n, 1 << i) for i, n in enumerate((
+        "MAP_SHARED", "MAP_PRIVATE", "MAP_FIXED", "MAP_ANONYMOUS", "MAP_32BIT", "MAP_RENAME", "MAP_NORESERVE",
+        "MAP_POPULATE", "MAP_NONBLOCK", "MAP_GROWSDOWN", "MAP_DENYWRITE", "MAP_EXECUTABLE", "MAP_INHERIT",
+        "MAP_FILE", "MAP_LOCKED"))),
     "execveat_flags": (("AT_EMPTY_PATH", 1), ("AT_SYMLINK_NOFOLLOW", 2)),
     "epoll_create1_flags": (("EPOLL_CLOEXEC", 1),),
     "close_range_flags": (("CLOSE_RANGE_UNSHARE", 1 << 1), ("CLOSE_RANGE_CLOEXEC", 1 << 2)),
@@ -61,6 +75,9 @@ FLAGS: dict[str, tuple[tuple[str, int], ...]] = {
         ("KERNMOUNT", 1 << 22), ("I_VERSION", 1 << 23), ("STRICTATIME", 1 << 24), ("LAZYTIME", 1 << 25),
     ),
 }
+
+FLAGS["mknod_mode"] = FLAGS["chmod_mode"] + (
+    ("S_IFREG", 0o100000), ("S_IFCHR", 0o20000), ("S_IFBLK", 0o60000), ("S_IFIFO", 0o10000), ("S_IFSOCK", 0o140000))
 
 ENUMS: dict[str, dict[int, str]] = {
     "socket_families": dict(enumerate((
@@ -87,6 +104,14 @@ ENUMS: dict[str, dict[int, str]] = {
         26: "F_DUPFD_CLOEXEC", 27: "F_NOTIFY", 28: "F_SETPIPE_SZ", 29: "F_GETPIPE_SZ", 30: "F_OFD_GETLK",
         31: "F_OFD_SETLK", 32: "F_OFD_SETLKW"},
     "shutdown_how": {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"},
+    # PPM_PR_* are the Linux PR_* values (the drivers pass the option as given)
+    "prctl_options": {3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE", 7: "PR_GET_KEEPCAPS", 8: "PR_SET_KEEPCAPS",
+                      15: "PR_SET_NAME", 16: "PR_GET_NAME", 21: "PR_GET_SECCOMP", 22: "PR_SET_SECCOMP",
+                      23: "PR_CAPBSET_READ", 24: "PR_CAPBSET_DROP", 27: "PR_GET_SECUREBITS",
+                      28: "PR_SET_SECUREBITS", 33: "PR_MCE_KILL", 35: "PR_SET_MM", 36: "PR_SET_CHILD_SUBREAPER",
+                      37: "PR_GET_CHILD_SUBREAPER", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS",
+                      40: "PR_GET_TID_ADDRESS", 41: "PR_SET_THP_DISABLE", 42: "PR_GET_THP_DISABLE",
+                      47: "PR_CAP_AMBIENT"},
     "lseek_whence": {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END"},
 }
 
