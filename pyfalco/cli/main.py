@@ -245,8 +245,8 @@ def _describe(bundle: Any, name: str | None, json_out: bool) -> tuple[str, int]:
     if name is not None and not rules:
         return f"Rule {name!r} not found", 1
     if json_out:
-        return json.dumps({"required_engine_version": bundle.result.required_engine_version,
-                           "rules": [_rule_json(r) for r in rules]}), 0
+        from pyfalco.rules.describe import describe_json   # Falco's full -L shape
+        return json.dumps(describe_json(bundle, name)), 0
     lines = [f"{'Rule':50} Description", f"{'----':50} -----------"]
     for r in rules:
         desc = " ".join(r.desc.split())
