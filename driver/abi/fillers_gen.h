@@ -240,7 +240,7 @@ PF_FILLER(unlinkat, PPME_SYSCALL_UNLINKAT_2_X, 4)
 	/* Parameter 3: name (type: PT_FSRELPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 1));
 	/* Parameter 4: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 2), 4);
+	pf_push_int(ctx, pf_unlinkat_flags(pf_arg(ctx, 2)), 4);
 	return pf_submit(ctx);
 }
 
@@ -283,7 +283,7 @@ PF_FILLER(renameat2, PPME_SYSCALL_RENAMEAT2_X, 6)
 	/* Parameter 5: newpath (type: PT_FSRELPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 3));
 	/* Parameter 6: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 4), 4);
+	pf_push_int(ctx, pf_renameat2_flags(pf_arg(ctx, 4)), 4);
 	return pf_submit(ctx);
 }
 
@@ -311,7 +311,7 @@ PF_FILLER(linkat, PPME_SYSCALL_LINKAT_2_X, 6)
 	/* Parameter 5: newpath (type: PT_FSRELPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 3));
 	/* Parameter 6: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 4), 4);
+	pf_push_int(ctx, pf_linkat_flags(pf_arg(ctx, 4)), 4);
 	return pf_submit(ctx);
 }
 
@@ -346,7 +346,7 @@ PF_FILLER(chmod, PPME_SYSCALL_CHMOD_X, 3)
 	/* Parameter 2: filename (type: PT_FSPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 0));
 	/* Parameter 3: mode (type: PT_MODE) */
-	pf_push_int(ctx, pf_arg(ctx, 1), 4);
+	pf_push_int(ctx, pf_chmod_mode(pf_arg(ctx, 1)), 4);
 	return pf_submit(ctx);
 }
 
@@ -357,7 +357,7 @@ PF_FILLER(fchmod, PPME_SYSCALL_FCHMOD_X, 3)
 	/* Parameter 2: fd (type: PT_FD) */
 	pf_push_int(ctx, (long)(int)pf_arg(ctx, 0), 8);
 	/* Parameter 3: mode (type: PT_MODE) */
-	pf_push_int(ctx, pf_arg(ctx, 1), 4);
+	pf_push_int(ctx, pf_chmod_mode(pf_arg(ctx, 1)), 4);
 	return pf_submit(ctx);
 }
 
@@ -370,7 +370,7 @@ PF_FILLER(fchmodat, PPME_SYSCALL_FCHMODAT_X, 4)
 	/* Parameter 3: filename (type: PT_FSRELPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 1));
 	/* Parameter 4: mode (type: PT_MODE) */
-	pf_push_int(ctx, pf_arg(ctx, 2), 4);
+	pf_push_int(ctx, pf_chmod_mode(pf_arg(ctx, 2)), 4);
 	return pf_submit(ctx);
 }
 
@@ -426,7 +426,7 @@ PF_FILLER(fchownat, PPME_SYSCALL_FCHOWNAT_X, 6)
 	/* Parameter 5: gid (type: PT_UINT32) */
 	pf_push_int(ctx, pf_arg(ctx, 3), 4);
 	/* Parameter 6: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 4), 4);
+	pf_push_int(ctx, pf_fchownat_flags(pf_arg(ctx, 4)), 4);
 	return pf_submit(ctx);
 }
 
@@ -441,7 +441,7 @@ PF_FILLER(mount, PPME_SYSCALL_MOUNT_X, 5)
 	/* Parameter 4: type (type: PT_CHARBUF) */
 	pf_push_user_str(ctx, pf_arg(ctx, 2));
 	/* Parameter 5: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 3), 4);
+	pf_push_int(ctx, pf_mount_flags(pf_arg(ctx, 3)), 4);
 	return pf_submit(ctx);
 }
 
@@ -452,7 +452,7 @@ PF_FILLER(umount2, PPME_SYSCALL_UMOUNT2_X, 3)
 	/* Parameter 2: name (type: PT_FSPATH) */
 	pf_push_user_str(ctx, pf_arg(ctx, 0));
 	/* Parameter 3: flags (type: PT_FLAGS32) */
-	pf_push_int(ctx, pf_arg(ctx, 1), 4);
+	pf_push_int(ctx, pf_umount2_flags(pf_arg(ctx, 1)), 4);
 	return pf_submit(ctx);
 }
 

@@ -215,4 +215,54 @@ PF_CONVERT_INLINE pf_u16 pf_ptrace_request(unsigned long req)
 	return 0;
 }
 
+/* *at() and umount2/renameat2 flags as libs' driver passes them (ppm_events_public.h keeps the
+ * Linux values for these; the driver keeps only the flags the event table names). */
+PF_CONVERT_INLINE pf_u32 pf_unlinkat_flags(unsigned long f)
+{
+	return (pf_u32)(f & 0x200);			/* AT_REMOVEDIR */
+}
+
+PF_CONVERT_INLINE pf_u32 pf_linkat_flags(unsigned long f)
+{
+	return (pf_u32)(f & (0x400 | 0x1000));	/* AT_SYMLINK_FOLLOW, AT_EMPTY_PATH */
+}
+
+/* fchownat: libs names its AT_SYMLINK_NOFOLLOW (0x100) by the PPM_AT_SYMLINK_FOLLOW value (0x400)
+ * in flags_table.c, so that is the value the event carries. */
+PF_CONVERT_INLINE pf_u32 pf_fchownat_flags(unsigned long f)
+{
+	pf_u32 r = 0;
+
+	if (f & 0x100)
+		r |= 0x400;
+	if (f & 0x1000)
+		r |= 0x1000;
+	return r;
+}
+
+PF_CONVERT_INLINE pf_u32 pf_umount2_flags(unsigned long f)
+{
+	return (pf_u32)(f & 0xf);	/* MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW */
+}
+
+PF_CONVERT_INLINE pf_u32 pf_renameat2_flags(unsigned long f)
+{
+	return (pf_u32)(f & 0x7);	/* RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT */
+}
+
+/* chmod modes: the permission and set-id bits (PPM_S_* are the Linux bits). */
+PF_CONVERT_INLINE pf_u32 pf_chmod_mode(unsigned long m)
+{
+	return (pf_u32)(m & 07777);
+}
+
+/* mount flags: PPM_MS_* are the Linux MS_* values; the historic magic number in the high half
+ * (MS_MGC_VAL 0xC0ED0000) is dropped as libs' driver does. */
+PF_CONVERT_INLINE pf_u32 pf_mount_flags(unsigned long f)
+{
+	if ((f & 0xffff0000UL) == 0xC0ED0000UL)
+		f &= ~0xffff0000UL;
+	return (pf_u32)f;
+}
+
 #endif /* PYFALCO_PF_CONVERT_H */
