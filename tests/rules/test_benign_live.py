@@ -65,7 +65,8 @@ def test_build_the_project(default_session, tmp_path):
 def test_the_projects_unit_tests(default_session):
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     with default_session.watch() as w:
-        cp = _run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/unit"],
-                  cwd=REPO, env=env)
+        # test_generator_status runs event-generator actions (cat /etc/shadow, ...): attacks on purpose
+        cp = _run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/unit",
+                   "--ignore", "tests/unit/test_generator_status.py"], cwd=REPO, env=env)
     assert cp.returncode == 0, cp.stdout[-3000:]
     _assert_quiet(w)
