@@ -99,3 +99,13 @@ class AlertReader:
 
 def has_marker(marker: str):
     return lambda a: marker in ((a.get("output_fields") or {}).get("proc.cmdline") or "")
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block after the line ``heading`` in README.md, before the next heading."""
+    text = (REPO / "README.md").read_text()
+    m = re.search(rf"^{re.escape(heading)}\n(.*?)(?=^#)", text, re.M | re.S)
+    assert m, f"no section {heading!r} in README.md"
+    block = re.search(r"^```sh\n(.*?)^```", m.group(1), re.M | re.S)
+    assert block, f"no ```sh block under {heading!r} in README.md"
+    return block.group(1)
