@@ -120,9 +120,14 @@ def reset_inspector(insp, initial_state=None):
 def scratch_dir() -> Path:
     """A per-process scratch directory (in /dev/shm when it exists: inputs become files often)."""
     base = Path("/dev/shm") if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else Path("/tmp")
-    d = base / f"pyfalco-fuzz-{os.getpid()}"
-    d.mkdir(exist_ok=True)
     import atexit
     import shutil
+    # libFuzzer ends the process without running atexit handlers: clear dead runs' directories
+    for old in base.glob("pyfalco-fuzz-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(old, True)
+    d = base / f"pyfalco-fuzz-{os.getpid()}"
+    d.mkdir(exist_ok=True)
     atexit.register(shutil.rmtree, d, True)
     return d
