@@ -236,8 +236,14 @@ class _Reader:
         locs = (self.loc(item, "required_engine_version", ""),)
         _, node = keys["required_engine_version"]
         text = self.string(node, "required_engine_version", locs).strip()
+        number = None
         if node.tag == _INT or text.isdigit():
-            version = f"0.{int(text, 0)}.0"
+            try:   # "06" is 6 (int(x, 0) refuses leading zeros); "0x10", "+5" as YAML reads them
+                number = int(text, 10) if text.isdigit() else int(text, 0)
+            except ValueError:
+                number = None
+        if number is not None and number >= 0:
+            version = f"0.{number}.0"
         elif _semver(text):
             version = text
         else:
