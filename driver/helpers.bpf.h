@@ -920,10 +920,12 @@ PF_INLINE void pf_push_task_area(struct pf_ctx *c, int env)
 		pf_param_done(c, 0);
 		return;
 	}
-	barrier_var(len);
-	len &= (2 * PYFALCO_MAX_ARGS - 1);
+	/* clamp first, then mask for the verifier only: masking first wrapped an area of 8 KiB or
+	 * more to its length modulo 8 KiB (a 65,540-byte command line was captured as 4 bytes) */
 	if (len > PYFALCO_MAX_ARGS)
 		len = PYFALCO_MAX_ARGS;
+	barrier_var(len);
+	len &= (2 * PYFALCO_MAX_ARGS - 1);
 	if (bpf_probe_read_user(pf_payload(c), len, (const void *)start)) {
 		pf_count(PF_COUNT_PAGE_FAULT);
 		len = 0;

@@ -366,3 +366,26 @@ def test_chroot_and_close_range_in_a_child(tracer, tmp_path):
     (cr,) = [e for e in events if e.name == "close_range" and e.tid == pid]
     assert_header(cr, "close_range", tid=pid)
     assert cr.params == {"res": 0, "first": 100, "last": 200, "flags": 0}
+
+
+def test_execve_long_command_lines_keep_their_first_4096_bytes(tracer):
+    # the args area is cut to PYFALCO_MAX_ARGS (4096) bytes whatever its length: an area of 8 KiB
+    # or more once wrapped to its length modulo 8 KiB (65,540 bytes were captured as 4), which
+    # hid the command line's start (and the tokens rules look for) from every rule
+    for total in (5000, 8192 + 10, 65_540, 70_000, 200_000):
+        marker = f"pyfalco-marker-{total}"
+        n = total - len(marker) - 1      # marker\0 + fillers (each < MAX_ARG_STRLEN, 128 KiB)
+        fillers = ["x" * (min(n, 100_000) - 1)] + (["x" * (n - 100_000 - 1)] if n > 100_000 else [])
+
+        def run():
+            pid = os.fork()
+            if pid == 0:
+                os.execve("/bin/true", ["true", marker, *fillers], {})
+            os.waitpid(pid, 0)
+            return pid
+
+        pid, events = tracer.trace(run)
+        (evt,) = [e for e in events if e.name == "execve" and e.tid == pid]
+        raw = evt.params["args"]
+        assert len(raw) == 4096, (total, len(raw))
+        assert raw.startswith(marker.encode() + b"\0x"), (total, raw[:64])
