@@ -128,18 +128,23 @@ def test_tcp_client_and_server_fields(live, family, host, tc):
     assert c.get("fd.cport") == cport and c.get("fd.lport") == cport and c.get("fd.rport") == port
     assert c.get("fd.lip") == ip and c.get("fd.rip") == ip
     assert c.get("fd.l4proto") == "tcp" and c.get("fd.sockfamily") == "ip"
-    assert c.get("fd.is_server") is False and c.get("fd.connected") is True
+    # libs' fd.is_server for a connection: is its server end an address of this machine? (it is,
+    # on loopback, for the client's fd too: sysdig agrees, see tests/fields' differential)
+    assert c.get("fd.is_server") is True and c.get("fd.connected") is True
     assert c.get("fd.name") == f"{host}:{cport}->{host}:{port}"
     assert c.get("evt.res") == "SUCCESS"
     assert c.get("fd.port") == (cport, port) and c.get("fd.net") == (ip,)     # both ends
     acc = [e for e in mine(events) if e.name in ("accept", "accept4") and e.get("fd.cport") == cport]
     assert acc, "no accept"
     a = acc[0]
-    assert a.get("fd.is_server") is True and a.get("fd.lport") == port and a.get("fd.rport") == cport
+    # libs' fd.lport/rport: the client end is "local" when its address is this machine's, so on
+    # loopback both fds show the client's port as local (sysdig agrees; tests/fields differential)
+    assert a.get("fd.is_server") is True and a.get("fd.lport") == cport and a.get("fd.rport") == port
     assert a.get("fd.name") == f"{host}:{cport}->{host}:{port}"
     # bound to port 0: the kernel picks the port after the bind event, which shows the address asked for
     bind = [e for e in mine(events, "bind") if e.get("fd.typechar") == tc]
-    assert bind and bind[-1].get("fd.name") == f"{host}:0" and bind[-1].get("fd.is_server") is True
+    # (fd.is_server at bind follows libs: the role comes with listen/accept, checked above)
+    assert bind and bind[-1].get("fd.name") == f"{host}:0"
     sock = [e for e in mine(events, "socket") if e.get("fd.typechar") == tc]
     assert sock and sock[0].get("evt.arg.domain") == ("AF_INET" if tc == "4" else "AF_INET6")
 
@@ -161,7 +166,8 @@ def test_udp_sendto_changes_the_name(live):
     assert len(sends) == 2
     assert sends[0].get("fd.name_changed") is True and sends[1].get("fd.name_changed") is False
     s = sends[0]
-    assert s.get("fd.l4proto") == "udp" and s.get("fd.connected") is False
+    # libs marks a socket connected once a send/receive on it succeeds
+    assert s.get("fd.l4proto") == "udp" and s.get("fd.connected") is True
     assert s.get("fd.sip") == ipaddress.ip_address("127.0.0.1") and s.get("fd.rport") == port
     assert s.get("fd.typechar") == "4"
 
@@ -183,7 +189,7 @@ def test_unix_socket_connect(live):
     _, events = live.run(work)
     con = [e for e in mine(events, "connect") if e.get("fd.typechar") == "u"]
     assert con and con[0].get("fd.name").endswith(" " + path) and con[0].get("fd.type") == "unix"
-    assert con[0].get("fd.sip") is None and con[0].get("fd.l4proto") is None
+    assert con[0].get("fd.sip") is None and con[0].get("fd.l4proto") == "<NA>"   # libs: SCAP_L4_NA
 
 
 def test_pipe_fds(live):
@@ -221,4 +227,4 @@ def test_tcp_ipv6_ports_and_types(live):
     assert con and con[0].get("fd.typechar") == "6" and con[0].get("fd.cport") == cport
     assert con[0].get("fd.sip") == ipaddress.ip_address("::1") and con[0].get("fd.l4proto") == "tcp"
     acc = [e for e in mine(events) if e.name in ("accept", "accept4") and e.get("fd.cport") == cport]
-    assert acc and acc[0].get("fd.typechar") == "6" and acc[0].get("fd.lport") == port
+    assert acc and acc[0].get("fd.typechar") == "6" and acc[0].get("fd.lport") == cport   # see above
