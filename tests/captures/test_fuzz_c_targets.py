@@ -37,21 +37,13 @@ def test_seed_corpus_and_mutations(built, name, tmp_path):
     assert all(p.stat().st_size < 100_000 for p in seeds.iterdir())
     new = tmp_path / "new"   # new inputs go here, never into the checked-in seeds
     new.mkdir()
+    # kept findings (tools/fuzz/regressions/<name>/) are replayed first, with the seeds
+    reg = ROOT / "tools" / "fuzz" / "regressions" / name
+    kept = [str(reg)] if reg.is_dir() else []
     r = subprocess.run([str(built / f"fuzz_{name}"), f"-runs={RUNS}", "-seed=1", "-max_len=4096", "-timeout=60",
-                        "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(new), str(seeds)],
+                        "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(new), str(seeds), *kept],
                        capture_output=True, text=True, errors="replace", timeout=900, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"fuzz_{name} found something:\n{out[-6000:]}"
     assert f"Done {RUNS} runs" in out, out[-2000:]
     assert not list(tmp_path.glob("crash-*")) and not list(tmp_path.glob("leak-*"))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_regressions_replay(built, name, tmp_path):
-    reg = ROOT / "tools" / "fuzz" / "regressions" / name
-    files = sorted(p for p in reg.glob("*") if p.is_file()) if reg.is_dir() else []
-    if not files:
-        pytest.skip(f"no findings kept for {name}")  # nothing to replay: no finding so far
-    r = subprocess.run([str(built / f"fuzz_{name}"), *map(str, files)], capture_output=True, text=True,
-                       errors="replace", timeout=600, cwd=tmp_path)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
