@@ -1146,6 +1146,47 @@ PF_INLINE __u64 pf_task_exe_ino(struct pf_ctx *c, int which)
 	return 0;
 }
 
+/* The running kernel's version (libbpf fills it in at load time). */
+extern int LINUX_KERNEL_VERSION __kconfig;
+
+#define PF_OVERLAYFS_SUPER_MAGIC 0x794c7630
+enum pf_overlay { PF_NOT_OVERLAY = 0, PF_OVERLAY_UPPER = 1, PF_OVERLAY_LOWER = 2 };
+
+/*
+ * Which overlayfs layer a file comes from, as libs' driver decides it: not overlayfs unless the
+ * dentry's superblock is; upper when the overlay inode has an upper dentry and the dentry is an
+ * upper alias (or disconnected, where the alias flag is not kept); lower otherwise. struct
+ * ovl_inode is private to overlayfs (and absent from the BTF of kernels that build it as a module),
+ * but it embeds the VFS inode with __upperdentry right after it: read that pointer at the inode's
+ * address plus the running kernel's sizeof(struct inode). The dentry flags (OVL_E_UPPER_ALIAS is
+ * bit 0) live in d_fsdata itself since 6.5 and in the struct ovl_entry it points to before.
+ */
+PF_INLINE enum pf_overlay pf_file_overlay_layer(struct file *f)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct dentry *upper = NULL;
+	unsigned long eflags = 0;
+	struct inode *ino;
+	void *fsdata;
+
+	if (!d || BPF_CORE_READ(d, d_sb, s_magic) != PF_OVERLAYFS_SUPER_MAGIC)
+		return PF_NOT_OVERLAY;
+	ino = BPF_CORE_READ(d, d_inode);
+	if (!ino)
+		return PF_NOT_OVERLAY;
+	bpf_probe_read_kernel(&upper, sizeof(upper), (void *)ino + bpf_core_type_size(struct inode));
+	if (!upper)
+		return PF_OVERLAY_LOWER;
+	if (BPF_CORE_READ(d, d_flags) & DCACHE_DISCONNECTED)
+		return PF_OVERLAY_UPPER;
+	fsdata = BPF_CORE_READ(d, d_fsdata);
+	if (LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 5, 0))
+		eflags = (unsigned long)fsdata;
+	else if (fsdata)
+		bpf_probe_read_kernel(&eflags, sizeof(eflags), fsdata);
+	return (eflags & 1) ? PF_OVERLAY_UPPER : PF_OVERLAY_LOWER;
+}
+
 /* PPM_EXE_* flags of the new executable. */
 PF_INLINE __u32 pf_task_exe_flags(struct pf_ctx *c)
 {
@@ -1163,6 +1204,16 @@ PF_INLINE __u32 pf_task_exe_flags(struct pf_ctx *c)
 	if ((BPF_CORE_READ(exe, f_inode, i_mode) & 0200) &&
 	    BPF_CORE_READ(exe, f_inode, i_uid.val) == BPF_CORE_READ(pf_task(c), cred, fsuid.val))
 		flags |= PPM_EXE_WRITABLE;
+	switch (pf_file_overlay_layer(exe)) {
+	case PF_OVERLAY_UPPER:
+		flags |= PPM_EXE_UPPER_LAYER;
+		break;
+	case PF_OVERLAY_LOWER:
+		flags |= PPM_EXE_LOWER_LAYER;
+		break;
+	default:
+		break;
+	}
 	return flags;
 }
 
