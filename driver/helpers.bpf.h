@@ -257,11 +257,14 @@ PF_INLINE void pf_push_user_buf(struct pf_ctx *c, unsigned long uptr, long len)
 		return;
 	}
 	n = (__u64)len > snap ? snap : (__u64)len;
+	/* clamp first, then mask for the verifier only: masking first wrapped a length of 32 KiB or
+	 * more to its value modulo 32 KiB whenever the snaplen global exceeded the driver's maximum
+	 * (it is only checked in user space): 32,770 bytes were captured as 2 */
+	if (n > PYFALCO_MAX_SNAPLEN)
+		n = PYFALCO_MAX_SNAPLEN;
 	/* hide the bound from the compiler so the mask below stays on the register passed */
 	barrier_var(n);
 	n &= (2 * PYFALCO_MAX_SNAPLEN - 1);
-	if (n > PYFALCO_MAX_SNAPLEN)
-		n = PYFALCO_MAX_SNAPLEN;
 	if (bpf_probe_read_user(pf_payload(c), n, (const void *)uptr)) {
 		pf_count(PF_COUNT_PAGE_FAULT);
 		n = 0;
