@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Field layer: names and types of the filter fields (catalog.py) and their extraction over the
-state engine (extract.py, provider.py: StateProvider); ``list_fields(fmt)`` for ``--list``."""
+state engine (one module per field class: evt.py, proc.py, user.py, fd.py,
+container.py; extract.py is their registry; provider.py: StateProvider); ``list_fields(fmt)`` for ``--list``."""
 
 from pyfalco.fields.catalog import FIELDS, FieldInfo, lookup
 

@@ -1,0 +1,292 @@
+# SPDX-License-Identifier: Apache-2.0
+"""proc.* and thread.* fields (libsinsp's sinsp_filter_check_thread): the process of the event,
+its main thread, parent and ancestors, as the thread table has them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import render
+from .common import main_thread as _main
+from .common import parent_thread as _parent
+
+__all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "LOGIN_SHELLS", "on_thread", "proc_name"]
+
+LOGIN_SHELLS = frozenset(("sh", "bash", "zsh", "ksh", "csh", "tcsh", "dash", "ash", "fish", "mksh", "busybox"))
+
+
+def proc_name(ie):
+    t = ie.thread
+    return t.comm or None if t is not None else None
+
+
+def _on(getter: Callable, who: str):
+    """A thread-level getter applied to the event thread, its main thread or its parent."""
+    if who == "self":
+        def f(ie):
+            t = ie.thread
+            return None if t is None else getter(t, ie)
+    elif who == "main":
+        def f(ie):
+            t = _main(ie)
+            return None if t is None else getter(t, ie)
+    else:
+        def f(ie):
+            t = _parent(ie)
+            return None if t is None else getter(t, ie)
+    return f
+
+
+def _ancestor_field(getter: Callable, arg: str | None, key: str):
+    if arg is None:
+        def anyof(ie):
+            cache = ie.cache
+            ck = "any:" + key
+            if cache is not None and ck in cache:
+                return cache[ck]
+            t = ie.thread
+            if t is None:
+                return None
+            vals = tuple(v for v in (getter(a, ie) for a in ie.inspector.threads.ancestors(t)) if v is not None)
+            if ie.cache is None:
+                ie.cache = {}
+            ie.cache[ck] = vals
+            return vals
+        return anyof
+    n = int(arg)
+
+    def nth(ie):
+        t = ie.thread
+        if t is None:
+            return None
+        a = ie.inspector.threads.ancestor(t, n) if n else t
+        return None if a is None else getter(a, ie)
+    return nth
+
+
+def _g_comm(t, ie):
+    return t.comm or None
+
+
+def _g_exe(t, ie):
+    return t.exe or None
+
+
+def _g_exepath(t, ie):
+    return t.exepath or None
+
+
+def _g_args(t, ie):
+    return t.args_str()
+
+
+def _g_cmdline(t, ie):
+    return t.cmdline() or None
+
+
+def _g_pid(t, ie):
+    return t.pid
+
+
+def _g_exeline(t, ie):
+    a = t.args_str()
+    return f"{t.exe} {a}" if a else t.exe
+
+
+def _g_cwd(t, ie):
+    cwd = t.proc.cwd
+    if not cwd:
+        return None
+    return cwd if cwd.endswith("/") else cwd + "/"
+
+
+def _g_duration(t, ie):
+    m = ie.inspector.threads.main_thread(t)
+    return ie.evt.ts - m.clone_ts if m.clone_ts else None
+
+
+def _g_start(t, ie):
+    m = ie.inspector.threads.main_thread(t)
+    return m.clone_ts or None
+
+
+def _env_of(t, ie):
+    env = t.env
+    if not env and ie.inspector.live:
+        env = ie.inspector.read_environ(t)
+    return env
+
+
+def make_proc_env(arg: str | None):
+    if arg is None:
+        def env_all(ie):
+            t = _main(ie)
+            if t is None:
+                return None
+            return " ".join(_env_of(t, ie))
+        return env_all
+    prefix = arg + "="
+
+    def env_one(ie):
+        t = _main(ie)
+        if t is None:
+            return None
+        for e in _env_of(t, ie):
+            if e.startswith(prefix):
+                return e[len(prefix):]
+        return None
+    return env_one
+
+
+def proc_loginshellid(ie):
+    t = ie.thread
+    if t is None:
+        return None
+    found = None
+    m = _main(ie)
+    chain = [m] + list(ie.inspector.threads.ancestors(t))
+    for a in chain:
+        if a.comm in LOGIN_SHELLS:
+            found = a.pid
+    return found
+
+
+def _leader(kind: str):
+    """Session / process-group leader: the process whose pid is the id, or the eldest ancestor
+    sharing it."""
+    def leader(ie):
+        t = _main(ie)
+        if t is None:
+            return None
+        ident = getattr(t, kind)
+        own = t.vpid if kind == "vpgid" else t.pid if kind == "pgid" else t.vpid
+        if own == ident or t.pid == ident:
+            return t
+        best = t
+        for a in ie.inspector.threads.ancestors(t):
+            if getattr(a, kind) != ident:
+                break
+            best = a
+            if (a.vpid if kind != "pgid" else a.pid) == ident or a.pid == ident:
+                break
+        return best
+    return leader
+
+
+def _via(leader_fn, getter):
+    def f(ie):
+        lt = leader_fn(ie)
+        return None if lt is None else getter(lt, ie)
+    return f
+
+
+def _exe_flag(bit: int):
+    def f(t, ie):
+        return bool(t.exe_flags & bit)
+    return f
+
+
+def _ctime_proc_start(t, ie):
+    m = ie.inspector.threads.main_thread(t)
+    if not t.exe_ino_ctime or not m.clone_ts:
+        return None
+    return m.clone_ts - t.exe_ino_ctime
+
+
+def _ctime_pidns_start(t, ie):
+    if not t.exe_ino_ctime or not t.pidns_init_start_ts or t.pidns_init_start_ts >= t.exe_ino_ctime:
+        return None
+    return t.exe_ino_ctime - t.pidns_init_start_ts
+
+
+def _std(n: int, what: str):
+    def f(t, ie):
+        fd = t.proc.fds.get(n)
+        if fd is None:
+            return None
+        return fd.typename if what == "type" else fd.name
+    return f
+
+
+def make_thread_cgroup(arg: str):
+    def f(ie):
+        t = ie.thread
+        return None if t is None else t.cgroup(arg)
+    return f
+
+
+#: a thread getter applied to the event thread ("self"), its main thread or its parent
+on_thread = _on
+
+_self, _mainw, _par = "self", "main", "parent"
+_sid_leader = _leader("sid")
+_vpgid_leader = _leader("vpgid")
+_pgid_leader = _leader("pgid")
+
+EXTRACTORS: dict[str, Callable] = {
+    "proc.name": proc_name, "proc.pname": _on(_g_comm, _par),
+    "proc.exe": _on(_g_exe, _self), "proc.pexe": _on(_g_exe, _par),
+    "proc.exepath": _on(_g_exepath, _self), "proc.pexepath": _on(_g_exepath, _par),
+    "proc.args": _on(_g_args, _self), "proc.cmdline": _on(_g_cmdline, _self),
+    "proc.pcmdline": _on(_g_cmdline, _par), "proc.exeline": _on(_g_exeline, _self),
+    "proc.cmdnargs": _on(lambda t, ie: len(t.args), _self),
+    "proc.cmdlenargs": _on(lambda t, ie: sum(len(a) for a in t.args), _self),
+    "proc.cwd": _on(_g_cwd, _self), "proc.loginshellid": proc_loginshellid,
+    "proc.tty": _on(lambda t, ie: t.tty, _self), "proc.pid": _on(_g_pid, _self),
+    "proc.ppid": _on(lambda t, ie: t.ptid if t.ptid > 0 else None, _mainw),
+    "proc.vpid": _on(lambda t, ie: t.vpid, _self), "proc.pvpid": _on(lambda t, ie: t.vpid, _par),
+    "proc.sid": _on(lambda t, ie: t.sid, _mainw), "proc.sname": _via(_sid_leader, _g_comm),
+    "proc.sid.exe": _via(_sid_leader, _g_exe), "proc.sid.exepath": _via(_sid_leader, _g_exepath),
+    "proc.vpgid": _on(lambda t, ie: t.vpgid, _mainw), "proc.vpgid.name": _via(_vpgid_leader, _g_comm),
+    "proc.vpgid.exe": _via(_vpgid_leader, _g_exe), "proc.vpgid.exepath": _via(_vpgid_leader, _g_exepath),
+    "proc.pgid": _on(lambda t, ie: t.pgid, _mainw), "proc.pgid.name": _via(_pgid_leader, _g_comm),
+    "proc.pgid.exe": _via(_pgid_leader, _g_exe), "proc.pgid.exepath": _via(_pgid_leader, _g_exepath),
+    "proc.duration": _on(_g_duration, _self), "proc.ppid.duration": _on(_g_duration, _par),
+    "proc.pid.ts": _on(_g_start, _self), "proc.ppid.ts": _on(_g_start, _par),
+    "proc.is_exe_writable": _on(_exe_flag(1), _self), "proc.is_exe_upper_layer": _on(_exe_flag(2), _self),
+    "proc.is_exe_from_memfd": _on(_exe_flag(4), _self), "proc.is_exe_lower_layer": _on(_exe_flag(8), _self),
+    "proc.is_sid_leader": _on(lambda t, ie: t.sid == t.vpid, _mainw),
+    "proc.is_vpgid_leader": _on(lambda t, ie: t.vpgid == t.vpid, _mainw),
+    "proc.is_pgid_leader": _on(lambda t, ie: t.pgid == t.pid, _mainw),
+    "proc.exe_ino": _on(lambda t, ie: t.exe_ino or None, _self),
+    "proc.exe_ino.ctime": _on(lambda t, ie: t.exe_ino_ctime or None, _self),
+    "proc.exe_ino.mtime": _on(lambda t, ie: t.exe_ino_mtime or None, _self),
+    "proc.exe_ino.ctime_duration_proc_start": _on(_ctime_proc_start, _self),
+    "proc.exe_ino.ctime_duration_pidns_start": _on(_ctime_pidns_start, _self),
+    "proc.pidns_init_start_ts": _on(lambda t, ie: t.pidns_init_start_ts or None, _self),
+    "proc.fdopencount": _on(lambda t, ie: len(t.proc.fds), _self),
+    "proc.fdlimit": _on(lambda t, ie: t.fdlimit or None, _mainw),
+    "proc.fdusage": _on(lambda t, ie: 100.0 * len(t.proc.fds) / t.fdlimit if t.fdlimit else None, _mainw),
+    "proc.vmsize": _on(lambda t, ie: t.vmsize, _mainw), "proc.vmrss": _on(lambda t, ie: t.vmrss, _mainw),
+    "proc.vmswap": _on(lambda t, ie: t.vmswap, _mainw),
+    "proc.nthreads": _on(lambda t, ie: max(t.proc.nthreads, 1), _mainw),
+    "proc.nchilds": _on(lambda t, ie: max(t.proc.nthreads - 1, 0), _mainw),
+    "proc.stdin.type": _on(_std(0, "type"), _self), "proc.stdin.name": _on(_std(0, "name"), _self),
+    "proc.stdout.type": _on(_std(1, "type"), _self), "proc.stdout.name": _on(_std(1, "name"), _self),
+    "proc.stderr.type": _on(_std(2, "type"), _self), "proc.stderr.name": _on(_std(2, "name"), _self),
+    "thread.cap_permitted": _on(lambda t, ie: render.cap_names(t.cap_permitted), _self),
+    "thread.cap_inheritable": _on(lambda t, ie: render.cap_names(t.cap_inheritable), _self),
+    "thread.cap_effective": _on(lambda t, ie: render.cap_names(t.cap_effective), _self),
+    "thread.pfmajor": _on(lambda t, ie: t.pfmajor, _self), "thread.pfminor": _on(lambda t, ie: t.pfminor, _self),
+    "thread.tid": _on(lambda t, ie: t.tid, _self), "thread.ismain": _on(lambda t, ie: t.tid == t.pid, _self),
+    "thread.vtid": _on(lambda t, ie: t.vtid, _self),
+    "thread.nametid": _on(lambda t, ie: f"{t.comm}{t.tid}", _self),
+    "thread.cgroups": _on(lambda t, ie: " ".join(f"{s}={p}" for s, p in t.cgroups) or None, _self),
+    "thread.vmsize": _on(lambda t, ie: t.vmsize, _mainw), "thread.vmsize.b": _on(lambda t, ie: t.vmsize * 1024, _mainw),
+    "thread.vmrss": _on(lambda t, ie: t.vmrss, _mainw), "thread.vmrss.b": _on(lambda t, ie: t.vmrss * 1024, _mainw),
+}
+
+#: fields whose argument is an ancestor index (none = any ancestor): name -> thread getter
+INDEXED: dict[str, Callable] = {
+    "proc.aname": _g_comm, "proc.aexe": _g_exe, "proc.aexepath": _g_exepath, "proc.aargs": _g_args,
+    "proc.acmdline": _g_cmdline, "proc.apid": _g_pid,
+}
+
+#: fields that take a key or free-form argument: name -> factory(arg)
+KEYED: dict[str, Callable[[Any], Callable]] = {
+    "proc.env": make_proc_env, "proc.aenv": make_proc_env, "thread.cgroup": make_thread_cgroup,
+}
+
+#: returned as they are by make_accessor (they cannot raise)
+UNWRAPPED = frozenset((proc_name,))
