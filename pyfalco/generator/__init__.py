@@ -100,10 +100,13 @@ def check_actions(actions, session, *, container: bool = False, verbose: bool = 
 
 def _list(args) -> int:
     if args.json:
+        from .k8saudit import K8S_ACTIONS
         print(json.dumps([{"name": a.name, "where": a.where, "rules": list(a.rules), "upstream_rules": list(a.upstream),
-                           "description": a.description} for a in ACTIONS.values()], indent=2))
+                           "description": a.description}
+                          for a in list(ACTIONS.values()) + list(K8S_ACTIONS.values())], indent=2))
         return 0
-    for a in ACTIONS.values():
+    from .k8saudit import K8S_ACTIONS
+    for a in list(ACTIONS.values()) + list(K8S_ACTIONS.values()):
         print(f"{a.name:28} [{a.where}] {a.description.splitlines()[0] if a.description else ''}")
         for r in a.rules:
             print(f"{'':28}   -> {r}")
@@ -118,12 +121,20 @@ def _run(args) -> int:
     else:
         print("pyfalco-event-generator run: name actions or use --all", file=sys.stderr)
         return 2
+    from .k8saudit import run_all as run_k8s, split_names
     try:
+        k8s_acts, names = split_names(names)   # k8saudit.* POST audit events to a webhook
         acts = [get_action(n) for n in names]
     except KeyError as err:
         print(f"pyfalco-event-generator: {err.args[0]}", file=sys.stderr)
         return 2
-    if args.check:
+    if k8s_acts and args.check:
+        print("pyfalco-event-generator: --check does not apply to k8saudit.* actions (run them against an agent "
+              "with the k8saudit plugin loaded)", file=sys.stderr)
+        return 2
+    if not acts:
+        runs = run_k8s(k8s_acts, args.k8s_audit_url)
+    elif args.check:
         from pyfalco.errors import PyFalcoError
         from pyfalco.rules import RulesLoadError
         from pyfalco.testing import DetectionSession
@@ -144,12 +155,14 @@ def _run(args) -> int:
             session.stop()
     else:
         runs = [run_action(a, container=args.container, verbose=args.verbose) for a in acts]
+    if acts and k8s_acts:
+        runs += run_k8s(k8s_acts, args.k8s_audit_url)
     failed = [run for run in runs if not (run.ok if args.check else run.error is None)]
     if args.json:
         print(json.dumps([_run_json(run, args.check) for run in runs], indent=2))
         return 1 if failed else 0
     for run in runs:
-        where = "container" if run.in_container else "host"
+        where = "container" if run.in_container else ("webhook" if run.action.where == "webhook" else "host")
         if run.error:
             status = f"FAILED {run.error}"
         elif args.check:
@@ -206,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--upstream", action="store_true",
                        help="with --check, expect the Falco stable rule names (load ../shared/rules/falco_rules.yaml with -r)")
     p_run.add_argument("--json", action="store_true", help="print the report as JSON (name, where, ok, error, ...)")
+    p_run.add_argument("--k8s-audit-url", metavar="URL",
+                       help="k8saudit webhook for k8saudit.* actions (default $PYFALCO_K8S_AUDIT_URL, else "
+                            "http://127.0.0.1:9765/k8s-audit)")
     p_run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.cmd == "list":
