@@ -1015,6 +1015,47 @@ static u64 pf_task_exe_ino(struct pf_ctx *c, int which)
 	return (u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+#define PF_OVERLAYFS_SUPER_MAGIC 0x794c7630
+enum pf_overlay { PF_NOT_OVERLAY = 0, PF_OVERLAY_UPPER = 1, PF_OVERLAY_LOWER = 2 };
+
+/*
+ * Which overlayfs layer a file comes from, as libs' driver decides it (the eBPF driver's
+ * pf_file_overlay_layer does the same): not overlayfs unless the dentry's superblock is; upper
+ * when the overlay inode has an upper dentry and the dentry is an upper alias (or disconnected,
+ * where the alias flag is not kept); lower otherwise. struct ovl_inode is private to overlayfs,
+ * but it embeds the VFS inode with __upperdentry right after it. The dentry flags
+ * (OVL_E_UPPER_ALIAS is bit 0) live in d_fsdata itself since 6.5 and in the struct ovl_entry it
+ * points to (flags first) before.
+ */
+static enum pf_overlay pf_file_overlay_layer(struct file *f)
+{
+	struct dentry *d = f->f_path.dentry;
+	struct dentry *upper;
+	struct inode *ino;
+	unsigned long eflags;
+
+	if (!d || !d->d_sb || d->d_sb->s_magic != PF_OVERLAYFS_SUPER_MAGIC)
+		return PF_NOT_OVERLAY;
+	ino = d_inode(d);
+	if (!ino)
+		return PF_NOT_OVERLAY;
+	upper = READ_ONCE(*(struct dentry **)((char *)ino + sizeof(struct inode)));
+	if (!upper)
+		return PF_OVERLAY_LOWER;
+	if (READ_ONCE(d->d_flags) & DCACHE_DISCONNECTED)
+		return PF_OVERLAY_UPPER;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+	eflags = (unsigned long)READ_ONCE(d->d_fsdata);
+#else
+	{
+		unsigned long *oe = READ_ONCE(d->d_fsdata);
+
+		eflags = oe ? READ_ONCE(*oe) : 0;
+	}
+#endif
+	return (eflags & 1) ? PF_OVERLAY_UPPER : PF_OVERLAY_LOWER;
+}
+
 /* PPM_EXE_* flags of the new executable. */
 static u32 pf_task_exe_flags(struct pf_ctx *c)
 {
@@ -1032,6 +1073,16 @@ static u32 pf_task_exe_flags(struct pf_ctx *c)
 	/* writable by its owner, and the owner is the caller: the process could rewrite itself */
 	if ((ino->i_mode & 0200) && uid_eq(ino->i_uid, cred->fsuid))
 		flags |= PPM_EXE_WRITABLE;
+	switch (pf_file_overlay_layer(exe)) {
+	case PF_OVERLAY_UPPER:
+		flags |= PPM_EXE_UPPER_LAYER;
+		break;
+	case PF_OVERLAY_LOWER:
+		flags |= PPM_EXE_LOWER_LAYER;
+		break;
+	default:
+		break;
+	}
 	return flags;
 }
 
