@@ -151,9 +151,9 @@ def _text(ptr: Any) -> str | None:
 class CPlugin(Plugin):
     """A Falco plugin ``.so``, driven through its C ABI, with the Python plugin API's shape."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, label: str = ""):
         self.path = path
-        label = os.path.basename(path)
+        label = label or os.path.basename(path)   # errors before the plugin's name is known
         try:
             lib = C.CDLL(path, mode=os.RTLD_LOCAL | os.RTLD_NOW)
         except OSError as exc:

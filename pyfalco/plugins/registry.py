@@ -85,7 +85,7 @@ def resolve(library_path: str, label: str = "") -> Callable[[], Plugin]:
     if library_path.endswith(".so") or os.sep in library_path:
         path = _so_path(library_path)
         if path is not None:
-            return lambda: CPlugin(path)
+            return lambda: CPlugin(path, label)
         builtin = BUILTINS.get(os.path.basename(library_path))
         if builtin is not None:
             return _class_factory(_import_dotted(builtin, label), label)

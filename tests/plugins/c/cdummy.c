@@ -15,7 +15,7 @@
 
 #define PLUGIN_ID 999
 #define MAXW 8
-static const char *WORDS[MAXW] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"};
+__attribute__((unused)) static const char *WORDS[MAXW] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"};
 
 typedef struct {
 	char err[256];
@@ -222,6 +222,7 @@ ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_event_input *
 		ss_plugin_extract_field *f = &req->fields[i];
 		f->res_len = 0;
 #ifdef EXTRACT_ONLY
+		(void)num;
 		st->u64 = len;
 		f->res.u64 = &st->u64;
 		f->res_len = 1;
