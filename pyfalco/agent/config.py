@@ -194,7 +194,7 @@ REMOVED = {
 }
 
 #: settings accepted for Falco compatibility that pyfalco does not act on
-NOT_SUPPORTED = ("capture", "load_plugins", "plugins", "plugins_hostinfo", "buffer_format_base64")
+NOT_SUPPORTED = ("capture", "plugins_hostinfo", "buffer_format_base64")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -454,6 +454,21 @@ def validate(raw: dict, warnings: list) -> dict:
 
 
 def _semantic_checks(cfg: dict, warnings: list) -> None:
+    for i, entry in enumerate(cfg["plugins"]):  # plugins: [{name, library_path, init_config, open_params}]
+        if not isinstance(entry, dict):
+            raise ConfigError(f"plugins[{i}]: expected a map with name, library_path, init_config, open_params")
+        for key in ("name", "library_path"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise ConfigError(f"plugins[{i}]: '{key}' must be a non-empty string")
+        if "open_params" in entry and not isinstance(entry["open_params"], (str, type(None))):
+            raise ConfigError(f"plugins[{i}] ({_printable(entry['name'])}): 'open_params' must be a string")
+        for k in entry:
+            if k not in ("name", "library_path", "init_config", "open_params"):
+                warnings.append(f"unknown configuration key 'plugins[{i}].{_printable(str(k))}' (ignored)")
+    names = {e["name"] for e in cfg["plugins"]}
+    for name in cfg["load_plugins"]:
+        if name not in names:
+            raise ConfigError(f"load_plugins: no entry named {_printable(str(name))!r} in plugins")
     for act in cfg["syscall_event_drops"]["actions"]:
         if act not in ("ignore", "log", "alert", "exit"):
             raise ConfigError(f"syscall_event_drops.actions: unknown action {act!r} (ignore, log, alert, exit)")
