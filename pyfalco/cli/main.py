@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
            "otherwise a run that loads no rules is an error")
     a("--rule-schema", action="store_true", help="print the rules files' schema (JSON) and exit")
     a("--disable-source", action="append", default=[], metavar="<event_source>",
-      help="turn off an event source (only 'syscall' exists here)")
+      help="turn off an event source (syscall or a loaded plugin's source)")
     a("--enable-source", action="append", default=[], metavar="<event_source>",
       help="turn on only the given event sources")
     a("--dry-run", action="store_true", help="load configuration and rules, but do not capture events")
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--format", choices=("text", "markdown", "json"), default="text", help="with --list: output format")
     a("--markdown", action="store_true", help="deprecated: --format markdown")
     a("--list-events", action="store_true", help="list the events (syscall, tracepoint, meta) and exit")
-    a("--list-plugins", action="store_true", help="list loaded plugins and exit (none)")
+    a("--list-plugins", action="store_true", help="list the loaded plugins (load_plugins) and exit")
     a("--plugin-info", metavar="<plugin_name>", help="print a plugin's information and exit")
     a("-M", dest="max_seconds", type=int, metavar="<num_seconds>", help="stop after this many seconds")
     a("-o", "--option", dest="options", action="append", default=[], metavar="<opt>=<val>",
@@ -340,22 +340,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         _print(_version_text(json_out))
         return 0
-    if args.list is not None:
-        _print(_list_fields(args.list, args.names_only, args.format))
-        return 0
-    if args.list_plugins:
-        _print("0 Plugins Loaded:")
-        return 0
+    from pyfalco.plugins import PluginError
+    from pyfalco.plugins import cli as plugin_cli
     if args.plugin_info:
-        log.error("Error: plugin %r is not loaded (pyfalco has no plugins)", args.plugin_info)
-        return 1
-    for src in args.disable_source + args.enable_source:
-        if src != "syscall":
-            log.error("Error: unknown event source %r (pyfalco has: syscall)", src)
+        try:
+            _print(plugin_cli.plugin_info_text(cfg, args.plugin_info))
+        except PluginError as exc:
+            log.error("Error: %s", exc)
             return 1
-    if "syscall" in args.disable_source:
-        log.error("Error: disabling every event source is not allowed")
+        return 0
+    try:  # the configured plugins (load_plugins): their sources, fields and versions
+        plugins = plugin_cli.load_for_cli(cfg)
+    except PluginError as exc:
+        log.error("Error: %s", exc)
         return 1
+    try:
+        code = _plugin_actions(args, plugins, json_out)
+        if code is not None:
+            return code
+    finally:
+        plugins.destroy()
     if args.support:
         _print(_support(args, cfg_obj, argv))
         return 0
@@ -366,8 +370,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.validate:
         from pyfalco.rules import load_rules
+        from pyfalco.plugins import cli as plugin_cli
+        from pyfalco.rules.loader import DEFAULT_PLUGINS
         provider = agent._provider_for(make_inspector(None), cfg)
-        result = load_rules(*args.validate, provider=provider)
+        try:
+            plugins = plugin_cli.load_for_cli(cfg)
+        except PluginError as exc:
+            log.error("Error: %s", exc)
+            return 1
+        try:  # rules of a plugin source are validated against that plugin's fields
+            result = load_rules(*args.validate, provider=provider, extra_sources=plugins.providers(),
+                                plugins={**DEFAULT_PLUGINS, **plugins.versions()})
+        except PluginError as exc:
+            log.error("Error: %s", exc)
+            return 1
+        finally:
+            plugins.destroy()
         if json_out:
             _print(json.dumps(result.as_json()))
         else:
@@ -441,6 +459,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError:
                 pass
     return code
+
+
+def _plugin_actions(args: argparse.Namespace, plugins: Any, json_out: bool) -> int | None:
+    """--list, --list-plugins and the --enable-source/--disable-source checks, which need the
+    configured plugins; None when none of them ends the run."""
+    from pyfalco.plugins import cli as plugin_cli
+    if args.list is not None:
+        if args.list not in ("", "syscall"):
+            text = plugin_cli.list_source_fields(plugins, args.list, args.names_only, args.format)
+            if text is None:
+                log.error("Error: unknown event source %r (sources: %s)", args.list,
+                          ", ".join(["syscall"] + plugins.sources()))
+                return 1
+            _print(text)
+            return 0
+        _print(_list_fields(args.list, args.names_only, args.format))
+        if args.list == "" and plugins.sources() and args.format == "text":
+            _print(plugin_cli.list_source_fields(plugins, None, args.names_only, args.format) or "")
+        return 0
+    if args.list_plugins:
+        _print(plugin_cli.list_plugins_text(plugins))
+        return 0
+    problem = plugin_cli.check_sources(["syscall"] + plugins.sources(), args.enable_source, args.disable_source)
+    if problem:
+        log.error("Error: %s", problem)
+        return 1
+    return None
 
 
 def _print_default_config() -> int:

@@ -125,10 +125,13 @@ _SEVERITY = {1: logging.CRITICAL, 2: logging.CRITICAL, 3: logging.ERROR, 4: logg
              5: logging.INFO, 6: logging.INFO, 7: logging.DEBUG, 8: logging.DEBUG}
 
 
-@_LOG_FN
-def _plugin_log(component: bytes | None, msg: bytes | None, sev: int) -> None:
-    log.log(_SEVERITY.get(sev, logging.INFO), "[%s] %s", (component or b"plugin").decode("utf-8", "replace"),
-            (msg or b"").decode("utf-8", "replace"))
+def _log_fn(plugin: str) -> Any:
+    """The plugin's log callback (Falco: a NULL component means the plugin's name)."""
+    @_LOG_FN
+    def plugin_log(component: bytes | None, msg: bytes | None, sev: int) -> None:
+        who = component.decode("utf-8", "replace") if component else plugin
+        log.log(_SEVERITY.get(sev, logging.INFO), "[%s] %s", who, (msg or b"").decode("utf-8", "replace"))
+    return plugin_log
 
 
 @_OWNER_ERR_FN
@@ -288,7 +291,8 @@ class CPlugin(Plugin):
     # ---- the Plugin API ---------------------------------------------------------------------
     def init(self, config: str) -> None:
         self._cfg = config.encode()
-        inp = _InitInput(self._cfg, C.cast(C.byref(_OWNER), C.c_void_p), _owner_last_error, None, _plugin_log)
+        self._log = _log_fn(self.name)   # kept alive as long as the plugin may call it
+        inp = _InitInput(self._cfg, C.cast(C.byref(_OWNER), C.c_void_p), _owner_last_error, None, self._log)
         rc = C.c_int32(SS_PLUGIN_FAILURE)
         state = self._fn["init"](C.byref(inp), C.byref(rc))
         self._state = state
