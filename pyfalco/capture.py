@@ -26,13 +26,39 @@ log = logging.getLogger("pyfalco.native")
 IO_SYSCALLS = frozenset({"read", "write", "mprotect"})
 DEFAULT_SYSCALLS = frozenset(_schema.SYSCALL_NAMES[nr] for nr in _schema.DRIVER_SYSCALLS) - IO_SYSCALLS
 
+
+
+def state_syscalls() -> frozenset[str]:
+    """The syscalls whose events keep process and fd state right (Falco's state set: those the
+    event table flags MODIFIES_STATE, plus prlimit64 and setrlimit). A Capture that feeds an
+    :class:`~pyfalco.inspector.Inspector` needs them whatever else it selects (without clone,
+    execve and procexit a process has no parent): the Inspector adds the missing ones to a live
+    capture it is given."""
+    events = {e.name for e in _schema.EVENTS
+              if "MODIFIES_STATE" in e.flags and e.category & {"SYSCALL", "TRACEPOINT"} and "OLD_VERSION" not in e.flags}
+    out = {"prlimit64", "setrlimit"}
+    for nr, name in _schema.SYSCALL_NAMES.items():
+        if name in events:
+            out.add(name)
+    for nr, code in _schema.SYSCALL_EVENT.items():
+        if _schema.EVENTS[code].name in events and nr in _schema.SYSCALL_NAMES:
+            out.add(_schema.SYSCALL_NAMES[nr])
+    return frozenset(out)
+
+
 _LEVELS = {3: logging.ERROR, 4: logging.WARNING, 6: logging.INFO, 7: logging.DEBUG}
 
 
 def syscall_numbers(syscalls: Iterable[str | int]) -> list[int]:
-    """Native numbers of syscalls given by name or number; unknown names raise ValueError."""
+    """Native numbers of syscalls given by name or number; unknown names raise ValueError, a
+    single string (``"execve"`` instead of ``["execve"]``) raises TypeError."""
+    if isinstance(syscalls, (str, bytes)):
+        raise TypeError(f"syscalls: expected a list of syscall names or numbers, not a {type(syscalls).__name__} "
+                        f"(write [{syscalls!r}])")
     out = set()
     for s in syscalls:
+        if isinstance(s, bool) or not isinstance(s, (int, str)):
+            raise TypeError(f"syscalls: {s!r} is not a syscall name or number")
         if isinstance(s, int):
             if not 0 <= s < 512:
                 raise ValueError(f"syscall number {s} out of range")
@@ -213,10 +239,16 @@ class Capture:
         return self._eof
 
     def events(self, max_events: int | None = None, duration: float | None = None) -> Iterator[Event]:
-        """Events until the file ends, max_events were seen, or duration seconds passed."""
+        """Events until the file ends, max_events were seen, or duration seconds passed. A closed
+        capture raises CaptureClosedError (here, and at the next batch when it is closed while
+        being iterated)."""
+        self._h()
+        return self._events(max_events, duration)
+
+    def _events(self, max_events: int | None, duration: float | None) -> Iterator[Event]:
         deadline = None if duration is None else time.monotonic() + duration
         seen = 0
-        while not self.closed:
+        while True:
             batch = self.next_batch()
             for evt in batch:
                 yield evt

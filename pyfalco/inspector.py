@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _schema
+from .errors import PyFalcoError
 from .events import ENTRY_HDR, ENTRY_SIZE, Event
 from .initial_state import InitialState
 from .state.containers import ContainerInfo, ContainerManager, container_from_json
@@ -34,7 +35,19 @@ from .state.users import UserTable
 
 log = logging.getLogger("pyfalco.state")
 
-__all__ = ["Inspector"]
+__all__ = ["Inspector", "UnknownFieldError"]
+
+
+class UnknownFieldError(PyFalcoError, ValueError):
+    """A field name no provider knows (``ie.get("proc.nmae")``); the message suggests close names."""
+
+    def __init__(self, name: str, known: Any = ()):
+        import difflib
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        super().__init__(f"unknown field {name!r}{hint}")
+        self.field = name
+        self.suggestions = close
 
 _PATH_TYPES = frozenset(_schema.PT[n] for n in ("FSPATH", "FSRELPATH") if n in _schema.PT)
 _DIRFD_NAMES = ("dirfd", "olddirfd", "newdirfd", "olddir", "newdir", "linkdirfd")
@@ -49,7 +62,12 @@ class Inspector:
     """The state engine over a capture (or over events handed to :meth:`process`).
 
     ``Inspector(capture=None, *, initial_state=None, scan=None, live=None, containers=None,
-    max_threads=262144, purge_interval_s=60)``
+    max_threads=262144, purge_interval_s=60, add_state_syscalls=True)``
+
+    * ``capture``: a :class:`pyfalco.Capture`; a live one gets the syscalls the state needs
+      (:func:`pyfalco.capture.state_syscalls`) added to its selection when they are missing
+      (``add_state_syscalls=False`` keeps the selection as it is: the agent applies Falco's
+      ``base_syscalls`` itself). Without them processes lose their parents, fds their names;
 
     * ``initial_state``: an InitialState to seed from; by default a /proc scan for live captures
       (``scan=False`` to start empty) and the capture file's metadata for replays;
@@ -72,8 +90,9 @@ class Inspector:
 
     def __init__(self, capture: Any = None, *, initial_state: InitialState | None = None, scan: bool | None = None,
                  live: bool | None = None, containers: ContainerManager | None = None, max_threads: int = 262144,
-                 purge_interval_s: float = 60.0):
+                 purge_interval_s: float = 60.0, add_state_syscalls: bool = True):
         self._provider = None
+        self.add_state_syscalls = add_state_syscalls
         self._accessors: dict = {}
         self.containers = None
         self._setup(capture, initial_state, scan, live, containers, max_threads, purge_interval_s)
@@ -92,6 +111,8 @@ class Inspector:
         self.capture = capture
         engine = getattr(capture, "engine", None)
         self.live = (engine not in ("replay", None) if capture is not None else False) if live is None else live
+        if capture is not None and engine not in ("replay", None) and self.add_state_syscalls:
+            self._add_state_syscalls(capture)
         if initial_state is None:
             if engine == "replay":
                 from .scap.metadata import initial_state_from_blocks
@@ -129,6 +150,16 @@ class Inspector:
         self._next_purge = 0
         self._environ_cache: dict[int, tuple] = {}
         self.seed(initial_state)
+
+    @staticmethod
+    def _add_state_syscalls(capture: Any) -> None:
+        from .capture import Capture, state_syscalls
+        if not isinstance(capture, Capture):
+            return
+        missing = state_syscalls() - capture.syscalls
+        if missing:
+            log.info("adding %d state syscalls to the capture (%s)", len(missing), " ".join(sorted(missing)))
+            capture.select(capture.syscalls | missing)
 
     # -- lifecycle
     def close(self) -> None:
@@ -408,13 +439,20 @@ class Inspector:
         return self._provider
 
     def field(self, ie: InspectedEvent, text: str, default: Any = None) -> Any:
-        """Value of a field given as text (``proc.aname[2]``, ``evt.arg.flags``)."""
+        """Value of a field given as text (``proc.aname[2]``, ``evt.arg.flags``): ``default`` when
+        the event has no value for it; a name no field has raises :class:`UnknownFieldError`."""
         fn = self._accessors.get(text)
         if fn is None:
+            if not isinstance(text, str):
+                raise TypeError(f"field: expected a field name (str), not {type(text).__name__}")
             name, arg = text, None
             if text.endswith("]") and "[" in text:
                 name, _, arg = text[:-1].partition("[")
-            fn = self.provider.accessor(name, arg)
+            prov = self.provider
+            if prov.field_info(name) is None:
+                from .fields.catalog import FIELDS
+                raise UnknownFieldError(name, FIELDS)
+            fn = prov.accessor(name, arg)
             self._accessors[text] = fn
         v = fn(ie)
         return default if v is None else v

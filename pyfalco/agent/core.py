@@ -4,9 +4,10 @@
     agent = Agent(load_config("deploy/pyfalco.yaml"))
     code = agent.run()          # until SIGINT/SIGTERM, -M seconds, or the end of a capture file
 
-The loop reads batches from the capture, hands every event to the inspector (state) and the
-ruleset, and only builds alerts for matches; alerts go to the output queues, never to a
-destination directly. Once a second it checks drops, watched files, output drops and the
+Detection itself is :class:`pyfalco.Engine` (capture -> state -> rules -> alerts, the batch
+fast path, extra event sources on their own threads); the agent keeps the configuration, the
+rules loading and reloads, the outputs, metrics and drops. Alerts go to the output queues, never
+to a destination directly. Once a second it checks drops, watched files, output drops and the
 metrics timer. SIGHUP (or a changed watched file) reloads configuration and rules while the
 capture stays open; a reload that fails for any reason (a broken configuration or ruleset, a
 missing or unreadable rules file, a rules file that became empty, zero rules, an exception of
@@ -23,6 +24,7 @@ import time
 from typing import Any, Callable
 
 import pyfalco
+from pyfalco.engine import Engine, EventSource
 from pyfalco.errors import ConfigError, PyFalcoError
 from pyfalco.outputs import Alert, Outputs, hostname
 
@@ -76,7 +78,8 @@ def make_inspector(capture: Any = None) -> Any:
     field provider the rules compile against. Made before the capture (the rules decide the
     syscall selection) and attached to it once it is open."""
     from pyfalco.inspector import Inspector
-    return Inspector(capture)
+    # the capture's selection follows base_syscalls (select_syscalls): nothing is added to it
+    return Inspector(capture, add_state_syscalls=False)
 
 
 def webserver_asked(config: Config, overrides: list[str] | tuple) -> bool:
@@ -154,7 +157,8 @@ class Agent:
                  max_seconds: float | None = None, stdout_stream=None,
                  capture_factory: Callable[..., Any] | None = None,
                  inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False,
-                 allow_no_rules: bool = False, resolve_config: bool = False):
+                 allow_no_rules: bool = False, resolve_config: bool = False,
+                 sources: list[EventSource] | tuple = ()):
         self.config = config
         #: started without -c: a reload looks for /etc/pyfalco/pyfalco.yaml again (created since?)
         #: before falling back to the packaged default, and its creation is watched
@@ -173,6 +177,10 @@ class Agent:
         self.hostname = hostname()
         self.capture: Any = None
         self.inspector: Any = None
+        #: the detection engine (made by setup)
+        self.engine: Engine | None = None
+        #: event sources besides the syscall one (plugin sources), each run on its own thread
+        self.sources = list(sources)
         self.provider: Any = None
         self.bundle: rulesload.RulesBundle | None = None
         self.selection: Selection | None = None
@@ -279,8 +287,10 @@ class Agent:
         # rules compile against the inspector's provider before the capture exists (the
         # capture's syscall selection depends on the rules); the inspector is attached after
         self.inspector = self.inspector_factory(None)
-        self.inspector.meta_handler = lambda e, a=self: [a._alert(r, e, e.evt.ts, a.bundle) for r in a.bundle.ruleset.match(e) or ()]
+        self.engine = engine = Engine(inspector=self.inspector, sources=self.sources, hostname=self.hostname,
+                                      on_alert=self._emit_alert)
         self.provider = provider = self._provider_for(self.inspector, cfg)
+        engine.set_provider("syscall", provider)
         bundle = self.load_rules(cfg, provider)
         if bundle.files:  # which files, as Falco's "Loading rules from file ..."
             log.info("loading rules from %s", ", ".join(bundle.files))
@@ -292,9 +302,8 @@ class Agent:
             log.info("not captured by the pyfalco driver: %s", " ".join(sorted(sel.unsupported)))
         self.capture = self._open_capture(cfg, sel.syscalls)
         try:
-            attach = getattr(self.inspector, "attach", None)
-            if attach is not None:
-                attach(self.capture)
+            self._configure_engine(cfg, bundle)
+            engine.attach(self.capture)
             self.bundle = bundle
             self.selection = sel
             self.outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream).start()
@@ -313,6 +322,14 @@ class Agent:
                  cfg["engine"]["kind"], len(sel.syscalls))
         if self.verbose:
             log.info("%s", sel.describe())
+
+    def _configure_engine(self, cfg: dict, bundle: rulesload.RulesBundle) -> None:
+        """The engine's rules (with the agent's renderers) and alert settings from ``cfg``."""
+        engine = self.engine
+        engine.set_provider("syscall", self.provider)
+        engine.iso8601 = cfg["time_format_iso_8601"]
+        engine.output_fields = bool(cfg["json_output"] and cfg["json_include_output_fields_property"])
+        engine.set_rules(bundle.ruleset, bundle.outputs)
 
     def _make_drops(self, cfg: dict) -> DropManager:
         return DropManager(cfg["syscall_event_drops"], self.emit_internal,
@@ -383,34 +400,20 @@ class Agent:
         return self.exit_code
 
     def _loop(self) -> None:
-        cap = self.capture
+        engine = self.engine
         deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
         next_tick = time.monotonic() + 1.0
         stop = self._stop
         metrics = self.metrics
-        raw_next = self._raw_source(cap)
         while not stop.is_set():
-            if raw_next is not None:
-                raw = raw_next(100)
-                if raw is not None:
-                    self._process_raw(raw)
-                    metrics.n_evts += raw[1]
-                elif getattr(cap, "eof", False):
-                    log.info("end of capture file: %d events processed", metrics.n_evts)
-                    break
-            else:
-                batch = cap.next_batch(100)
-                if batch:
-                    self._process(batch)
-                    metrics.n_evts += len(batch)
-                elif getattr(cap, "eof", False):
-                    log.info("end of capture file: %d events processed", metrics.n_evts)
-                    break
+            n = engine.step(0.1)
+            if n is None:
+                log.info("end of capture file: %d events processed", metrics.n_evts)
+                break
+            metrics.n_evts += n
             if self._reload:
                 self._reload = False
                 self.reload()
-                cap = self.capture
-                raw_next = self._raw_source(cap)
             if self._reopen:
                 self._reopen = False
                 if self.outputs is not None:
@@ -424,71 +427,10 @@ class Agent:
             elif deadline is not None and now >= deadline:
                 break
 
-    def _raw_source(self, cap: Any) -> Callable | None:
-        """``cap.next_raw_batch`` when the batch path applies: a capture with raw batches, the state
-        engine's Inspector, and rules compiled against its provider (whose event types are the
-        inspector's ``event_code_names``); None otherwise (then batches of Events go through
-        ``_process``)."""
-        insp = self.inspector
-        raw_next = getattr(cap, "next_raw_batch", None)
-        if raw_next is None or getattr(insp, "process_raw", None) is None or self.bundle is None:
-            return None
-        names = getattr(insp, "event_code_names", None)
-        ruleset = self.bundle.ruleset
-        prov = ruleset.providers.get(ruleset.default_source)
-        base = insp.provider
-        if names is None or not (prov is base or getattr(prov, "inner", None) is base):
-            return None
-        return raw_next
-
-    def _process_raw(self, raw: tuple) -> None:
-        """One raw batch: the inspector parses every event into the state and hands the events some
-        rule can match (by the ruleset's index by event code) to the rules right after parsing
-        each, as ``_process`` does."""
-        bundle = self.bundle
-        ruleset = bundle.ruleset
-        insp = self.inspector
-        matchers, wanted = ruleset.code_matchers(insp.event_code_names)
-        alert = self._alert
-
-        def on_event(e):
-            hits = matchers[e.evt.type](e)
-            if hits:
-                for rule in hits:
-                    alert(rule, e, e.evt.ts, bundle)
-
-        buf, n, first = raw
-        insp.process_raw(buf, n, first, wanted, on_event)
-
-    def _process(self, batch: list) -> None:
-        bundle = self.bundle
-        match = bundle.ruleset.match
-        process = self.inspector.process
-        alert = self._alert
-        for evt in batch:
-            e = process(evt)
-            if e is None:
-                continue
-            hits = match(e)
-            if hits:
-                for rule in hits:
-                    alert(rule, e, evt.ts, bundle)
-
-    def _alert(self, rule: Any, evt: Any, ts: int, bundle: rulesload.RulesBundle) -> None:
-        cfg = self.cfg
-        ro = bundle.outputs[rule.index]
-        iso = cfg["time_format_iso_8601"]
-        try:
-            message = ro.render(evt)
-            fields = ro.values(evt) if cfg["json_output"] and cfg["json_include_output_fields_property"] else {}
-        except Exception as exc:  # noqa: BLE001 - one bad field must not stop the loop
-            log.warning("rule %r: rendering the output failed: %s", rule.name, exc)
-            message, fields = rule.output, {}
-        fields["evt.time.iso8601" if iso else "evt.time"] = ts
-        prio = int(rule.priority)
-        self.metrics.count_alert(rule.name, prio, rule.event_source)
-        self.outputs.emit(Alert(rule.name, prio, ts, message, fields, rule.event_source, rule.tags,
-                                self.hostname, iso))
+    def _emit_alert(self, alert: Alert) -> None:
+        """The engine's alerts: counted, then queued to the outputs."""
+        self.metrics.count_alert(alert.rule, alert.priority, alert.source)
+        self.outputs.emit(alert)
 
     def _tick(self, now: float) -> None:
         cfg = self.cfg
@@ -598,6 +540,7 @@ class Agent:
         ws_changed = cfg["webserver"] != self.cfg["webserver"] or cfg["metrics"] != self.cfg["metrics"]
         self.config, self.cfg = new, cfg
         self.provider, self.bundle, self.selection = provider, bundle, sel
+        self._configure_engine(cfg, bundle)
         self._rules_with_content = _with_content(bundle.files)
         self.drops = self._make_drops(cfg)
         self._schedule_metrics(cfg)
@@ -624,11 +567,14 @@ class Agent:
         (interrupting a blocked destination included), the webserver one more at most, so a
         SIGTERM ends the process within 5 s."""
         cap, self.capture = self.capture, None
-        if cap is not None:
-            try:
-                cap.close()
-            except Exception as exc:  # noqa: BLE001
-                log.error("closing the capture: %s", exc)
+        engine, self.engine = self.engine, None
+        try:
+            if engine is not None:
+                engine.close()      # the source threads, the capture, the inspector
+            if cap is not None:
+                cap.close()         # harmless when the engine closed it
+        except Exception as exc:  # noqa: BLE001
+            log.error("closing the capture: %s", exc)
         outs = self.outputs
         if outs is not None and not getattr(self, "_outputs_stopped", False):
             self._outputs_stopped = True
