@@ -259,6 +259,8 @@ class _Reader:
             self.load.result.required_engine_version = version
 
     def read_required_plugin_versions(self, item, keys):
+        """Falco's check: per entry, the first alternative (in order) whose plugin is loaded
+        decides (its version must be compatible: same major, not older); none loaded is an error."""
         locs = (self.loc(item, "required_plugin_versions", ""),)
         _, node = keys["required_plugin_versions"]
         if not isinstance(node, yaml.SequenceNode):
@@ -272,12 +274,24 @@ class _Reader:
                     self.fail("LOAD_ERR_YAML_VALIDATE", "Value of key 'alternatives' must be a sequence",
                               alt_node, locs)
                 alternatives += [self.plugin_requirement(a, locs) for a in alt_node.value]
+            seen: set = set()
+            for name, _version in alternatives:
+                if name in seen:
+                    self.fail("LOAD_ERR_VALIDATE",
+                              f"Defined multiple alternative version requirements for plugin '{name}'", entry, locs)
+                seen.add(name)
             plugins = self.load.plugins
-            if not any(name in plugins and _compatible(plugins[name], version) for name, version in alternatives):
-                name, version = alternatives[0]
-                have = f"version {plugins[name]} is loaded" if name in plugins else "it is not loaded"
-                self.fail("LOAD_ERR_VALIDATE",
-                          f"Plugin '{name}' version '{version}' is required, but {have}", entry, locs)
+            for name, version in alternatives:
+                if name in plugins:
+                    if not _compatible(plugins[name], version):
+                        self.fail("LOAD_ERR_VALIDATE",
+                                  f"Plugin '{name}' version '{plugins[name]}' is not compatible with required "
+                                  f"plugin version '{version}'", entry, locs)
+                    break
+            else:
+                need = ", ".join(f"{name} (>= {version})" for name, version in alternatives)
+                self.fail("LOAD_ERR_VALIDATE", f"Plugin requirement not satisfied, must load one of: {need}",
+                          entry, locs)
 
     def plugin_requirement(self, node, locs) -> tuple[str, str]:
         if not isinstance(node, yaml.MappingNode):
@@ -290,7 +304,7 @@ class _Reader:
         name = self.string(keys["name"][1], "name", locs)
         version = self.string(keys["version"][1], "version", locs)
         if _semver(version) is None:
-            self.fail("LOAD_ERR_YAML_VALIDATE", f"Invalid plugin version '{version}': expected x.y.z",
+            self.fail("LOAD_ERR_YAML_VALIDATE", f"Invalid required version '{version}' for plugin '{name}'",
                       keys["version"][1], locs)
         return name, version
 

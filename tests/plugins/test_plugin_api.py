@@ -99,13 +99,28 @@ def test_rules_of_unknown_plugin_fields_and_versions():
     assert not res.ok and "unknown field 'pc.nope'" in res.as_text(verbose=True)
     too_new = "- required_plugin_versions:\n  - name: pycounter\n    version: 0.3.0\n"
     res = load_rules(too_new, extra_sources=provs, plugins=ps.versions())
-    assert not res.ok and "Plugin 'pycounter' version '0.3.0' is required, but version 0.2.0 is loaded" \
+    assert not res.ok and "Plugin 'pycounter' version '0.2.0' is not compatible with required plugin version '0.3.0'" \
         in res.as_text(verbose=True)
     alt = ("- required_plugin_versions:\n  - name: other\n    version: 1.0.0\n    alternatives:\n"
            "    - name: pycounter\n      version: 0.1.5\n")
     assert load_rules(alt, extra_sources=provs, plugins=ps.versions()).ok
     major = "- required_plugin_versions:\n  - name: pycounter\n    version: 1.0.0\n"
     assert not load_rules(major, extra_sources=provs, plugins=ps.versions()).ok
+    # the first loaded alternative decides, as in Falco (a compatible later one does not rescue it)
+    first_decides = ("- required_plugin_versions:\n  - name: pycounter\n    version: 0.9.0\n    alternatives:\n"
+                     "    - name: container\n      version: 0.1.0\n")
+    res = load_rules(first_decides, extra_sources=provs, plugins={**ps.versions(), "container": "0.4.0"})
+    assert not res.ok and "version '0.2.0' is not compatible with required plugin version '0.9.0'" in res.as_text()
+    missing = "- required_plugin_versions:\n  - name: a\n    version: 1.0.0\n    alternatives:\n" \
+              "    - name: b\n      version: 2.0.0\n"
+    assert "Plugin requirement not satisfied, must load one of: a (>= 1.0.0), b (>= 2.0.0)" in \
+        load_rules(missing, extra_sources=provs, plugins=ps.versions()).as_text()
+    dup = "- required_plugin_versions:\n  - name: a\n    version: 1.0.0\n    alternatives:\n" \
+          "    - name: a\n      version: 2.0.0\n"
+    assert "Defined multiple alternative version requirements for plugin 'a'" in \
+        load_rules(dup, extra_sources=provs, plugins=ps.versions()).as_text()
+    bad = "- required_plugin_versions:\n  - name: a\n    version: 1.x\n"
+    assert "Invalid required version '1.x' for plugin 'a'" in load_rules(bad, plugins={}).as_text()
     unknown_src = "- rule: r\n  desc: d\n  condition: x.y = 1\n  output: o\n  priority: INFO\n  source: nosuch\n"
     res = load_rules(unknown_src, extra_sources=provs, plugins=ps.versions())
     assert res.ok and "Unknown source nosuch, skipping" in res.as_text(verbose=True)
