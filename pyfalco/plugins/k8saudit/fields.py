@@ -19,6 +19,7 @@ so evaluating a rule costs dictionary walks only.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +27,7 @@ __all__ = ["KaField", "KA_FIELDS", "compile_field", "as_text", "FieldArgError"]
 
 _MISSING = object()
 _NA = None
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 Getter = Callable[[dict], Any]
 
 
@@ -277,6 +279,8 @@ def _uri_param(key: Any) -> Getter:
             return _NA
         try:
             query = urlsplit(as_text(uri)).query
+            if _BAD_ESCAPE.search(query):   # Go's ParseQuery refuses the whole query: <NA>
+                return _NA
             vals = parse_qs(query, keep_blank_values=True, errors="strict").get(key)
         except ValueError:
             return _NA
