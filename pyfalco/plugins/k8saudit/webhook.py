@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from pyfalco.agent.webserver import WebServer
-from pyfalco.outputs import clean_text
+from pyfalco.outputs import LogLimiter, clean_text
 
 from .payload import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_EVENT_SIZE, PayloadError, parse_payload
 
@@ -90,6 +90,7 @@ class AuditWebhook(WebServer):
         self.dropped_requests = 0   # bodies answered 503: the queue stayed full
         super().__init__(cfg, versions=dict, metrics=None, request_timeout=request_timeout,
                          max_connections=max_connections)
+        self._limiter = LogLimiter(log)     # our lines under pyfalco.plugins.k8saudit
 
     def stats(self) -> dict[str, int]:
         """The counters above, plus the server's connection counters."""
