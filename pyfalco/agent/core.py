@@ -21,12 +21,15 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pyfalco
 from pyfalco.engine import Engine, EventSource
 from pyfalco.errors import ConfigError, PyFalcoError
 from pyfalco.outputs import Alert, Outputs, hostname
+from pyfalco.plugins.agent import setup_plugins
+from pyfalco.plugins.api import PluginError
+from pyfalco.rules.loader import DEFAULT_PLUGINS
 
 from . import rulesload
 from . import config as _config
@@ -158,7 +161,8 @@ class Agent:
                  capture_factory: Callable[..., Any] | None = None,
                  inspector_factory: Callable[[Any], Any] = make_inspector, verbose: bool = False,
                  allow_no_rules: bool = False, resolve_config: bool = False,
-                 sources: list[EventSource] | tuple = ()):
+                 sources: list[EventSource] | tuple = (), enable_sources: Sequence[str] = (),
+                 disable_sources: Sequence[str] = ()):
         self.config = config
         #: started without -c: a reload looks for /etc/pyfalco/pyfalco.yaml again (created since?)
         #: before falling back to the packaged default, and its creation is watched
@@ -181,6 +185,9 @@ class Agent:
         self.engine: Engine | None = None
         #: event sources besides the syscall one (plugin sources), each run on its own thread
         self.sources = list(sources)
+        #: --enable-source / --disable-source, and the configured plugins (made by setup)
+        self.enable_sources, self.disable_sources = list(enable_sources), list(disable_sources)
+        self.plugins: Any = None
         self.provider: Any = None
         self.bundle: rulesload.RulesBundle | None = None
         self.selection: Selection | None = None
@@ -229,8 +236,12 @@ class Agent:
     def load_rules(self, cfg: dict, provider: Any) -> rulesload.RulesBundle:
         """Load rules for ``cfg``; raises AgentError with Falco-style messages on errors (a named
         path that cannot be read, rules with errors, no rule enabled)."""
+        plugins = self.plugins
+        extra = {"extra_sources": plugins.providers, "plugins": {**DEFAULT_PLUGINS, **plugins.versions()}} \
+            if plugins is not None else {}
         try:
-            result, bundle = rulesload.load(cfg, provider, self.rules_files, allow_no_rules=self.allow_no_rules)
+            result, bundle = rulesload.load(cfg, provider, self.rules_files, allow_no_rules=self.allow_no_rules,
+                                            **extra)
         except rulesload.RulesFilesError as exc:
             raise AgentError(str(exc)) from None
         if bundle is None:
@@ -287,10 +298,17 @@ class Agent:
         # rules compile against the inspector's provider before the capture exists (the
         # capture's syscall selection depends on the rules); the inspector is attached after
         self.inspector = self.inspector_factory(None)
-        self.engine = engine = Engine(inspector=self.inspector, sources=self.sources, hostname=self.hostname,
+        try:  # plugin sources run next to the syscall one, each on its own thread
+            self.plugins = plugins = setup_plugins(cfg, self.hostname, self.enable_sources, self.disable_sources)
+        except PluginError as exc:
+            raise AgentError(str(exc)) from None
+        self.engine = engine = Engine(inspector=self.inspector if plugins.syscall else None,
+                                      sources=self.sources + plugins.sources, hostname=self.hostname,
                                       on_alert=self._emit_alert)
         self.provider = provider = self._provider_for(self.inspector, cfg)
         engine.set_provider("syscall", provider)
+        for src, prov in plugins.providers.items():
+            engine.set_provider(src, prov)
         bundle = self.load_rules(cfg, provider)
         if bundle.files:  # which files, as Falco's "Loading rules from file ..."
             log.info("loading rules from %s", ", ".join(bundle.files))
@@ -300,10 +318,9 @@ class Agent:
             log.warning("%s", w)
         if sel.unsupported:
             log.info("not captured by the pyfalco driver: %s", " ".join(sorted(sel.unsupported)))
-        self.capture = self._open_capture(cfg, sel.syscalls)
+        self.capture = self._open_capture(cfg, sel.syscalls) if plugins.syscall else None
         try:
             self._configure_engine(cfg, bundle)
-            engine.attach(self.capture)
             self.bundle = bundle
             self.selection = sel
             self.outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream).start()
@@ -311,15 +328,26 @@ class Agent:
             self.metrics.capture_stats = self._capture_stats
             self.drops = self._make_drops(cfg)
             self._start_webserver(cfg)
+            # last: opening starts the other sources' threads, whose alerts need the outputs
+            if self.capture is not None:
+                engine.attach(self.capture)
+            else:
+                engine.open()
         except BaseException:
             self.close()
             raise
         self._watch_sig = _file_signature(self._watch_paths())
         self._schedule_metrics(cfg)
         self._started = True
-        n = len(bundle.ruleset.enabled_rules())
-        log.info("loaded %d rules from %d file(s); engine %s; %d syscalls requested", n, len(bundle.files),
-                 cfg["engine"]["kind"], len(sel.syscalls))
+        n = rulesload.count_enabled(bundle.ruleset)
+        if self.capture is not None:
+            log.info("loaded %d rules from %d file(s); engine %s; %d syscalls requested", n, len(bundle.files),
+                     cfg["engine"]["kind"], len(sel.syscalls))
+        else:
+            log.info("loaded %d rules from %d file(s); the syscall source is disabled", n, len(bundle.files))
+        if plugins.sources:
+            log.info("plugin event sources: %s", ", ".join(f"{s.source} (plugin {s.loaded.name})"
+                                                          for s in plugins.sources))
         if self.verbose:
             log.info("%s", sel.describe())
 
@@ -524,7 +552,8 @@ class Agent:
         except (AgentError, ConfigError, ValueError) as exc:
             return self._refuse(str(exc))
         sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
-        if cfg["engine"]["kind"] != "replay" and sel.syscalls != self.selection.syscalls:
+        if cfg["engine"]["kind"] != "replay" and sel.syscalls != self.selection.syscalls \
+                and self.capture is not None:
             try:
                 self.capture.select(sorted(sel.syscalls))
             except (PyFalcoError, ValueError) as exc:
@@ -575,6 +604,9 @@ class Agent:
                 cap.close()         # harmless when the engine closed it
         except Exception as exc:  # noqa: BLE001
             log.error("closing the capture: %s", exc)
+        plugins, self.plugins = self.plugins, None
+        if plugins is not None:
+            plugins.close()     # after the engine stopped the source threads
         outs = self.outputs
         if outs is not None and not getattr(self, "_outputs_stopped", False):
             self._outputs_stopped = True

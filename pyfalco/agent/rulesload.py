@@ -180,18 +180,21 @@ NO_RULES_FLAG = "--allow-no-rules"
 
 
 def load(cfg: dict, provider: Any, rules_files: list[str] | None = None, *,
-         allow_no_rules: bool = False) -> tuple[LoadResult, RulesBundle | None]:
+         allow_no_rules: bool = False, extra_sources: Any = None,
+         plugins: Any = None) -> tuple[LoadResult, RulesBundle | None]:
     """Load the rules ``cfg`` names (or ``rules_files``, from ``-r``); the bundle is None when
     the rules have errors. Raises :class:`RulesFilesError` for a named path that cannot be read,
     and for a load that leaves no rule enabled (allowed only when no path is named at all and
-    ``allow_no_rules`` is set)."""
+    ``allow_no_rules`` is set). ``extra_sources``/``plugins``: the plugin sources' providers and the
+    loaded plugins' versions (load_rules' arguments)."""
     paths = rules_files if rules_files is not None else cfg["rules_files"]
     named = "-r " + ", -r ".join(paths) if rules_files is not None else "rules_files: " + ", ".join(paths)
     if not paths and not allow_no_rules:
         raise RulesFilesError("no rules files: name at least one with -r or rules_files (or, to run without "
                               f"rules on purpose, leave rules_files empty and pass {NO_RULES_FLAG})")
     files, warnings = expand_rules_files(paths)
-    result = load_rules(*files, provider=provider, rule_matching=cfg["rule_matching"],
+    result = load_rules(*files, provider=provider, extra_sources=extra_sources, plugins=plugins,
+                        rule_matching=cfg["rule_matching"],
                         min_priority=cfg["priority"], selection=cfg["rules"] or None)
     if not result.ok:
         return result, None
@@ -206,7 +209,9 @@ def load(cfg: dict, provider: Any, rules_files: list[str] | None = None, *,
     bundle = RulesBundle(result, result.ruleset, files=files, warnings=warnings)
     for rule in result.ruleset:
         try:
-            bundle.outputs[rule.index] = _rule_output(rule, provider, cfg["append_output"], cfg["static_fields"])
+            # a plugin source's rules render with that source's provider
+            prov = provider if rule.event_source == "syscall" else getattr(rule, "provider", provider)
+            bundle.outputs[rule.index] = _rule_output(rule, prov, cfg["append_output"], cfg["static_fields"])
         except (ValueError, LookupError) as exc:
             raise ConfigError(f"append_output: {getattr(exc, 'msg', exc)}") from None
     return result, bundle

@@ -365,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     agent = Agent(cfg_obj, overrides=overrides, rules_files=args.rules or None, max_seconds=args.max_seconds,
-                  verbose=args.verbose, allow_no_rules=args.allow_no_rules, resolve_config=args.config is None)
+                  verbose=args.verbose, allow_no_rules=args.allow_no_rules, resolve_config=args.config is None,
+                  enable_sources=args.enable_source, disable_sources=args.disable_source)
     from pyfalco.agent import make_inspector
 
     if args.validate:

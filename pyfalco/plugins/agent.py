@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The agent's plugin setup: the configured plugins, their providers and the sources that run.
+
+Falco runs every enabled source at once (syscall on the main loop, each plugin source on its own
+thread); ``--enable-source``/``--disable-source`` pick them (no effect when replaying a capture
+file, where the file's events are the input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from pyfalco.plugins.api import PluginError
+from pyfalco.plugins.cli import active_sources, check_sources
+from pyfalco.plugins.registry import PluginSet, load_configured
+
+__all__ = ["AgentPlugins", "setup_plugins"]
+
+
+@dataclass
+class AgentPlugins:
+    """What the agent needs from its plugins."""
+
+    plugins: PluginSet
+    #: source -> provider, for every plugin source (rules of each compile against these)
+    providers: dict[str, Any] = field(default_factory=dict)
+    #: the plugin sources that run (PluginSource objects)
+    sources: list = field(default_factory=list)
+    #: whether the syscall source runs
+    syscall: bool = True
+
+    def versions(self) -> dict[str, str]:
+        return self.plugins.versions()
+
+    def close(self) -> None:
+        for src in self.sources:
+            src.close()
+        self.plugins.destroy()
+
+
+def setup_plugins(cfg: Mapping[str, Any], hostname: str | None = None, enable: Sequence[str] = (),
+                  disable: Sequence[str] = ()) -> AgentPlugins:
+    """Load ``cfg``'s plugins and decide which sources run; PluginError (one line) on failure."""
+    ps = load_configured(cfg)
+    try:
+        providers = ps.providers(hostname)
+        known = ["syscall"] + ps.sources()
+        problem = check_sources(known, list(enable), list(disable))
+        if problem:
+            raise PluginError("", problem)
+        replay = cfg.get("engine", {}).get("kind") == "replay"
+        active = ["syscall"] if replay else active_sources(known, list(enable), list(disable))
+        sources = ps.event_sources(providers, only=active)
+        return AgentPlugins(ps, providers, sources, "syscall" in active)
+    except BaseException:
+        ps.destroy()
+        raise
