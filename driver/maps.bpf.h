@@ -88,4 +88,50 @@ struct {
 	__type(value, struct pf_exec_name);
 } pf_exec_scratch SEC(".maps");
 
+/*=== KERNEL-SIDE FILTER (filter.bpf.h; written by libpyfalco kfilter.c from pyfalco/kfilter.py) ===*/
+
+/* PF_KF_* bits: which event types the filter may drop (0: the filter is off). */
+volatile __u32 pf_kf_on;
+/* An open whose PPM flags share a bit with this mask is always sent. */
+volatile __u32 pf_kf_flags_any;
+/* Bit L set: look up the path's first L bytes as a PF_KF_PREFIX pattern. */
+volatile __u8 pf_kf_prefix_lens[PYFALCO_MAX_PATH / 8 + 8];
+
+/* A path pattern: FNV-1a 64 of its bytes, its length, its kind (PF_KF_EXACT ...). */
+struct pf_kf_key {
+	__u64 hash;
+	__u32 len;
+	__u32 kind;
+};
+
+/* pattern -> PPM flag mask: an open matching the pattern is sent when its flags share a bit
+ * with the mask (PF_KF_ANY: whatever its flags). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pf_kf_key);
+	__type(value, __u32);
+} pf_kf_paths SEC(".maps");
+
+/* fds whose open the filter dropped, by (the task's files_struct, fd): their close is dropped too. */
+struct pf_kf_fd {
+	__u64 files;
+	__u64 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pf_kf_fd);
+	__type(value, __u8);
+} pf_kf_fds SEC(".maps");
+
+/* What the filter dropped, per CPU: [0] opens, [1] closes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} pf_kf_stats SEC(".maps");
+
 #endif

@@ -3,9 +3,11 @@
  * The pyfalco CO-RE eBPF driver. One tp_btf program on sys_exit reads the syscall number and
  * checks the interest table (the only cost of a syscall nobody asked for), then tail-calls the
  * syscall's filler, generated from driver/abi/fillers.yaml. Tracepoint programs add procexit
- * and remember execve's filename.
+ * and remember execve's filename. Records of open/openat/openat2/close go through the filter
+ * compiled from the rules (filter.bpf.h) before the ring.
  */
 #include "helpers.bpf.h"
+#include "filter.bpf.h"
 #include "syscalls_x86_64.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -47,7 +49,10 @@ int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 	}                                                                           \
 	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
 
+/* the fillers submit through the kernel-side filter (filter.bpf.h) */
+#define pf_submit pf_kf_submit
 #include "fillers_gen.h"
+#undef pf_submit
 
 /* The path a successful execve was given, for the execve exit event's filename parameter. */
 SEC("tp_btf/sched_process_exec")

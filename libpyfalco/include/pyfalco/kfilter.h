@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Kernel-side filtering compiled from the rules (modern_ebpf engine; src/kfilter.c, the driver's
+ * driver/filter.bpf.h). pyfalco/kfilter.py derives the filter from the loaded rules and binds
+ * these functions itself (they are optional: a library without them has no kernel filter).
+ */
+#ifndef PYFALCO_KFILTER_H
+#define PYFALCO_KFILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyfalco/pyfalco.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bits of the spec's "on" word: the event types the driver may drop. */
+#define PYFALCO_KF_OPEN (1u << 0)
+#define PYFALCO_KF_OPENAT (1u << 1)
+#define PYFALCO_KF_OPENAT2 (1u << 2)
+#define PYFALCO_KF_CLOSE (1u << 3)
+/* Pattern kinds. */
+#define PYFALCO_KF_EXACT 1
+#define PYFALCO_KF_PREFIX 2
+#define PYFALCO_KF_DIR 3
+#define PYFALCO_KF_BASE 4
+/* Pattern mask bit: any flags. */
+#define PYFALCO_KF_ANY (1u << 31)
+#define PYFALCO_KF_MAGIC 0x464b4650u /* "PFKF" */
+
+/*
+ * Installs a filter, replacing the previous one (effective at once, also while capturing).
+ * spec (little-endian): u32 magic, u32 on, u32 flags_any, u32 npatterns, then npatterns x
+ * { u64 fnv1a64 hash, u32 len, u32 kind, u32 flag mask } (20 bytes each). on = 0 turns the
+ * filter off. @return 0, -EINVAL (malformed spec), -ENOTSUP (engine other than modern_ebpf,
+ * or not open yet) or -errno from the kernel.
+ */
+int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, size_t len);
+
+/* out[0] = opens dropped in the kernel, out[1] = closes dropped. @return 2 or -errno. */
+int pyfalco_capture_kernel_filter_stats(pyfalco_capture *h, uint64_t *out, uint32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
