@@ -276,8 +276,9 @@ class Inspector:
         kinds = kinds[1]
         parser = self.parser
         parse = parser.parse
+        skip = parser.skip
+        close_fd = parser.close_fd
         threads = self.threads.threads
-        get_thread = parser.get_thread
         unpack = ENTRY_HDR.unpack_from
         close_unpack = _CLOSE_RECORD.unpack_from
         new = Event.__new__
@@ -299,32 +300,17 @@ class Inspector:
                 num += 1
                 kind = kinds[etype]
                 if kind == _K_SKIP:
-                    # StateParser.parse of an event without a handler
-                    if parser._pending_exit is not None:
-                        parser.finish_pending()
+                    # StateParser.skip, inline in its common case (a known thread, no procexit due)
                     t = threads.get(tid)
-                    if t is None:
-                        t = get_thread(tid, ts)
-                    if t is not None:
+                    if t is None or parser.pending_exit is not None:
+                        skip(tid, ts)
+                    else:
                         t.last_ts = ts
                     ie = None
                 elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
                         and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
                     # StateParser.parse + _close, straight from the record
-                    if parser._pending_exit is not None:
-                        parser.finish_pending()
-                    t = threads.get(tid)
-                    if t is None:
-                        t = get_thread(tid, ts)
-                    if t is not None:
-                        res, fd = close_unpack(buf, off + _CLOSE_VALS_AT)
-                        if res >= 0:
-                            t.proc.fds.pop(fd, None)
-                        t.last_ts = ts
-                    else:
-                        t = get_thread(tid, ts)
-                        if t is not None:
-                            t.last_ts = ts
+                    close_fd(tid, ts, *close_unpack(buf, off + _CLOSE_VALS_AT))
                     ie = None
                 else:
                     evt = new(Event)

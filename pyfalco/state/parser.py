@@ -16,6 +16,7 @@ import posixpath
 import struct
 from collections.abc import Callable
 
+from .. import event_codes as ec
 from ..events import AF_INET, AF_INET6, AF_UNIX
 from ..initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIFO, FD_FILE_V2, FD_INOTIFY,
                              FD_IOURING, FD_IPV4_SERVSOCK, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
@@ -39,22 +40,68 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC = 1, 26
 AF_NETLINK = 16
 
-# event codes (current libs table)
-E_OPEN, E_CLOSE, E_SOCKET, E_BIND, E_CONNECT = 3, 5, 19, 21, 23
-E_SENDTO, E_RECVFROM, E_SOCKETPAIR, E_SENDMSG, E_RECVMSG = 31, 35, 43, 49, 53
-E_SENDMMSG, E_RECVMMSG = 51, 55
-E_SEND, E_RECV, E_ACCEPT4_5 = 29, 33, 249
-E_CREAT, E_PIPE, E_EVENTFD, E_CHDIR, E_FCHDIR = 59, 61, 63, 95, 97
-E_SIGNALFD, E_TIMERFD, E_INOTIFY_INIT, E_FCNTL = 127, 137, 139, 151
-E_SETRESUID, E_SETRESGID, E_SETUID, E_SETGID = 193, 195, 199, 201
-E_PROCEXIT = 186
-E_CLONE, E_FORK, E_VFORK, E_ACCEPT, E_CHROOT, E_SETSID = 223, 225, 227, 247, 267, 275
-E_EXECVE, E_OPENAT, E_USERFAULTFD, E_OPENAT2, E_EXECVEAT, E_CLONE3 = 293, 307, 321, 327, 331, 335
-E_OPEN_BY_HANDLE_AT, E_IO_URING_SETUP, E_CAPSET = 337, 339, 353
-E_DUP2, E_DUP3, E_DUP, E_BPF, E_EPOLL_CREATE, E_EPOLL_CREATE1 = 363, 365, 367, 369, 375, 377
-E_ACCEPT4, E_PIPE2, E_INOTIFY_INIT1, E_EVENTFD2, E_SIGNALFD4 = 389, 393, 395, 397, 399
-E_MEMFD_CREATE, E_PIDFD_GETFD, E_PIDFD_OPEN = 405, 407, 409
-E_SETREUID, E_SETREGID, E_CLOSE_RANGE = 427, 429, 451
+# event codes by the names the event table gives them (pyfalco.event_codes, generated)
+E_OPEN = ec.PPME_SYSCALL_OPEN_X
+E_CLOSE = ec.PPME_SYSCALL_CLOSE_X
+E_SOCKET = ec.PPME_SOCKET_SOCKET_X
+E_BIND = ec.PPME_SOCKET_BIND_X
+E_CONNECT = ec.PPME_SOCKET_CONNECT_X
+E_SENDTO = ec.PPME_SOCKET_SENDTO_X
+E_RECVFROM = ec.PPME_SOCKET_RECVFROM_X
+E_SOCKETPAIR = ec.PPME_SOCKET_SOCKETPAIR_X
+E_SENDMSG = ec.PPME_SOCKET_SENDMSG_X
+E_RECVMSG = ec.PPME_SOCKET_RECVMSG_X
+E_SENDMMSG = ec.PPME_SOCKET_SENDMMSG_X
+E_RECVMMSG = ec.PPME_SOCKET_RECVMMSG_X
+E_SEND = ec.PPME_SOCKET_SEND_X
+E_RECV = ec.PPME_SOCKET_RECV_X
+E_ACCEPT4_5 = ec.PPME_SOCKET_ACCEPT4_5_X
+E_CREAT = ec.PPME_SYSCALL_CREAT_X
+E_PIPE = ec.PPME_SYSCALL_PIPE_X
+E_EVENTFD = ec.PPME_SYSCALL_EVENTFD_X
+E_CHDIR = ec.PPME_SYSCALL_CHDIR_X
+E_FCHDIR = ec.PPME_SYSCALL_FCHDIR_X
+E_SIGNALFD = ec.PPME_SYSCALL_SIGNALFD_X
+E_TIMERFD = ec.PPME_SYSCALL_TIMERFD_CREATE_X
+E_INOTIFY_INIT = ec.PPME_SYSCALL_INOTIFY_INIT_X
+E_FCNTL = ec.PPME_SYSCALL_FCNTL_X
+E_SETRESUID = ec.PPME_SYSCALL_SETRESUID_X
+E_SETRESGID = ec.PPME_SYSCALL_SETRESGID_X
+E_SETUID = ec.PPME_SYSCALL_SETUID_X
+E_SETGID = ec.PPME_SYSCALL_SETGID_X
+E_PROCEXIT = ec.PPME_PROCEXIT_1_E
+E_CLONE = ec.PPME_SYSCALL_CLONE_20_X
+E_FORK = ec.PPME_SYSCALL_FORK_20_X
+E_VFORK = ec.PPME_SYSCALL_VFORK_20_X
+E_ACCEPT = ec.PPME_SOCKET_ACCEPT_5_X
+E_CHROOT = ec.PPME_SYSCALL_CHROOT_X
+E_SETSID = ec.PPME_SYSCALL_SETSID_X
+E_EXECVE = ec.PPME_SYSCALL_EXECVE_19_X
+E_OPENAT = ec.PPME_SYSCALL_OPENAT_2_X
+E_USERFAULTFD = ec.PPME_SYSCALL_USERFAULTFD_X
+E_OPENAT2 = ec.PPME_SYSCALL_OPENAT2_X
+E_EXECVEAT = ec.PPME_SYSCALL_EXECVEAT_X
+E_CLONE3 = ec.PPME_SYSCALL_CLONE3_X
+E_OPEN_BY_HANDLE_AT = ec.PPME_SYSCALL_OPEN_BY_HANDLE_AT_X
+E_IO_URING_SETUP = ec.PPME_SYSCALL_IO_URING_SETUP_X
+E_CAPSET = ec.PPME_SYSCALL_CAPSET_X
+E_DUP2 = ec.PPME_SYSCALL_DUP2_X
+E_DUP3 = ec.PPME_SYSCALL_DUP3_X
+E_DUP = ec.PPME_SYSCALL_DUP_1_X
+E_BPF = ec.PPME_SYSCALL_BPF_2_X
+E_EPOLL_CREATE = ec.PPME_SYSCALL_EPOLL_CREATE_X
+E_EPOLL_CREATE1 = ec.PPME_SYSCALL_EPOLL_CREATE1_X
+E_ACCEPT4 = ec.PPME_SOCKET_ACCEPT4_6_X
+E_PIPE2 = ec.PPME_SYSCALL_PIPE2_X
+E_INOTIFY_INIT1 = ec.PPME_SYSCALL_INOTIFY_INIT1_X
+E_EVENTFD2 = ec.PPME_SYSCALL_EVENTFD2_X
+E_SIGNALFD4 = ec.PPME_SYSCALL_SIGNALFD4_X
+E_MEMFD_CREATE = ec.PPME_SYSCALL_MEMFD_CREATE_X
+E_PIDFD_GETFD = ec.PPME_SYSCALL_PIDFD_GETFD_X
+E_PIDFD_OPEN = ec.PPME_SYSCALL_PIDFD_OPEN_X
+E_SETREUID = ec.PPME_SYSCALL_SETREUID_X
+E_SETREGID = ec.PPME_SYSCALL_SETREGID_X
+E_CLOSE_RANGE = ec.PPME_SYSCALL_CLOSE_RANGE_X
 
 
 def resolve_path(base: str, path: str) -> str:
@@ -90,7 +137,10 @@ class StateParser:
         self.table = table
         self.thread_loader = thread_loader
         self.fd_loader: Callable[[int, int], Fd | None] | None = None
-        self._pending_exit: tuple[int, int] | None = None
+        #: (tid, reaper) of a procexit applied when the next event comes (libs removes the thread
+        #: after its last event); None when there is none. Public for Inspector.process_raw,
+        #: whose events that change nothing skip :meth:`skip` while it is None.
+        self.pending_exit: tuple[int, int] | None = None
         #: the machine's interfaces (completes socket tuples that lack an end); set by the Inspector
         self.interfaces: Interfaces | None = None
         self.n_missing_threads = 0
@@ -179,15 +229,43 @@ class StateParser:
     # -- entry point
     def finish_pending(self) -> None:
         """Applies a procexit seen on the previous event (parse does it first)."""
-        pending = self._pending_exit
+        pending = self.pending_exit
         if pending is not None:
-            self._pending_exit = None
+            self.pending_exit = None
             self._finish_exit(*pending)
 
+    def skip(self, tid: int, ts: int) -> None:
+        """What :meth:`parse` does for an event that changes no state (no handler, no fd
+        parameter), without decoding it: a pending procexit is applied and the thread's activity
+        time kept (Inspector.process_raw's events that no rule wants)."""
+        if self.pending_exit is not None:
+            self.finish_pending()
+        t = self.table.threads.get(tid)
+        if t is None:
+            t = self.get_thread(tid, ts)
+        if t is not None:
+            t.last_ts = ts
+
+    def close_fd(self, tid: int, ts: int, res: int, fd: int) -> None:
+        """What :meth:`parse` does for a close exit whose ``res`` and ``fd`` were read straight
+        from the record (Inspector.process_raw's closes that no rule wants)."""
+        if self.pending_exit is not None:
+            self.finish_pending()
+        t = self.table.threads.get(tid)
+        if t is None:
+            t = self.get_thread(tid, ts)
+        if t is not None:
+            if res >= 0:
+                t.proc.fds.pop(fd, None)
+        else:
+            t = self.get_thread(tid, ts)
+        if t is not None:
+            t.last_ts = ts
+
     def parse(self, evt) -> InspectedEvent:
-        pending = self._pending_exit
+        pending = self.pending_exit
         if pending is not None:
-            self._pending_exit = None
+            self.pending_exit = None
             self._finish_exit(*pending)
         tid = evt.tid
         t = self.table.threads.get(tid)
@@ -402,7 +480,7 @@ class StateParser:
         if t is None:
             return
         reaper = evt.get("reaper_tid") or 0
-        self._pending_exit = (t.tid, reaper)
+        self.pending_exit = (t.tid, reaper)
 
     def _finish_exit(self, tid: int, reaper: int) -> None:
         table = self.table

@@ -106,7 +106,7 @@ def reset_inspector(insp, initial_state=None):
     insp.threads = ThreadTable(insp.threads.max_threads)
     parser = insp.parser
     parser.table = insp.threads
-    parser._pending_exit = None
+    parser.pending_exit = None
     parser.n_missing_threads = 0
     insp.users = UserTable(initial_state.users, initial_state.groups, live=False)
     insp.containers.containers.clear()
