@@ -11,7 +11,9 @@ collecting alerts, and windows over them with assertions.
     result = replay("incident.scap", rules=["my_rules.yaml"])      # no root, no driver
     result.assert_fired("Terminal shell in container")
 
-A live session reads events on a background thread. ``sync()`` makes every event that happened
+The detection loop is :class:`pyfalco.Engine` (the agent's): a session adds the background
+reader, the sync markers, the optional recording and the windows. A live session reads events
+on a background thread. ``sync()`` makes every event that happened
 before it visible: it performs a marker syscall (a failed open of a unique path) and waits until
 the reader has seen it, so assertions never race the capture.
 """
@@ -142,7 +144,7 @@ class DetectionSession:
         self.ruleset = None
         self.capture = None
         self.inspector = None
-        self.n_events = 0
+        self._engine: Any = None
         self.error: BaseException | None = None
         self._writer = None
         self._thread: threading.Thread | None = None
@@ -157,49 +159,64 @@ class DetectionSession:
     def live(self) -> bool:
         return self.engine != "replay"
 
-    def load(self):
+    def load(self) -> Any:
         """Loads and compiles the rules (done by start(); callable alone to validate rules)."""
-        from pyfalco.fields.provider import StateProvider
-        from pyfalco.rules import load_rules
-        self.load_result = load_rules(*self.rules_sources, provider=StateProvider(), strict=True,
-                                      rule_matching=self.rule_matching)
-        self.ruleset = self.load_result.ruleset
-        for pat in self.enable:
-            self.ruleset.enable(name=pat)
-        for pat in self.disable:
-            self.ruleset.disable(name=pat)
+        from pyfalco.engine import Engine
+        from pyfalco.inspector import Inspector
+        # the inspector is bound to the capture at start(): the rules decide what it captures
+        self._engine = Engine(self.rules_sources, inspector=Inspector(None), rule_matching=self.rule_matching,
+                              enable=self.enable, disable=self.disable)
+        self.load_result = self._engine.load_result
+        self.ruleset = self._engine.ruleset
         return self.ruleset
 
+    @property
+    def detector(self) -> Any:
+        """The :class:`pyfalco.Engine` this session runs (after :meth:`load`); ``engine`` is the
+        capture engine's name."""
+        return self._engine
+
+    @property
+    def n_events(self) -> int:
+        """Events read from the capture so far."""
+        return self._engine.n_events if self._engine is not None else 0
+
     def selected_syscalls(self) -> frozenset:
+        """The syscalls a live session captures: ``syscalls``, or the rules' syscalls plus the
+        state set (as the agent) and the opens of the sync markers."""
         if self.syscalls is not None:
+            if isinstance(self.syscalls, str):
+                raise TypeError("syscalls: expected a list of syscall names, not a str")
             return frozenset(self.syscalls)
-        from pyfalco.agent.syscalls import select_syscalls
-        sel = select_syscalls(self.ruleset.event_types())
-        return frozenset(sel.syscalls) | {"openat", "open"}
+        return self._engine.syscalls() | {"openat", "open"}
 
     def start(self) -> "DetectionSession":
         """Opens the capture and starts reading (live) or reads the whole file (replay)."""
         if self._started:
             return self
         import pyfalco
-        from pyfalco.inspector import Inspector
         if self.ruleset is None:
             self.load()
         if self.live:
-            kwargs = {"syscalls": self.selected_syscalls()}
+            kwargs: dict[str, Any] = {"syscalls": self.selected_syscalls()}
             if self.buffer_bytes:
                 kwargs["buffer_bytes"] = self.buffer_bytes
             self.capture = pyfalco.Capture(self.engine, **kwargs)
         else:
             self.capture = pyfalco.Capture("replay", capture_file=self.capture_file)
+        eng = self._engine
         try:
-            self.inspector = Inspector(self.capture)
-            self.inspector.meta_handler = lambda mie: self._handle(mie, mie.evt)   # container meta events
+            eng.on_match = self._on_match
+            eng.attach(self.capture)
+            self.inspector = eng.inspector
             self._prepare_accessors()
             if self.record_path:
                 from pyfalco.scap import CaptureWriter
                 self._writer = CaptureWriter(self.record_path)
                 self._writer.write_initial_state(self.inspector.initial_state)
+                eng.set_event_hook(self._hook)              # every event is recorded
+            else:
+                eng.set_event_hook(self._hook, _OPEN_TYPES)  # only opens can be sync markers
         except BaseException:
             self.capture.close()
             raise
@@ -225,8 +242,8 @@ class DetectionSession:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self.inspector is not None:
-            self.inspector.close()
+        if self._engine is not None:
+            self._engine.close()          # the capture and the inspector
         if self.capture is not None:
             self.capture.close()
         self._started = False
@@ -236,7 +253,7 @@ class DetectionSession:
     def __enter__(self) -> "DetectionSession":
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: Any) -> bool:
         self.stop()
         return False
 
@@ -251,14 +268,10 @@ class DetectionSession:
     def _run(self, ready: threading.Event) -> None:
         self._own_tids.add(threading.get_native_id())
         ready.set()
-        cap, insp = self.capture, self.inspector
+        step = self._engine.step
         try:
             while not self._stop.is_set():
-                batch = cap.next_batch(timeout_ms=50)
-                if not batch:
-                    continue
-                for evt in batch:
-                    self._handle(insp.process(evt), evt)
+                step(0.05)
         except BaseException as err:   # surfaced by sync()/alerts so a test fails loudly
             self.error = err
             log.exception("pyfalco.testing: reader stopped")
@@ -266,24 +279,17 @@ class DetectionSession:
                 self._sync_cond.notify_all()
 
     def _read_all(self) -> None:
-        insp = self.inspector
-        while True:
-            batch = self.capture.next_batch(timeout_ms=0)
-            if not batch:
-                if self.capture.eof:
-                    break
-                continue
-            for evt in batch:
-                self._handle(insp.process(evt), evt)
+        step = self._engine.step
+        while step(0) is not None:
+            pass
 
-    def _handle(self, ie, evt) -> None:
-        self.n_events += 1
+    def _hook(self, ie: Any) -> bool:
+        """Every event the engine hands over before the rules: recorded, and a sync marker is
+        noted (and kept from the rules)."""
+        evt = ie.evt
         if self._writer is not None:
             self._writer.write(evt.record, cpu=evt.cpu)
-        if evt.tid in self._own_tids:
-            return
-        name = evt.name
-        if name in _OPEN_TYPES:
+        if evt.name in _OPEN_TYPES:
             path = evt.get("name")
             if isinstance(path, (bytes, bytearray)):
                 path = bytes(path).decode("utf-8", "replace")
@@ -291,27 +297,26 @@ class DetectionSession:
                 with self._sync_cond:
                     self._synced.add(path)
                     self._sync_cond.notify_all()
-                return
-        rules = self.ruleset.match(ie)
-        if rules:
-            for rule in rules:
-                self.sink.add(self._alert(rule, ie, evt))
+                return True
+        return False
 
-    def _alert(self, rule, ie, evt) -> Alert:
-        from pyfalco.rules import format_output
-        prov = self.inspector.provider
-        try:
-            text = format_output(rule, ie, prov)
-            fields = format_output(rule, ie, prov, json=True)
-        except Exception as err:  # noqa: BLE001 - an output bug must not hide the alert
-            text, fields = f"<output error: {err}>", {}
+    def _on_match(self, alert: Any, ie: Any) -> None:
+        if ie.evt.tid in self._own_tids:
+            return      # the session's own threads (the reader, container lookups)
+        self.sink.add(self._alert(alert, ie))
+
+    def _alert(self, alert: Any, ie: Any) -> Alert:
+        fields = dict(alert.fields)
+        fields.pop("evt.time", None)        # the output fields only, as format_output gives them
         try:
             anc = tuple(a for a in (self._acc_apid(ie) or ()) if a is not None)
         except Exception:  # noqa: BLE001
             anc = ()
-        return Alert(rule=rule.name, priority=rule.priority.label, output=text, fields=fields,
-                     tags=tuple(sorted(rule.tags)), time_ns=evt.ts, pid=self._acc_pid(ie), tid=self._acc_tid(ie),
-                     ancestors=anc, container_id=self._acc_cid(ie) or "host", source=rule.event_source)
+        from pyfalco.outputs.alert import PRIORITY_NAMES
+        return Alert(rule=alert.rule, priority=PRIORITY_NAMES[alert.priority], output=alert.message, fields=fields,
+                     tags=tuple(sorted(alert.tags)), time_ns=alert.time_ns, pid=self._acc_pid(ie),
+                     tid=self._acc_tid(ie), ancestors=anc, container_id=self._acc_cid(ie) or "host",
+                     source=alert.source)
 
     # -- synchronisation ----------------------------------------------------------------------------
     def sync(self, timeout: float = 10.0) -> None:
