@@ -13,10 +13,14 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from . import _native, _schema
 from .errors import CaptureClosedError, CaptureFileError, NativeError
 from .events import Event, split_batch
+
+if TYPE_CHECKING:
+    from .kfilter import KernelFilter
 
 log = logging.getLogger("pyfalco.native")
 
@@ -264,6 +268,18 @@ class Capture:
         return self.events()
 
     # -- statistics and metadata
+    def set_kernel_filter(self, kf: "KernelFilter | None") -> None:
+        """Installs a kernel-side filter (a ``pyfalco.kfilter.KernelFilter``, derived from the
+        rules by ``pyfalco.kfilter.derive``; modern_ebpf only); None turns it off."""
+        from pyfalco import kfilter
+        kfilter.apply(self._h(), kf)
+        self.kernel_filter = kf
+
+    def kernel_filter_stats(self) -> dict[str, int]:
+        """What the kernel-side filter dropped: ``{"opens": n, "closes": n}``."""
+        from pyfalco import kfilter
+        return kfilter.stats(self._h())
+
     def stats(self) -> dict[str, int]:
         """Counters: events, drops by reason (ring buffer full, too large, ...), skipped records."""
         h = self._h()
