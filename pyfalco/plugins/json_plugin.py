@@ -24,6 +24,7 @@ from pyfalco.plugins.k8saudit.plugin import event_doc
 __all__ = ["JsonPlugin", "json_pointer"]
 
 _MISSING = object()
+_UNSET = object()
 
 
 def json_pointer(text: str) -> tuple[str, ...]:
@@ -111,8 +112,18 @@ class JsonPlugin(Plugin):
         return getter
 
     def extract(self, evt: PluginEvent, field: str, arg: str | None) -> Any:
+        key = (field, arg)
+        # rules ask for the same few fields many times per event: values are kept on the event
+        cache = getattr(evt, "cache", None)
+        if cache is not None:
+            value = cache.get(key, _UNSET)
+            if value is not _UNSET:
+                return value
         try:
-            getter = self._getters.get((field, arg)) or self.compile_extractor(field, arg)
+            getter = self._getters.get(key) or self.compile_extractor(field, arg)
         except (KeyError, ValueError) as exc:
             raise PluginError(self.name, str(exc)) from None
-        return getter(evt)
+        value = getter(evt)
+        if cache is not None:
+            cache[key] = value
+        return value

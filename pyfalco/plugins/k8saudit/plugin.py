@@ -38,6 +38,7 @@ __all__ = ["K8sAuditPlugin", "WebhookInstance", "FileInstance", "event_doc"]
 log = logging.getLogger("pyfalco.plugins.k8saudit")
 
 _BAD = object()
+_UNSET = object()
 #: events handed to the framework per next_batch at most
 BATCH_EVENTS = 512
 #: the key of the parsed JSON document in PluginEvent.cache (shared with the json plugin)
@@ -172,11 +173,21 @@ class K8sAuditPlugin(Plugin):
         return getter
 
     def extract(self, evt: PluginEvent, field: str, arg: str | None) -> Any:
+        key = (field, arg)
+        # rules ask for the same few fields many times per event: values are kept on the event
+        cache = getattr(evt, "cache", None)
+        if cache is not None:
+            value = cache.get(key, _UNSET)
+            if value is not _UNSET:
+                return value
         try:
-            getter = self._getters.get((field, arg)) or self.compile_extractor(field, arg)
+            getter = self._getters.get(key) or self.compile_extractor(field, arg)
         except (KeyError, FieldArgError) as exc:
             raise PluginError(self.name, str(exc)) from None
-        return getter(evt)
+        value = getter(evt)
+        if cache is not None:
+            cache[key] = value
+        return value
 
     def event_to_string(self, evt: PluginEvent) -> str:
         return bytes(evt.data).decode("utf-8", "replace")
