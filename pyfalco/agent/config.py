@@ -132,7 +132,7 @@ SCHEMA: dict[str, Any] = {
         "kind": ("enum", "modern_ebpf", "kmod", "replay", "nodriver"),
         "kmod": {"buf_size_preset": _I, "drop_failed_exit": _B},
         "modern_ebpf": {"cpus_for_each_buffer": _I, "buf_size_preset": _I, "drop_failed_exit": _B,
-                        "disable_iterators": _B},
+                        "disable_iterators": _B, "kernel_filter": _B},
         "replay": {"capture_file": _S},
         "nodriver": {"full_proc_scan": _B},
     },

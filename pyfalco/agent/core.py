@@ -358,6 +358,9 @@ class Agent:
         engine.iso8601 = cfg["time_format_iso_8601"]
         engine.output_fields = bool(cfg["json_output"] and cfg["json_include_output_fields_property"])
         engine.set_rules(bundle.ruleset, bundle.outputs)
+        # kernel-side filter compiled from these rules (pyfalco/kfilter.py; modern_ebpf only)
+        from pyfalco import kfilter
+        kfilter.configure(self.capture, bundle.ruleset, cfg, log)
 
     def _make_drops(self, cfg: dict) -> DropManager:
         return DropManager(cfg["syscall_event_drops"], self.emit_internal,
