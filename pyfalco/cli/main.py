@@ -422,6 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sel is not None:
             _print("")
             _print(sel.describe())
+            if cfg["engine"]["kind"] == "modern_ebpf":  # what the driver drops beyond the selection
+                from pyfalco import kfilter
+                _print("")
+                _print(kfilter.derive(bundle.ruleset, extra_output_fields=kfilter._append_fields(cfg),
+                                      syscalls=sel.syscalls).describe()
+                       if cfg["engine"]["modern_ebpf"].get("kernel_filter", True) else
+                       "Kernel-side filter: off (engine.modern_ebpf.kernel_filter: false)")
         return 0
     if args.list_events:
         if sel is not None:
