@@ -147,7 +147,7 @@ class KernelFilter:
             lines.append(f"Kernel-side filter: drops {', '.join(types)} events no rule can use")
             names = [k for k, v in _FLAG_NAMES.items() if v & self.flags_any == v and v != 3]
             lines.append(f"  opens always sent: flags with any of {'|'.join(names) or '-'}; directories; paths "
-                         "that are relative or not normalized (//, /., trailing /, bytes >= 0x80)")
+                         "that are relative or not normalized (//, /., .., trailing /, bytes >= 0x80)")
             by_kind: dict = {}
             for (kind, text), mask in sorted(self.patterns.items()):
                 by_kind.setdefault(kind, []).append((text, mask))
@@ -574,3 +574,37 @@ def stats(handle: Any) -> dict[str, int]:
     out = (ctypes.c_uint64 * 2)()
     _native.check(fn(handle, out, 2), handle, "reading the kernel filter statistics")
     return {"opens": out[0], "closes": out[1]}
+
+
+def _append_fields(cfg: dict) -> list[str]:
+    """Every field name ``append_output`` may add to alerts (over-approximated from its text)."""
+    import re
+    return sorted(set(re.findall(r"\b[a-z][a-z0-9_]*\.[a-z0-9_.]+", str(cfg.get("append_output") or ""))))
+
+
+def configure(capture: Any, ruleset: Any, cfg: dict, log: Any = None) -> KernelFilter | None:
+    """The agent's hook: derive the filter for ``ruleset`` and install it on a modern_ebpf
+    ``capture``, or turn it off when ``engine.modern_ebpf.kernel_filter`` is false. Returns the
+    filter installed (None: none). A driver that cannot filter is logged, not fatal."""
+    eng = cfg["engine"]
+    if eng["kind"] != "modern_ebpf" or capture is None or not hasattr(capture, "set_kernel_filter"):
+        return None
+    from pyfalco.errors import PyFalcoError
+    enabled = eng["modern_ebpf"].get("kernel_filter", True)
+    kf = derive(ruleset, extra_output_fields=_append_fields(cfg), syscalls=getattr(capture, "syscalls", None)) \
+        if enabled else None
+    try:
+        capture.set_kernel_filter(kf)
+    except (PyFalcoError, OSError) as exc:
+        if log is not None:
+            log.warning("kernel-side filter not installed: %s", exc)
+        return None
+    if log is not None:
+        if kf is None:
+            log.info("kernel-side filter: off (engine.modern_ebpf.kernel_filter: false)")
+        else:
+            text = kf.describe().splitlines()
+            log.info("%s", text[0] if kf.on else "; ".join(t.strip() for t in text))
+            for line in text[1:] if kf.on else ():
+                log.debug("%s", line)
+    return kf
