@@ -16,9 +16,11 @@ import ctypes
 import errno
 import os
 import stat
+import struct
 import time
 from collections.abc import Callable, Iterable
 
+from ..errors import CaptureClosedError, NativeError
 from ..initial_state import InitialState
 from . import _native_scap as ns
 from .metadata import blocks_from_initial_state
@@ -27,6 +29,8 @@ from .metadata import blocks_from_initial_state
 #: errors of a call refused before writing (a malformed record, a block after the events, ...);
 #: any other error is the file's (ENOSPC, EIO, EFBIG, ...) and ends the recording
 _USAGE_ERRORS = frozenset({errno.EINVAL, errno.EBADF, errno.EBUSY, errno.ENOMEM})
+_PLUGIN_HDR = struct.Struct("<QQIHI")    # ts, tid, len, type, nparams
+_PLUGIN_PARAMS = struct.Struct("<III")   # len(plugin_id) = 4, len(data), plugin_id
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -90,6 +94,13 @@ class CaptureWriter:
         self._check(ns.lib.pyfalco_writer_write_event(self._live(), raw, cpu, 1 if state_only else 0),
                     "writing event")
 
+    def write_plugin_event(self, ts: int, plugin_id: int, data: bytes, *, cpu: int = 0) -> None:
+        """One plugin event as libscap has it (``pluginevent``, code 322: the plugin's id (u32) and
+        its payload, both with 4-byte lengths; no thread), as Falco writes a plugin source's events."""
+        raw = _PLUGIN_HDR.pack(ts, 0xFFFFFFFFFFFFFFFF, _PLUGIN_HDR.size + 12 + len(data), 322, 2) \
+            + _PLUGIN_PARAMS.pack(4, len(data), plugin_id) + bytes(data)
+        self.write(raw, cpu=cpu)
+
     def write_batch(self, buf, used: int, nevents: int, modes: bytes | None = None) -> int:
         """The entries of a pyfalco_capture_next_batch buffer; modes: one PYFALCO_WRITE_* per entry."""
         written = ctypes.c_uint32()
@@ -105,7 +116,7 @@ class CaptureWriter:
     # -- lifetime ---------------------------------------------------------------------------
     def _live(self):
         if not self._w:
-            raise ValueError(f"capture writer for {self.path} is closed")
+            raise CaptureClosedError(f"capture writer for {self.path} is closed")
         return self._w
 
     def _check(self, rc: int, what: str) -> None:
@@ -121,20 +132,20 @@ class CaptureWriter:
         ns.lib.pyfalco_writer_stats(w, ctypes.byref(ev), None, None)
         return ev.value
 
-    def _finish_failed(self, err: OSError) -> OSError:
+    def _finish_failed(self, err: OSError) -> NativeError:
         """After a failed write: the file removed (no events yet) or closed (events written)."""
         w = self._w
         n = self._events_written(w) if w else 0
         if n == 0:
             self.abort()
-            return OSError(err.errno, f"{err.strerror}; the partial file {self.path} was removed")
+            return NativeError(err.errno, f"{err.strerror}; the partial file {self.path} was removed")
         self._w = None
         try:
             ns.lib.pyfalco_writer_close(w)
         finally:
             ns.lib.pyfalco_writer_free(w)
-        return OSError(err.errno, f"{err.strerror}; {self.path} was closed after the {n} events written before "
-                                  "the error")
+        return NativeError(err.errno, f"{err.strerror}; {self.path} was closed after the {n} events written "
+                                      "before the error")
 
     def _remove(self) -> bool:
         """Removes the file if it is still the regular file this writer created."""
@@ -170,7 +181,7 @@ class CaptureWriter:
             ns.writer_check(ns.lib.pyfalco_writer_close(w), w, "closing capture file")
         except OSError as err:
             if n == 0 and self._remove():
-                raise OSError(err.errno, f"{err.strerror}; the partial file {self.path} was removed") from None
+                raise NativeError(err.errno, f"{err.strerror}; the partial file {self.path} was removed") from None
             raise
         finally:
             ns.lib.pyfalco_writer_free(w)
