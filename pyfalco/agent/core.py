@@ -29,6 +29,7 @@ from pyfalco.errors import ConfigError, PyFalcoError
 from pyfalco.outputs import Alert, Outputs, hostname
 from pyfalco.plugins.agent import setup_plugins
 from pyfalco.plugins.api import PluginError
+from pyfalco.plugins.scapio import replay_hook
 from pyfalco.rules.loader import DEFAULT_PLUGINS
 
 from . import rulesload
@@ -309,6 +310,9 @@ class Agent:
         engine.set_provider("syscall", provider)
         for src, prov in plugins.providers.items():
             engine.set_provider(src, prov)
+        if cfg["engine"]["kind"] == "replay" and plugins.providers:
+            # a capture's plugin events go to their plugin source's rules (the plugin must be loaded)
+            engine.set_event_hook(replay_hook(engine, plugins.plugins, plugins.providers), ["pluginevent"])
         bundle = self.load_rules(cfg, provider)
         if bundle.files:  # which files, as Falco's "Loading rules from file ..."
             log.info("loading rules from %s", ", ".join(bundle.files))
