@@ -108,3 +108,26 @@ def test_packaged_configuration_validates_the_k8s_rules_without_the_plugin():
                         capture_output=True, text=True, timeout=120, env=env(), cwd=str(REPO))
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert "LOAD_UNKNOWN_SOURCE" in cp.stdout + cp.stderr or "Unknown source" in cp.stdout + cp.stderr
+
+
+def test_audit_events_round_trip_through_scap(tmp_path):
+    # audit events recorded as pluginevents (plugin id 1), replayed by the agent with the plugin
+    from pyfalco.plugins.registry import PluginSet, load_plugin
+    from pyfalco.plugins.scapio import read_plugin_events, record
+    from pyfalco.plugins.source import PluginSource
+    evs = gen.benign_events() + gen.exec_pod() + gen.kube_system_pod()
+    f = tmp_path / "audit.jsonl"
+    f.write_text("\n".join(json.dumps(e) for e in evs) + "\n")
+    k8s = load_plugin({"name": "k8saudit", "library_path": "libk8saudit.so", "init_config": "", "open_params": str(f)})
+    scap = tmp_path / "audit.scap"
+    assert record(PluginSource(k8s, PluginSet([k8s])), str(scap)) == len(evs)
+    back = list(read_plugin_events(str(scap), PluginSet([k8s])))
+    assert [e.plugin_id for e in back] == [1] * len(evs)
+    assert [json.loads(e.data)["auditID"] for e in back] == [e["auditID"] for e in evs]
+    cfg = config(tmp_path, "", DEFAULT_K8S_RULES)
+    cp = subprocess.run(PYFALCO + ["-c", str(cfg), "-o", "engine.kind=replay", "-o", f"engine.replay.capture_file={scap}"],
+                        capture_output=True, text=True, timeout=120, env=env(), cwd=str(REPO))
+    assert cp.returncode == 0, cp.stderr
+    alerts = alerts_of(cp.stdout)
+    assert [a["rule"] for a in alerts] == ["Attach/Exec Pod", "Pod Created in Kube Namespace"]
+    assert {a["source"] for a in alerts} == {"k8s_audit"}
