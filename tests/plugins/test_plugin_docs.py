@@ -14,7 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "plugins.md"
 
 
-
 def test_the_documented_plugin_runs(tmp_path):
     section = DOC.read_text().split("## Writing a Python plugin", 1)[1].split("## Loading a Falco C plugin", 1)[0]
     py = re.findall(r"```python\n(.*?)```", section, re.S)
