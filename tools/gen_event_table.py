@@ -14,6 +14,7 @@ Outputs (committed; `tools/gen_event_table.py --check` fails if any is stale):
   * driver/abi/syscalls_x86_64.h  -- syscall number -> exit event code
   * driver/abi/fillers_gen.h      -- one filler per captured exit event, for both drivers
   * pyfalco/_schema.py            -- the same tables for Python
+  * pyfalco/event_codes.py        -- every event code as a named constant (PPME_SYSCALL_OPEN_X = 3)
 """
 
 from __future__ import annotations
@@ -359,6 +360,25 @@ def gen_schema_py(events: list[dict], old: list[dict], syscalls: dict[str, int],
     return "\n".join(out) + "\n"
 
 
+def gen_event_codes_py(events: list[dict]) -> str:
+    """Every event code as a module constant named as libs names it, so code compares against
+    names the event table defines instead of numbers retyped by hand."""
+    out = [HEADER_PY, '"""Event codes by their libs names (``PPME_SYSCALL_OPEN_X == 3``); enter events end in _E,',
+           'exit events in _X. ``EVENT_CODE_NAMES[code]`` is the name of a code."""', "",
+           "from __future__ import annotations", ""]
+    for code, ev in enumerate(events):
+        out.append(f"{ev['enum']} = {code}")
+    out.append("")
+    out.append("#: the constant's name of each event code, by code")
+    out.append("EVENT_CODE_NAMES: tuple[str, ...] = (")
+    for ev in events:
+        out.append(f"    {ev['enum']!r},")
+    out.append(")")
+    out.append("")
+    out.append("__all__ = [*EVENT_CODE_NAMES, \"EVENT_CODE_NAMES\"]")
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if a generated file is stale")
@@ -375,6 +395,7 @@ def main() -> int:
         ROOT / "driver/abi/fillers_gen.h": fillers,
         ROOT / "driver/abi/fillers_list.h": fillers_list,
         ROOT / "pyfalco/_schema.py": gen_schema_py(events, old, syscalls, sc_map, covered),
+        ROOT / "pyfalco/event_codes.py": gen_event_codes_py(events),
     }
     stale = []
     for path, text in outputs.items():
