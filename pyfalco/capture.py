@@ -12,12 +12,16 @@ import errno
 import logging
 import time
 import weakref
+from typing import TYPE_CHECKING
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import _native, _schema
 from .errors import CaptureClosedError, CaptureFileError, NativeError
 from .events import Event, split_batch
+
+if TYPE_CHECKING:
+    from .initial_state import InitialState
 
 if TYPE_CHECKING:
     from .kfilter import KernelFilter
@@ -157,6 +161,7 @@ class Capture:
     # -- lifecycle
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._handle is None
 
     def _h(self):
@@ -180,10 +185,12 @@ class Capture:
         return False
 
     def start(self) -> None:
+        """Starts delivering events (done by the constructor unless ``start=False``)."""
         h = self._h()
         _native.check(_native.lib.pyfalco_capture_start(h), h, "starting the capture")
 
     def stop(self) -> None:
+        """Pauses the capture (the driver stays attached); :meth:`start` resumes it."""
         h = self._h()
         _native.check(_native.lib.pyfalco_capture_stop(h), h, "stopping the capture")
 
@@ -305,7 +312,7 @@ class Capture:
             i += 1
         return out
 
-    def initial_state(self):
+    def initial_state(self) -> "InitialState":
         """The state the capture starts from (pyfalco.initial_state.InitialState): the capture
         file's metadata for a replay, a /proc scan of this machine (processes, threads, their fds,
         users, interfaces) otherwise."""

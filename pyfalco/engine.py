@@ -141,6 +141,7 @@ class SyscallSource:
         self.capture_kw = capture_kw
         self._attached = False
         self._raw = False
+        self._ended = False
 
     def open(self, syscalls: Iterable[str] | None = None) -> None:
         """Opens the capture (unless one was given) and binds it to the inspector."""
@@ -161,7 +162,9 @@ class SyscallSource:
     @property
     def ended(self) -> bool:
         """True once the capture has ended (a capture file read to its end)."""
-        return bool(getattr(self.capture, "eof", False))
+        if not self._ended and self.capture is not None:
+            self._ended = bool(self.capture.eof)
+        return self._ended
 
     def next_batch(self, timeout: float) -> list | None:
         """The next batch as InspectedEvents, parsed one by one; their threads and fds are as the
@@ -367,6 +370,7 @@ class Engine:
         self._errors: list[BaseException] = []
         self._stop = threading.Event()
         self._opened = False
+        self._threads_started = False
         self._closed = False
         self._queue: queue.SimpleQueue | None = None
         if rules is not None:
@@ -540,20 +544,24 @@ class Engine:
         self.open()
 
     def open(self) -> "Engine":
-        """Opens the sources (the syscall capture with :meth:`syscalls` when the engine opens it)
-        and starts a thread for every source but the syscall one. Idempotent."""
+        """Opens the syscall source (its capture with :meth:`syscalls` when the engine opens it).
+        The other sources start, each on its thread, at the first :meth:`step` (so that no alert
+        comes before :meth:`alerts` or :meth:`run` is there to take it). Idempotent."""
         self._check_open()
         if self._opened:
             return self
         if self.syscall is not None:
             self.syscall.open(self.syscalls() if self.syscall.capture is None else None)
         self._opened = True
+        return self
+
+    def _start_threads(self) -> None:
+        self._threads_started = True
         for src in self.sources:
             t = threading.Thread(target=self._run_source, args=(src,), name=f"pyfalco-source-{src.source}",
                                  daemon=True)
             self._threads.append(t)
             t.start()
-        return self
 
     def _check_open(self) -> None:
         if self._closed:
@@ -597,8 +605,10 @@ class Engine:
         """Evaluates one batch of the syscall source (waiting up to ``timeout`` seconds); other
         sources run on their threads. Returns the events read, 0 when nothing came, None once
         every source has ended. A failure of another source's thread is raised here."""
-        if not self._opened:
-            self.open()
+        if not self._opened or self._closed:
+            self.open()             # raises CaptureClosedError once closed
+        if not self._threads_started:
+            self._start_threads()
         if self._errors:
             raise self._errors.pop(0)
         syscall = self.syscall
@@ -618,6 +628,7 @@ class Engine:
         """Evaluates until every source ended, ``duration`` seconds passed, ``max_events`` events
         were read or :meth:`stop` was called; returns the number of events read. ``on_alert``
         replaces the engine's callback for this run."""
+        self._check_open()
         if on_alert is not None:
             self.on_alert = on_alert
         deadline = None if duration is None else time.monotonic() + duration
@@ -632,7 +643,12 @@ class Engine:
         return self.n_events - start
 
     def alerts(self, *, duration: float | None = None, max_events: int | None = None) -> Iterator[Alert]:
-        """The alerts, as an iterator, until the sources end (or ``duration``/``max_events``)."""
+        """The alerts, as an iterator, until the sources end (or ``duration``/``max_events``).
+        A closed engine raises CaptureClosedError."""
+        self._check_open()
+        return self._alerts(duration, max_events)
+
+    def _alerts(self, duration: float | None, max_events: int | None) -> Iterator[Alert]:
         q: queue.SimpleQueue = queue.SimpleQueue()
         self._queue = q
         deadline = None if duration is None else time.monotonic() + duration

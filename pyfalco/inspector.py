@@ -21,7 +21,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _schema
 from .errors import PyFalcoError
@@ -29,6 +29,9 @@ from .events import ENTRY_HDR, ENTRY_SIZE, Event
 from .initial_state import InitialState
 from .state.containers import ContainerInfo, ContainerManager, container_from_json
 from .state.event import InspectedEvent
+
+if TYPE_CHECKING:
+    from .fields.provider import StateProvider
 from .state.parser import _CLOSE_RES_FD, E_CLOSE, StateParser, resolve_path
 from .state.threads import Thread, ThreadTable, thread_from_info
 from .state.users import UserTable
@@ -163,6 +166,7 @@ class Inspector:
 
     # -- lifecycle
     def close(self) -> None:
+        """Stops the container metadata lookups (the state stays readable)."""
         self.containers.close()
 
     def __enter__(self) -> "Inspector":
@@ -223,7 +227,7 @@ class Inspector:
         return f
 
     # -- events
-    def process(self, evt) -> InspectedEvent:
+    def process(self, evt: Event) -> InspectedEvent:
         """Parses one event into the state and returns it with its context (container meta events
         that became due go to ``meta_handler`` first)."""
         if self._meta_pending:
@@ -418,7 +422,8 @@ class Inspector:
 
     # -- helpers for the extractors
     @property
-    def provider(self):
+    def provider(self) -> "StateProvider":
+        """The field provider of this state (Falco's syscall fields); rules compile against it."""
         if self._provider is None:
             from .fields.provider import StateProvider
             self._provider = StateProvider()
@@ -444,6 +449,7 @@ class Inspector:
         return default if v is None else v
 
     def container(self, t: Thread) -> ContainerInfo | None:
+        """The container of a thread (None on the host); a container not yet known is looked up."""
         cid = t.container_id
         if not cid:
             return None
@@ -495,16 +501,19 @@ class Inspector:
                     break
         return out
 
-    def network_of(self, ip):
-        # the rule engine matches an address against a network literal: the address itself does
+    def network_of(self, ip: Any) -> Any:
+        """The network an address belongs to, for network fields: the address itself (the rule
+        engine matches it against network literals)."""
         return ip
 
-    def ip_name(self, ip) -> str | None:
+    def ip_name(self, ip: Any) -> str | None:
+        """The host name of an address: None (no DNS lookups on the event loop)."""
         return None
 
     _ports: dict = {}
 
     def port_name(self, port: int, l4proto: int) -> str | None:
+        """The service name of a port (``/etc/services``), cached; None when it has none."""
         key = (port, l4proto)
         hit = self._ports.get(key, False)
         if hit is not False:
@@ -533,6 +542,7 @@ class Inspector:
         return env
 
     def stats(self) -> dict[str, int]:
+        """Counters: events, threads, evicted threads, threads missing from the state, containers."""
         return {"n_events": self.n_events, "n_threads": len(self.threads), "n_evicted": self.threads.n_evicted,
                 "n_missing_threads": self.parser.n_missing_threads, "n_containers": len(self.containers.containers)}
 
