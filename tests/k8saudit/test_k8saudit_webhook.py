@@ -189,3 +189,18 @@ def test_open_errors_name_the_plugin(tmp_path):
                 '{"customFieldsHeaders": [{"header": "X"}]}'):
         with pytest.raises(PluginError, match="k8saudit.*init_config"):
             K8sAuditPlugin().init(bad)
+
+
+def test_a_full_queue_is_answered_503_and_counted():
+    from pyfalco.plugins.k8saudit import AuditWebhook
+    hook = AuditWebhook("127.0.0.1", 0, "/k8s-audit", queue_requests=1, request_timeout=1.5).start()
+    try:
+        body = gen.event_list(gen.exec_pod())
+        assert post(hook.port, body)[0] == 200          # queued, nobody reads
+        status, text = post(hook.port, body)             # waits up to the request deadline
+        assert status == 503 and "retry" in text
+        assert hook.stats()["dropped_requests"] == 1 and hook.stats()["accepted_events"] == 1
+        assert len(hook.events.get_nowait()) == 1
+        assert post(hook.port, body)[0] == 200           # room again
+    finally:
+        hook.stop()

@@ -23,6 +23,7 @@ import logging
 import queue
 import re
 import ssl
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
@@ -88,9 +89,14 @@ class AuditWebhook(WebServer):
         self.oversized = 0          # bodies refused with 413
         self.skipped_events = 0     # single events left out of an accepted body
         self.dropped_requests = 0   # bodies answered 503: the queue stayed full
+        self._count_lock = threading.Lock()
         super().__init__(cfg, versions=dict, metrics=None, request_timeout=request_timeout,
                          max_connections=max_connections)
         self._limiter = LogLimiter(log)     # our lines under pyfalco.plugins.k8saudit
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self, name, getattr(self, name) + n)
 
     def stats(self) -> dict[str, int]:
         """The counters above, plus the server's connection counters."""
@@ -107,22 +113,22 @@ class AuditWebhook(WebServer):
         try:
             events, problems = parse_payload(body, max_event_size=self.max_event_size, extra=extra or None)
         except PayloadError as exc:
-            self.bad_requests += 1
+            self._count("bad_requests")
             self._limiter(logging.WARNING, "bad-body", "k8saudit webhook: bad request: %s", clean_text(str(exc)))
             return 400, f"bad request: {exc}"
         if problems:
-            self.skipped_events += len(problems)
+            self._count("skipped_events", len(problems))
             self._limiter(logging.WARNING, "bad-event", "k8saudit webhook: skipped %d event(s): %s", len(problems),
                           clean_text(problems[0][:200]))
         if events:
             try:
                 self.events.put(events, timeout=max(0.01, deadline - time.monotonic() - 0.5))
             except queue.Full:
-                self.dropped_requests += 1
+                self._count("dropped_requests")
                 self._limiter(logging.WARNING, "full", "k8saudit webhook: event queue full: answered 503")
                 return 503, "event queue full, retry later"
-            self.accepted_events += len(events)
-        self.requests += 1
+            self._count("accepted_events", len(events))
+        self._count("requests")
         return 200, ""
 
     def _make_handler(self) -> type:
@@ -176,7 +182,7 @@ class AuditWebhook(WebServer):
                     return
                 deadline = time.monotonic() + outer.request_timeout
                 if "application/json" not in (self.headers.get("Content-Type") or ""):
-                    outer.bad_requests += 1
+                    outer._count("bad_requests")
                     self._send(400, "wrong Content Type", close=True)
                     return
                 if self.headers.get("Transfer-Encoding"):
@@ -191,11 +197,11 @@ class AuditWebhook(WebServer):
                     self._send(411, "Content-Length required", close=True)
                     return
                 if n < 0:
-                    outer.bad_requests += 1
+                    outer._count("bad_requests")
                     self._send(400, "bad Content-Length", close=True)
                     return
                 if n > outer.max_batch_size:
-                    outer.oversized += 1
+                    outer._count("oversized")
                     outer._limiter(logging.WARNING, "oversized", "k8saudit webhook: refused a %d-byte body "
                                    "(webhookMaxBatchSize %d)", n, outer.max_batch_size)
                     self._send(413, f"request body too large (limit {outer.max_batch_size} bytes)", close=True)
@@ -203,7 +209,7 @@ class AuditWebhook(WebServer):
                     return
                 body = self.rfile.read(n)
                 if len(body) != n:   # the client went away mid-body: nothing to answer
-                    outer.errors += 1
+                    outer._count("errors")
                     self.close_connection = True
                     return
                 try:
@@ -211,7 +217,7 @@ class AuditWebhook(WebServer):
                 except (OSError, ssl.SSLError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - one body must never stop the webhook
-                    outer.bad_requests += 1
+                    outer._count("bad_requests")
                     outer._limiter(logging.ERROR, "handler", "k8saudit webhook: %s: %s", type(exc).__name__,
                                    clean_text(str(exc)[:200]))
                     code, msg = 400, "bad request"
