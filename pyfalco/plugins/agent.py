@@ -52,6 +52,13 @@ def setup_plugins(cfg: Mapping[str, Any], hostname: str | None = None, enable: S
         replay = cfg.get("engine", {}).get("kind") == "replay"
         active = ["syscall"] if replay else active_sources(known, list(enable), list(disable))
         sources = ps.event_sources(providers, only=active)
+        try:  # opened now: a source that cannot open stops the start with its error, as in Falco
+            for src in sources:
+                src.open()
+        except BaseException:
+            for src in sources:
+                src.close()
+            raise
         return AgentPlugins(ps, providers, sources, "syscall" in active)
     except BaseException:
         ps.destroy()

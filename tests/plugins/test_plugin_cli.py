@@ -176,6 +176,14 @@ def test_bad_source_and_plugin_options(tmp_path, c_plugins, args, extra, message
     assert "Traceback" not in r.stderr and len(_error_lines(r.stderr)) == 1, r.stderr
 
 
+def test_a_source_that_cannot_open_stops_the_start(tmp_path, c_plugins):
+    cfg = _config(tmp_path, c_plugins, load=("cd",), cd_params="fail")
+    r = _run(["-c", cfg, "--disable-source", "syscall"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "plugin 'cdummy': open failed: cannot open 'fail'" in r.stderr
+    assert len(_error_lines(r.stderr)) <= 1
+
+
 def test_abi_mismatch_from_the_command_line(tmp_path, c_plugins):
     cfg = _config(tmp_path, c_plugins, load=("bad",),
                   plugins=[{"name": "bad", "library_path": c_plugins["bad_api"]}])
