@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Container and pod metadata, looked up off the event loop.
+"""Container and pod metadata, looked up off the event loop (the model is container_info.py).
 
 ``ContainerManager.get(id)`` answers at once with a :class:`ContainerInfo` (only the id and the
 runtime type guessed from the cgroup path, the first time) and queues the id for a background
@@ -10,7 +10,7 @@ thread, which fills the same object in from, in order:
 * containerd's task bundles (``/run/containerd/io.containerd.runtime.v2.task/<ns>/<id>/config.json``,
   whose CRI annotations carry the pod's name, namespace and uid);
 * the Docker-compatible API on a unix socket (Docker, or ``podman system service``);
-* the CRI API (containerd or CRI-O) for pod labels, when a CRI socket exists (cri.py).
+* the CRI API (containerd or CRI-O) for pod labels, when a CRI socket exists (container_cri.py).
 
 A lookup that finds nothing is retried a few times (a container being created has no metadata
 yet). Capture replays get container metadata from the capture's container events instead.
@@ -20,6 +20,7 @@ bundles for containers being created, and keeps what their files say then: a sho
 (``podman run --rm IMG true``) is often gone from disk by the time the event loop, behind under
 load, asks about it; the lookup then answers from that copy.
 """
+
 
 from __future__ import annotations
 
@@ -31,126 +32,21 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from ..hostroot import host_path
 from .cgroups import TYPE_CONTAINERD, TYPE_CRIO, TYPE_DOCKER, TYPE_PODMAN
+from .container_cri import enrich_from_cri
+from .container_info import (ContainerInfo, Mount, container_from_json, oci_host_namespaces, oci_mounts,
+                             oci_privileged, parse_time, set_image, split_image)
 
 log = logging.getLogger("pyfalco.state.containers")
 
-__all__ = ["ContainerInfo", "ContainerManager", "Mount", "split_image"]
+__all__ = ["ContainerInfo", "ContainerManager", "Mount", "split_image", "container_from_json", "docker_api_get"]
 
 PODMAN_STORAGE = "/var/lib/containers/storage/overlay-containers"
 CONTAINERD_TASKS = "/run/containerd/io.containerd.runtime.v2.task"
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/run/crio/crio.sock")
-
-
-@dataclass
-class Mount:
-    source: str
-    dest: str
-    mode: str = ""
-    rdwr: bool = True
-    propagation: str = ""
-
-
-@dataclass
-class ContainerInfo:
-    id: str                       # full id
-    type: str = ""
-    name: str | None = None
-    image: str | None = None
-    image_id: str | None = None
-    image_repository: str | None = None
-    image_tag: str | None = None
-    image_digest: str | None = None
-    privileged: bool | None = None
-    mounts: list[Mount] = field(default_factory=list)
-    start_ts: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    ip: str | None = None
-    cni_json: str | None = None
-    host_pid: bool | None = None
-    host_network: bool | None = None
-    host_ipc: bool | None = None
-    pod_name: str | None = None
-    pod_namespace: str | None = None
-    pod_uid: str | None = None
-    pod_sandbox_id: str | None = None
-    pod_labels: dict[str, str] = field(default_factory=dict)
-    pod_ip: str | None = None
-    complete: bool = False        # metadata found (or given up on: see ``lookups``)
-    lookups: int = 0
-    source: str = ""              # where the metadata came from
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-
-def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """``repo[:tag][@digest]`` -> (repository, tag, digest)."""
-    digest = None
-    if "@" in image:
-        image, digest = image.split("@", 1)
-    tag = None
-    slash = image.rfind("/")
-    colon = image.rfind(":")
-    if colon > slash:
-        image, tag = image[:colon], image[colon + 1:]
-    return image, tag, digest
-
-
-def _parse_time(text: str | None) -> int | None:
-    """RFC 3339 with nanoseconds -> ns since the epoch."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    try:
-        main, _, frac = text.rstrip("Z").partition(".")
-        tz = ""
-        for sep in ("+", "-"):
-            if sep in frac:
-                frac, _, tz = frac.partition(sep)
-                tz = sep + tz
-                break
-        base = datetime.fromisoformat(main + (tz or "+00:00"))
-        ns = int((frac + "000000000")[:9]) if frac else 0
-        return int(base.timestamp()) * 1_000_000_000 + ns
-    except ValueError:
-        return None
-
-
-def _set_image(info: ContainerInfo, image: str | None, image_id: str | None) -> None:
-    if image:
-        info.image = image
-        info.image_repository, info.image_tag, info.image_digest = split_image(image)
-    if image_id:
-        info.image_id = image_id.split(":", 1)[1] if image_id.startswith("sha256:") else image_id
-
-
-def _oci_mounts(spec: dict) -> list[Mount]:
-    out = []
-    for m in spec.get("mounts") or []:
-        opts = m.get("options") or []
-        prop = next((o for o in opts if o in ("rprivate", "private", "rshared", "shared", "rslave", "slave")), "")
-        out.append(Mount(m.get("source", ""), m.get("destination", ""), ",".join(opts), "ro" not in opts, prop))
-    return out
-
-
-def _oci_privileged(spec: dict) -> bool:
-    caps = ((spec.get("process") or {}).get("capabilities") or {}).get("bounding") or []
-    linux = spec.get("linux") or {}
-    return len(caps) >= 38 and not linux.get("seccomp") and not linux.get("maskedPaths")
-
-
-def _oci_host_namespaces(info: ContainerInfo, spec: dict) -> None:
-    kinds = {ns.get("type") for ns in (spec.get("linux") or {}).get("namespaces") or [] if not ns.get("path")}
-    info.host_pid = "pid" not in kinds
-    info.host_network = "network" not in kinds
-    info.host_ipc = "ipc" not in kinds
-
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float = 2.0):
@@ -396,10 +292,6 @@ class ContainerManager:
         if info.pod_sandbox_id or info.type in (TYPE_CONTAINERD, TYPE_CRIO, ""):
             for sock_path in self.cri_sockets:
                 if os.path.exists(sock_path):
-                    try:
-                        from .cri import enrich_from_cri
-                    except ImportError:
-                        break
                     found = enrich_from_cri(info, sock_path) or found
                     break
         return found
@@ -421,7 +313,7 @@ class ContainerManager:
             pass
         names = entry.get("names") or []
         info.name = meta.get("name") or (names[0] if names else None)
-        _set_image(info, meta.get("image-name"), meta.get("image-id") or entry.get("image"))
+        set_image(info, meta.get("image-name"), meta.get("image-id") or entry.get("image"))
         try:
             with open(os.path.join(self.podman_storage, info.id, "userdata", "config.json")) as f:
                 spec = json.load(f)
@@ -429,11 +321,11 @@ class ContainerManager:
             spec = {}
         ann = spec.get("annotations") or {}
         priv = ann.get("io.podman.annotations.privileged")
-        info.privileged = priv.upper() == "TRUE" if priv else _oci_privileged(spec) if spec else None
-        info.mounts = _oci_mounts(spec)
+        info.privileged = priv.upper() == "TRUE" if priv else oci_privileged(spec) if spec else None
+        info.mounts = oci_mounts(spec)
         if spec:
-            _oci_host_namespaces(info, spec)
-        info.start_ts = _parse_time(ann.get("io.kubernetes.cri-o.Created") or entry.get("created"))
+            oci_host_namespaces(info, spec)
+        info.start_ts = parse_time(ann.get("io.kubernetes.cri-o.Created") or entry.get("created"))
         info.source = "podman-storage"
         return True
 
@@ -452,14 +344,14 @@ class ContainerManager:
             ann = spec.get("annotations") or {}
             info.type = TYPE_CONTAINERD if info.type in ("", TYPE_CONTAINERD) else info.type
             info.name = ann.get("io.kubernetes.cri.container-name") or info.name or info.id[:12]
-            _set_image(info, ann.get("io.kubernetes.cri.image-name"), None)
+            set_image(info, ann.get("io.kubernetes.cri.image-name"), None)
             info.pod_name = ann.get("io.kubernetes.cri.sandbox-name") or info.pod_name
             info.pod_namespace = ann.get("io.kubernetes.cri.sandbox-namespace") or info.pod_namespace
             info.pod_uid = ann.get("io.kubernetes.cri.sandbox-uid") or info.pod_uid
             info.pod_sandbox_id = ann.get("io.kubernetes.cri.sandbox-id") or info.pod_sandbox_id
-            info.privileged = _oci_privileged(spec)
-            info.mounts = _oci_mounts(spec)
-            _oci_host_namespaces(info, spec)
+            info.privileged = oci_privileged(spec)
+            info.mounts = oci_mounts(spec)
+            oci_host_namespaces(info, spec)
             try:
                 info.start_ts = os.stat(path).st_mtime_ns
             except OSError:
@@ -482,11 +374,11 @@ class ContainerManager:
         if not info.type:
             info.type = TYPE_PODMAN if sock_path.endswith("podman.sock") else TYPE_DOCKER
         info.name = (data.get("Name") or "").lstrip("/") or info.name
-        _set_image(info, cfg.get("Image") or info.image, data.get("Image"))
+        set_image(info, cfg.get("Image") or info.image, data.get("Image"))
         info.privileged = bool(host.get("Privileged"))
         info.mounts = [Mount(m.get("Source", ""), m.get("Destination", ""), m.get("Mode", ""),
                              bool(m.get("RW", True)), m.get("Propagation", "")) for m in data.get("Mounts") or []]
-        info.start_ts = _parse_time(state.get("StartedAt")) or info.start_ts
+        info.start_ts = parse_time(state.get("StartedAt")) or info.start_ts
         info.labels = dict(cfg.get("Labels") or {})
         info.ip = net.get("IPAddress") or info.ip
         info.host_pid = host.get("PidMode") == "host"
@@ -498,31 +390,3 @@ class ContainerManager:
         info.pod_uid = labels.get("io.kubernetes.pod.uid") or info.pod_uid
         info.source = "docker-api:" + sock_path
         return True
-
-
-def container_from_json(text: str) -> ContainerInfo | None:
-    """A capture's container event (PPME_CONTAINER_JSON_E/_2_E) -> ContainerInfo."""
-    try:
-        c = json.loads(text)["container"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    types = {0: TYPE_DOCKER, 7: TYPE_CONTAINERD, 6: TYPE_CRIO, 9: TYPE_PODMAN}
-    info = ContainerInfo(c.get("full_id") or c.get("id") or "", types.get(c.get("type"), str(c.get("type", ""))))
-    info.name = c.get("name")
-    info.image = c.get("image")
-    info.image_id = c.get("imageid")
-    info.image_repository = c.get("imagerepo")
-    info.image_tag = c.get("imagetag")
-    info.image_digest = c.get("imagedigest")
-    info.privileged = c.get("privileged")
-    info.labels = dict(c.get("labels") or {})
-    info.mounts = [Mount(m.get("Source", ""), m.get("Destination", ""), m.get("Mode", ""), bool(m.get("RW", True)),
-                         m.get("Propagation", "")) for m in c.get("Mounts") or []]
-    ts = c.get("created_time")
-    info.start_ts = int(ts) * 1_000_000_000 if isinstance(ts, (int, float)) and ts > 0 else None
-    info.ip = c.get("ip") if c.get("ip") not in (None, "0.0.0.0") else None
-    info.pod_name = info.labels.get("io.kubernetes.pod.name")
-    info.pod_namespace = info.labels.get("io.kubernetes.pod.namespace")
-    info.pod_uid = info.labels.get("io.kubernetes.pod.uid")
-    info.source = "capture"
-    return info

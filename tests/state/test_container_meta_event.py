@@ -337,7 +337,7 @@ def test_containerd_cri_privileged_container(default_live):
         from test_containerd import IMAGE, Containerd, build_image_archive
     finally:
         sys.path.pop(0)
-    from pyfalco.state import cri
+    from pyfalco.state import container_cri
     from pyfalco.state.cri import CRIClient, NAMESPACE_CONTAINER, NAMESPACE_NODE, NAMESPACE_POD, SandboxConfig
     base = tempfile.mkdtemp(prefix="pyfalco-containerd-")
     ctd = Containerd(base)
@@ -379,7 +379,7 @@ def test_containerd_cri_privileged_container(default_live):
                     client.remove_pod_sandbox(sandbox_id, timeout=60)
                 client.close()
         finally:
-            cri.forget(ctd.sock)
+            container_cri.forget(ctd.sock)
             ctd.stop()
             import shutil
             shutil.rmtree(base, ignore_errors=True)

@@ -223,8 +223,8 @@ def containerd():
         ctd.ctr("images", "import", archive)
         yield ctd
     finally:
-        from pyfalco.state import cri
-        cri.forget(ctd.sock)
+        from pyfalco.state import container_cri
+        container_cri.forget(ctd.sock)
         ctd.stop()
         shutil.rmtree(base, ignore_errors=True)
 
@@ -278,6 +278,7 @@ def manager_on(live, containerd):
 def test_codecs_without_a_runtime():
     """HPACK (RFC 7541 C.4 vectors: Huffman, dynamic table) and protobuf round trips."""
     from pyfalco.state import cri
+    from pyfalco.state.wire import protobuf as pb
     assert cri.huffman_decode(bytes.fromhex("f1e3c2e5f23a6ba0ab90f4ff")) == b"www.example.com"
     assert cri.huffman_decode(bytes.fromhex("a8eb10649cbf")) == b"no-cache"
     dec = cri.HpackDecoder()
@@ -290,12 +291,12 @@ def test_codecs_without_a_runtime():
         cri.huffman_decode(b"\x00\x00\x00\x00")        # padding must be ones
     cfg = cri.SandboxConfig(name="p", namespace="ns", uid="u", labels={"app": "x", "e": ""}, network=2)
     msg = cri.pb_decode(cfg.encode())
-    meta = cri._sub(msg, 1)
-    assert (cri._str(meta, 1), cri._str(meta, 2), cri._str(meta, 3)) == ("p", "u", "ns")
-    assert cri._strmap(msg, 6) == {"app": "x", "e": ""}
-    nsopts = cri._sub(cri._sub(cri._sub(msg, 8), 2), 1)
-    assert cri._int(nsopts, 1) == 2 and cri._int(nsopts, 2) == 1
-    assert cri._int(cri.pb_decode(cri.pb_int(7, -5)), 7) == -5
+    meta = pb.get_sub(msg, 1)
+    assert (pb.get_str(meta, 1), pb.get_str(meta, 2), pb.get_str(meta, 3)) == ("p", "u", "ns")
+    assert pb.get_strmap(msg, 6) == {"app": "x", "e": ""}
+    nsopts = pb.get_sub(pb.get_sub(pb.get_sub(msg, 8), 2), 1)
+    assert pb.get_int(nsopts, 1) == 2 and pb.get_int(nsopts, 2) == 1
+    assert pb.get_int(pb.pb_decode(pb.pb_int(7, -5)), 7) == -5
     with pytest.raises(cri.CRIError):
         cri.pb_decode(b"\x0a\x05ab")                     # truncated
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Fuzz target: the CRI client's decoding (pyfalco/state/cri.py), as a hostile container
+"""Fuzz target: the CRI client's decoding (state/cri.py, state/wire/, state/container_cri.py), as a hostile container
 runtime would feed it. The first byte picks the layer:
 
 * 0 mod 3: the rest is everything the runtime sends on one connection (HTTP/2 frames: SETTINGS,
@@ -37,9 +37,11 @@ _G: dict = {}
 
 
 def setup() -> None:
+    import pyfalco.state.container_cri as container_cri
     import pyfalco.state.containers
     import pyfalco.state.cri as cri
     _G["cri"] = cri
+    _G["container_cri"] = container_cri
     _G["ContainerInfo"] = pyfalco.state.containers.ContainerInfo
 
     class Canned(cri.CRIClient):
@@ -82,7 +84,8 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
             except cri.CRIError:
                 pass
         return
-    cri.forget()
+    enrich = _G["container_cri"]
+    enrich.forget()
     info = _G["ContainerInfo"](CID)
     peer = None
     if mode == 1:
@@ -90,11 +93,11 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
         client.payload = rest
     else:
         client, peer = _socket_client(rest)
-    cri._clients[SOCK] = client
+    enrich._clients[SOCK] = client
     try:
-        cri.enrich_from_cri(info, SOCK)
+        enrich.enrich_from_cri(info, SOCK)
     finally:
-        cri.forget()
+        enrich.forget()
         if peer is not None:
             peer.close()
 
@@ -106,8 +109,10 @@ def seeds() -> dict[str, bytes]:
     import json
 
     from pyfalco.state import cri
-    from pyfalco.state.cri import (DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, _frame, _hpack_literal,
-                                   pb_int, pb_map, pb_message, pb_string)
+    from pyfalco.state.wire.hpack import encode_literal as _hpack_literal
+    from pyfalco.state.wire.http2 import DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS
+    from pyfalco.state.wire.http2 import frame as _frame
+    from pyfalco.state.wire.protobuf import pb_int, pb_map, pb_message, pb_string
     spec = {"annotations": {"io.kubernetes.cri.sandbox-id": "s" * 64},
             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]},
             "process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}}}
