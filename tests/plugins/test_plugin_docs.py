@@ -43,3 +43,11 @@ def test_the_documented_plugin_runs(tmp_path):
     assert alerts[0]["output"].endswith("Warning failed root login from 203.0.113.9 (user=root)")
     assert alerts[1]["output"].endswith("Warning failed root login from <NA> (user=root)")
     assert str(alerts[0]["output_fields"]["login.ip"]) == "203.0.113.9"
+    # the "From Python" block, run as written in the same directory
+    api = DOC.read_text().split("## From Python", 1)[1].split("## Capture files", 1)[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", api, re.S)
+    (tmp_path / "logins.jsonl").write_text(log.read_text())
+    r = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, env=env,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["logins Failed root login 203.0.113.9", "logins Failed root login None"]
