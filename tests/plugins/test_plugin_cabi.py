@@ -154,6 +154,7 @@ def test_init_and_open_errors(c_plugins):
     ("garbage", 0, "plugin 'cdummy': next_batch: event type 3 with 2 params (a plugin source produces plugin "
                    "events: type 322, 2 params)"),
     ("error@4", 4, "plugin 'cdummy': next_batch failed: the source broke after 4 events"),
+    ("wrongid", 0, "plugin 'cdummy': next_batch: event with plugin id 7, not its own id 999"),
 ])
 def test_source_errors_stop_the_source_with_the_plugins_error(c_plugins, params, seen, message, caplog):
     ps = load_configured({"load_plugins": ["cd"], "plugins": [

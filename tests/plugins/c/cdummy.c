@@ -4,7 +4,8 @@
  * open_params "N" produces N events, in batches of up to 3, with the payload "<i> <word>...":
  * event i carries i+1 words from a fixed list. init_config: "" or "prefix=<text>" (prepended to
  * cd.msg); "fail" makes init fail. open_params "fail" makes open fail; "garbage" makes next_batch
- * return an event that is not a plugin event; "error@K" makes next_batch fail after K events.
+ * return an event that is not a plugin event; "wrongid" one with another plugin's id; "error@K"
+ * makes next_batch fail after K events.
  * Build variants (-D): BAD_API (requires API 4.0.0), NEWER_MINOR (requires 3.99.0), NO_LAST_ERROR
  * (omits plugin_get_last_error), BAD_FIELDS (invalid fields JSON), EXTRACT_ONLY (no sourcing;
  * extracts cdx.len from events of the "cdummy" source). */
@@ -31,7 +32,7 @@ typedef struct {
 
 typedef struct {
 	uint64_t total, next, fail_at;
-	int garbage;
+	int garbage, wrongid;
 	uint8_t *bufs[3];
 	ss_plugin_event *ptrs[3];
 } inst_t;
@@ -92,6 +93,9 @@ ss_instance_t *plugin_open(ss_plugin_t *s, const char *params, ss_plugin_rc *rc)
 	if (strcmp(params, "garbage") == 0) {
 		h->garbage = 1;
 		h->total = 1;
+	} else if (strcmp(params, "wrongid") == 0) {
+		h->wrongid = 1;
+		h->total = 2;
 	} else if (strncmp(params, "error@", 6) == 0) {
 		h->fail_at = strtoull(params + 6, NULL, 10);
 		h->total = 1000;
@@ -134,7 +138,7 @@ static ss_plugin_event *make_event(inst_t *h, int slot, uint64_t i) {
 	e->type = h->garbage ? 3 : 322;
 	e->nparams = 2;
 	uint32_t lens[2] = {4, (uint32_t)n};
-	uint32_t id = 0; /* 0: the framework fills in the plugin's own id */
+	uint32_t id = h->wrongid ? 7 : 0; /* 0: the framework fills in the plugin's own id */
 	memcpy(b + 26, lens, 8);
 	memcpy(b + 34, &id, 4);
 	memcpy(b + 38, payload, n);
