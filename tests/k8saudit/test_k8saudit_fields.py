@@ -12,7 +12,7 @@ from k8sauditkit import as_events
 from pyfalco.generator import k8saudit as gen
 from pyfalco.plugins.api import PluginError, PluginEvent
 from pyfalco.plugins.json_plugin import JsonPlugin
-from pyfalco.plugins.k8saudit import K8sAuditPlugin, KA_FIELDS, parse_payload, parse_timestamp
+from pyfalco.plugins.k8saudit import K8sAuditPlugin, KA_FIELDS, PayloadError, parse_payload, parse_timestamp
 
 POD = {
     "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": "5d1c-9e",
@@ -229,3 +229,24 @@ def test_timestamps_and_payload_shapes():
     assert [json.loads(d)["auditID"] for _, d in as_list] == [e["auditID"] for e in evs]
     events = as_events(as_list)
     assert events[0].num == 1 and events[0].ts == parse_timestamp(evs[0]["stageTimestamp"])
+
+
+def test_payload_is_each_event_as_sent():
+    evs = gen.benign_events()
+    texts = [json.dumps(e, indent=1) for e in evs]
+    body = '{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [\n' + ",\n".join(texts) + "\n]}"
+    got, problems = parse_payload(body.encode(), max_event_size=1 << 20)
+    assert not problems and [bytes(d) for _, d in got] == [t.encode() for t in texts]
+    assert [d.doc for _, d in got] == evs
+    # the size limit is on the compact JSON: pretty-printed events are compacted, not refused
+    compact = max(len(json.dumps(e, separators=(",", ":"))) for e in evs)
+    got, problems = parse_payload(body.encode(), max_event_size=compact)
+    assert not problems and len(got) == len(evs) and all(len(d) <= compact for _, d in got)
+    assert [json.loads(d) for _, d in got] == evs
+    # what the scanner does not take (an array holding an EventList, a broken body) goes the plain way
+    nested, _ = parse_payload(json.dumps([gen.event_list(evs[:2]), evs[2]]).encode())
+    assert [json.loads(d)["auditID"] for _, d in nested] == [e["auditID"] for e in evs[:3]]
+    with pytest.raises(PayloadError, match="invalid JSON"):
+        parse_payload(body[:-3].encode())
+    with pytest.raises(PayloadError, match="not recognized"):
+        parse_payload(b'{"kind": "EventList", "items": 3}')

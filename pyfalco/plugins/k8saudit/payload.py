@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import json.decoder
 import re
 from typing import Any
 
@@ -70,7 +71,78 @@ def events_of(value: Any) -> list:
     raise PayloadError("data not recognized as a k8s audit event")
 
 
-def _one(item: Any, raw: bytes | None, max_event_size: int, extra: dict | None) -> tuple[int, AuditPayload]:
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _array_spans(s: str, i: int) -> tuple[list, int]:
+    """The elements of the JSON array at ``s[i] == '['`` with their source text, and the end."""
+    out = []
+    i = _WS.match(s, i + 1).end()
+    if s[i] == "]":
+        return out, i + 1
+    while True:
+        obj, end = _DECODER.raw_decode(s, i)
+        out.append((obj, s[i:end]))
+        i = _WS.match(s, end).end()
+        if s[i] == ",":
+            i = _WS.match(s, i + 1).end()
+        elif s[i] == "]":
+            return out, i + 1
+        else:
+            raise ValueError("expected ',' or ']'")
+
+
+def _scan(s: str) -> list | None:
+    """``(event, its JSON text)`` of each item of an EventList body (or of the events of a top-level
+    array), parsed once with their text kept, so accepted events need no second serialisation;
+    None when the body has another shape (the caller parses it the plain way)."""
+    i = _WS.match(s).end()
+    if s.startswith("[", i):
+        elems, end = _array_spans(s, i)
+        if _WS.match(s, end).end() != len(s):
+            return None
+        out = []
+        for obj, text in elems:
+            if isinstance(obj, dict) and obj.get("kind") == "Event":
+                out.append((obj, text))
+            else:
+                out.extend((e, None) for e in events_of(obj))
+        return out
+    if not s.startswith("{", i):
+        return None
+    top: dict = {}
+    items = None
+    i = _WS.match(s, i + 1).end()
+    if s[i] != "}":
+        while True:
+            if s[i] != '"':
+                return None
+            key, i = json.decoder.scanstring(s, i + 1)
+            i = _WS.match(s, i).end()
+            if s[i] != ":":
+                return None
+            i = _WS.match(s, i + 1).end()
+            if key == "items" and s.startswith("[", i):
+                items, i = _array_spans(s, i)
+                top[key] = [o for o, _ in items]
+            else:
+                top[key], i = _DECODER.raw_decode(s, i)
+                if key == "items":
+                    items = None
+            i = _WS.match(s, i).end()
+            if s[i] == ",":
+                i = _WS.match(s, i + 1).end()
+            elif s[i] == "}":
+                break
+            else:
+                return None
+    if _WS.match(s, i + 1).end() != len(s) or top.get("kind") != "EventList" or items is None:
+        return None
+    return items
+
+
+def _one(item: Any, raw: bytes | str | None, max_event_size: int, extra: dict | None) -> tuple[int, AuditPayload]:
     if not isinstance(item, dict):
         raise ValueError("audit event is not a JSON object")
     if extra:
@@ -79,7 +151,10 @@ def _one(item: Any, raw: bytes | None, max_event_size: int, extra: dict | None) 
     ts = parse_timestamp(item.get("stageTimestamp")) if "stageTimestamp" in item else None
     if ts is None:
         raise ValueError("can't read stageTimestamp")
-    data = raw if raw is not None else json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data is None or len(data) > max_event_size:
+        # the limit is on the compact JSON (as k8saudit measures it), not on pretty-printed input
+        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
     if len(data) > max_event_size:
         raise ValueError(f"event larger than maxEventSize: size={len(data)}")
     payload = AuditPayload(data)
@@ -101,15 +176,20 @@ def parse_payload(body: bytes | str, *, max_event_size: int = DEFAULT_MAX_EVENT_
     else:
         text = body
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"invalid JSON: {exc}"[:200]) from None
-    items = events_of(value)
-    # a lone Event keeps its bytes as sent: no second serialisation
-    raw = body.strip() if isinstance(body, bytes) and isinstance(value, dict) and value.get("kind") == "Event" else None
+        spans = _scan(text)
+    except (ValueError, IndexError, RecursionError, PayloadError):
+        spans = None          # the plain parse below says what is wrong
+    if spans is None:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise PayloadError(f"invalid JSON: {exc}"[:200]) from None
+        # a lone Event keeps its text as sent: no second serialisation
+        lone = isinstance(value, dict) and value.get("kind") == "Event"
+        spans = [(e, text.strip() if lone else None) for e in events_of(value)]
     events: list[tuple[int, AuditPayload]] = []
     problems: list[str] = []
-    for item in items:
+    for item, raw in spans:
         try:
             events.append(_one(item, raw, max_event_size, extra))
         except ValueError as exc:
