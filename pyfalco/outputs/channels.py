@@ -384,7 +384,33 @@ class ProgramChannel(Channel):
             self._kill(proc)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
+class _CountingSend:
+    """Counts the request bytes the socket accepted (``bytes_sent``): a request that failed
+    before any byte left can be sent again without any risk of a duplicate."""
+
+    bytes_sent = 0
+
+    def send(self, data):
+        if self.sock is None:
+            if not self.auto_open:
+                raise http.client.NotConnected()
+            self.connect()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            super().send(data)   # not used by HttpChannel (bodies are bytes); counted as sent at all
+            self.bytes_sent += 1
+            return
+        view = memoryview(data).cast("B")
+        while view:
+            n = self.sock.send(view)
+            self.bytes_sent += n
+            view = view[n:]
+
+
+class _HTTPConnection(_CountingSend, http.client.HTTPConnection):
+    """Plain HTTP with the byte count."""
+
+
+class _HTTPSConnection(_CountingSend, http.client.HTTPSConnection):
     """``conn.sock`` is the TLS socket during the handshake too, so the watchdog can cut a
     server that trickles its handshake (the standard class assigns it only afterwards)."""
 
@@ -448,6 +474,7 @@ class HttpChannel(Channel):
         self._wd_cv = threading.Condition()
         self._wd: threading.Thread | None = None
         self.status_counts: dict[int, int] = {}
+        self.retries = 0            # requests sent again after a failure before any byte left
         self._ctx = None
         if self.https:
             ctx = ssl.create_default_context(cafile=ca_cert or ca_bundle or None, capath=ca_path or None) \
@@ -466,7 +493,7 @@ class HttpChannel(Channel):
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
             return _HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ctx)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return _HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _post(self, body: bytes) -> int:
         headers = {"Content-Type": self.formatter.content_type, "User-Agent": self.user_agent,
@@ -476,28 +503,46 @@ class HttpChannel(Channel):
             headers["Content-Encoding"] = "gzip"
         if not self.keep_alive:
             headers["Connection"] = "close"
-        conn = self._conn if self.keep_alive else None
-        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
-            conn.close()   # the server closed the idle kept-alive connection: start a new one
-            conn = self._conn = None
-        if conn is None:
-            conn = self._connect()
-        self._cur = conn
         self._arm(time.monotonic() + self.timeout)
-        try:
-            conn.request("POST", self.path, body, headers)
-            resp = conn.getresponse()
-            data = resp.read(self.max_response + 1)
-            if len(data) > self.max_response:
-                raise _ResponseTooLarge(f"answer body larger than {self.max_response} bytes (not read)")
-        except BaseException as exc:
-            # no retry: the server may have got the alert; it is counted as failed, never twice
-            conn.close()
-            self._conn = None
-            expired = self._disarm()
-            if expired and not isinstance(exc, _ResponseTooLarge):
-                raise TimeoutError(f"no complete answer within {self.timeout:g}s") from None
-            raise
+        retried = False
+        while True:
+            conn = self._conn if self.keep_alive else None
+            if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+                conn.close()   # the server closed the idle kept-alive connection: start a new one
+                conn = self._conn = None
+            if conn is None:
+                conn = self._connect()
+            conn.bytes_sent = 0
+            with self._wd_cv:
+                self._cur = conn
+                expired = self._expired
+            try:
+                if expired:
+                    raise TimeoutError("deadline passed")
+                conn.request("POST", self.path, body, headers)
+                resp = conn.getresponse()
+                data = resp.read(self.max_response + 1)
+                if len(data) > self.max_response:
+                    raise _ResponseTooLarge(f"answer body larger than {self.max_response} bytes (not read)")
+            except BaseException as exc:
+                conn.close()
+                self._conn = None
+                with self._wd_cv:
+                    expired = self._expired
+                # Sent again only when not one byte of it left (refused or reset connect, a kept-alive
+                # socket the server had closed): the server cannot have the alert, so there is no
+                # duplicate. Once, and within the same total time. Anything else is counted as failed,
+                # never sent twice (the server may have got it).
+                if (not retried and not expired and not self._halt and conn.bytes_sent == 0 and isinstance(exc, OSError)
+                        and not isinstance(exc, (socket.timeout, TimeoutError, ssl.SSLError))):
+                    retried = True
+                    self.retries += 1
+                    continue
+                expired = self._disarm()
+                if expired and not isinstance(exc, _ResponseTooLarge):
+                    raise TimeoutError(f"no complete answer within {self.timeout:g}s") from None
+                raise
+            break
         self._disarm()
         if self.keep_alive and not resp.will_close:
             self._conn = conn
@@ -558,6 +603,7 @@ class HttpChannel(Channel):
             now = time.monotonic()
             if now < self._rest_until:
                 failed += 1
+                self.note_error(f"{self.url}: resting {self.rest:g}s after {self.max_timeouts} timeouts in a row")
                 continue
             try:
                 status = self._post(self.formatter(alert).encode("utf-8", "replace"))
