@@ -28,7 +28,7 @@ from pyfalco.engine import Engine, EventSource
 from pyfalco.errors import ConfigError, PyFalcoError
 from pyfalco.outputs import Alert, Outputs, hostname
 from pyfalco.plugins.agent import setup_plugins
-from pyfalco.plugins.api import PluginError
+from pyfalco.plugins.api import FRAMEWORK_API_VERSION, PluginError
 from pyfalco.plugins.scapio import replay_hook
 from pyfalco.rules.loader import DEFAULT_PLUGINS
 
@@ -61,7 +61,7 @@ def versions() -> dict:
     out = {"pyfalco_version": pyfalco.__version__, "falco_version": pyfalco.__version__,
            "engine_version": ENGINE_VERSION.split(".")[1], "engine_version_semver": ENGINE_VERSION,
            "libs_version": "", "driver_api_version": "", "driver_schema_version": "",
-           "default_driver_version": "", "plugin_api_version": ""}
+           "default_driver_version": "", "plugin_api_version": FRAMEWORK_API_VERSION}
     try:
         from pyfalco import _native
         out["libs_version"] = _native.lib.pyfalco_version().decode()

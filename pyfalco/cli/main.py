@@ -140,6 +140,7 @@ def _version_text(json_out: bool) -> str:
         f"pyfalco version: {v['pyfalco_version']}",
         f"Libs version:    {v['libs_version'] or 'not available'}",
         f"Engine:          {v['engine_version_semver']}",
+        f"Plugin API:      {v['plugin_api_version']}",
         "Driver:",
         f"  API version:    {v['driver_api_version'] or 'n/a'}",
         f"  Schema version: {v['driver_schema_version'] or 'n/a'}",

@@ -90,6 +90,13 @@ def test_list_plugins_and_plugin_info(tmp_path, c_plugins):
         r.stderr.strip().splitlines()[-1]] and "plugin 'nope': no entry with this name" in r.stderr
 
 
+def test_version_names_the_plugin_api():
+    r = _run(["--version"])
+    assert r.returncode == 0 and "Plugin API:      3.3.0" in r.stdout
+    r = _run(["--version", "-o", "json_output=true"])
+    assert json.loads(r.stdout)["plugin_api_version"] == "3.3.0"
+
+
 def test_list_fields_of_a_plugin_source(tmp_path, c_plugins):
     cfg = _config(tmp_path, c_plugins, load=("pc", "up"))
     r = _run(["-c", cfg, "--list", "pycounter"])
