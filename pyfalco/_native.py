@@ -4,7 +4,8 @@
 Every function of ``libpyfalco/include/pyfalco/pyfalco.h`` has exactly one entry in
 ``SIGNATURES`` (tests/native/test_abi.py checks both directions). A missing symbol or an ABI
 version mismatch is an ImportError (AbiMismatchError) naming it. Negative errno returns become
-exceptions in ``check()``, once, here.
+pyfalco exceptions here and nowhere else: ``error_for`` picks the class (``check`` for captures,
+``writer_check`` for the capture-file writer).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_uint16, c_u
                     c_void_p)
 from pathlib import Path
 
-from .errors import (AbiMismatchError, DriverPermissionError, DriverUnavailableError, NativeError)
+from .errors import (AbiMismatchError, CaptureFileError, DriverPermissionError, DriverUnavailableError, NativeError,
+                     PyFalcoError)
+from .record import BATCH_ENTRY_SIZE as _BATCH_ENTRY_SIZE
 
 LIB_NAME = "libpyfalco.so"
 ABI_MAJOR = 1  # PYFALCO_LIB_ABI_MAJOR of the header this module mirrors
@@ -25,7 +28,7 @@ ABI_MAJOR = 1  # PYFALCO_LIB_ABI_MAJOR of the header this module mirrors
 PYFALCO_TIMEOUT = 1
 PYFALCO_EOF = 2
 PYFALCO_EF_STATE_ONLY = 1
-BATCH_ENTRY_SIZE = 8  # struct pyfalco_batch_entry
+BATCH_ENTRY_SIZE = _BATCH_ENTRY_SIZE  # struct pyfalco_batch_entry (pyfalco.record)
 
 c_capture_p = c_void_p  # opaque struct pyfalco_capture *
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
@@ -120,14 +123,42 @@ def error_message(handle) -> str:
     return msg.decode("utf-8", "replace") if msg else ""
 
 
-def check(rc: int, handle, what: str) -> int:
-    """Returns rc when >= 0; raises the exception matching -rc otherwise."""
+#: errnos with which the replay engine says a capture file cannot be read (CaptureFileError)
+FILE_ERRNOS = frozenset((_errno.EINVAL, _errno.EIO, _errno.ENOTSUP, _errno.ENOENT, _errno.ENOMEM))
+_PERMISSION_ERRNOS = frozenset((_errno.EPERM, _errno.EACCES))
+_UNAVAILABLE_ERRNOS = frozenset((_errno.ENOENT, _errno.ENODEV, _errno.ENOTSUP, _errno.ENOSYS))
+
+
+def error_for(err: int, msg: str, *, file: bool = False, driver: bool = True) -> PyFalcoError:
+    """The pyfalco exception for a libpyfalco call that returned ``-err``, with the library's message.
+
+    ``file``: the call read a capture file (replay), so its input errors are CaptureFileError;
+    ``driver``: the call loads or runs a driver, so permission and availability errnos are
+    DriverPermissionError / DriverUnavailableError. Anything else is NativeError (an OSError).
+    """
+    if file and err in FILE_ERRNOS:
+        return CaptureFileError(msg)
+    if driver and err in _PERMISSION_ERRNOS:
+        return DriverPermissionError(err, msg)
+    if driver and err in _UNAVAILABLE_ERRNOS:
+        return DriverUnavailableError(err, msg)
+    return NativeError(err, msg)
+
+
+def check(rc: int, handle, what: str, *, file: bool = False) -> int:
+    """Returns rc when >= 0; raises ``error_for(-rc, ...)`` with the capture's message otherwise
+    (``file=True`` for a replay: its input errors are CaptureFileError)."""
     if rc >= 0:
         return rc
     err = -rc
     msg = error_message(handle) or f"{what}: {os.strerror(err)}"
-    if err in (_errno.EPERM, _errno.EACCES):
-        raise DriverPermissionError(err, msg)
-    if err in (_errno.ENOENT, _errno.ENODEV, _errno.ENOTSUP, _errno.ENOSYS):
-        raise DriverUnavailableError(err, msg)
-    raise NativeError(err, msg)
+    raise error_for(err, msg, file=file, driver=not file)
+
+
+def writer_check(rc: int, handle, what: str) -> int:
+    """Returns rc when >= 0; raises NativeError (an OSError) with the writer's message otherwise."""
+    if rc >= 0:
+        return rc
+    msg = lib.pyfalco_writer_error(handle)
+    msg = msg.decode("utf-8", "replace") if msg else f"{what}: {os.strerror(-rc)}"
+    raise error_for(-rc, msg, driver=False)

@@ -13,17 +13,16 @@ import struct
 from typing import Any, NamedTuple
 
 from . import _schema
+from . import record as _record
 from .errors import EventDecodeError
+from .flag_tables import FLAGS, render_enum, render_flags
 
 EVENTS = _schema.EVENTS
 EVENT_MAX = _schema.EVENT_MAX
 PT = _schema.PT
 
-HDR = struct.Struct("<QQIHI")           # ts, tid, len, type, nparams (26 bytes)
-HDR_SIZE = HDR.size
-# a batch entry (cpu, flags, len) followed by the event header
-ENTRY_HDR = struct.Struct("<HHIQQIHI")
-ENTRY_SIZE = 8
+# the record layout (pyfalco.record), under the names this module has always exported
+HDR, HDR_SIZE, ENTRY_HDR, ENTRY_SIZE = _record.HDR, _record.HDR_SIZE, _record.ENTRY_HDR, _record.BATCH_ENTRY_SIZE
 
 _U16 = struct.Struct("<H")
 _LENS = {n: struct.Struct("<%dH" % n) for n in range(0, 64)}
@@ -470,7 +469,6 @@ class Event:
         """The names of a flags or enum parameter's value, as Falco renders them
         (``evt.flag_names("flags") == ["O_RDONLY", "O_CLOEXEC"]``); None when the parameter is
         absent, empty, or not a named-flags parameter."""
-        from .fields.render import FLAGS, render_enum, render_flags
         i = self.param_index(name)
         if i < 0 or i >= self.nparams:
             return None

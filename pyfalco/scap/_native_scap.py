@@ -10,7 +10,7 @@ import os
 from ctypes import c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
 
 from .. import _native
-from ..errors import CaptureFileError
+from ..record import HDR_LEN_OFFSET
 
 lib = _native.lib
 c_writer_p = c_void_p  # opaque struct pyfalco_writer *
@@ -21,13 +21,8 @@ PYFALCO_WRITE_SKIP = 0
 PYFALCO_WRITE_EVENT = 1
 PYFALCO_WRITE_STATE_ONLY = 2
 
-def writer_check(rc: int, handle, what: str) -> int:
-    """Returns rc when >= 0; raises OSError (the writer's message) otherwise."""
-    if rc >= 0:
-        return rc
-    msg = lib.pyfalco_writer_error(handle)
-    msg = msg.decode("utf-8", "replace") if msg else f"{what}: {os.strerror(-rc)}"
-    raise OSError(-rc, msg)
+#: errors of the writer's calls: pyfalco._native.writer_check (NativeError, an OSError)
+writer_check = _native.writer_check
 
 
 class Replay:
@@ -54,9 +49,7 @@ class Replay:
     def _check(self, rc: int) -> int:
         if rc < 0:
             msg = _native.error_message(self._h) or os.strerror(-rc)
-            if -rc in (_errno.EINVAL, _errno.EIO, _errno.ENOTSUP, _errno.ENOMEM):
-                raise CaptureFileError(msg)
-            raise OSError(-rc, msg)
+            raise _native.error_for(-rc, msg, file=True, driver=False)
         return rc
 
     def metadata(self) -> list[tuple[int, bytes]]:
@@ -76,7 +69,7 @@ class Replay:
             if rc == _native.PYFALCO_EOF:
                 return
             self._check(rc)
-            n = c_uint32.from_address(evt.value + 16).value
+            n = c_uint32.from_address(evt.value + HDR_LEN_OFFSET).value
             yield ctypes.string_at(evt.value, n), cpu.value, flags.value
 
     def batches(self, buflen: int = 1 << 20, max_events: int = 4096):
