@@ -8,6 +8,7 @@ import time as _time
 from collections.abc import Callable
 from typing import Any
 
+from .. import event_codes as ec
 from ..events import SockAddr, SockTuple
 from ..state.fds import TYPECHARS
 from . import render
@@ -18,7 +19,9 @@ from .common import SAFE_ERRORS as _SAFE_ERRORS
 
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "evt_type", "render_param"]
 
-_OPEN_CODES = frozenset((3, 307, 327, 337, 59))   # open, openat, openat2, open_by_handle_at, creat
+_CREAT = ec.PPME_SYSCALL_CREAT_X
+_OPEN_CODES = frozenset((ec.PPME_SYSCALL_OPEN_X, ec.PPME_SYSCALL_OPENAT_2_X, ec.PPME_SYSCALL_OPENAT2_X,
+                         ec.PPME_SYSCALL_OPEN_BY_HANDLE_AT_X, _CREAT))
 _PPM_O_RDONLY, _PPM_O_WRONLY, _PPM_O_CREAT, _PPM_O_F_CREATED = 1, 2, 4, 1 << 14
 _EXIT_RES_NAMES = ("res", "fd")
 
@@ -101,7 +104,7 @@ def _open_flags(ie):
     code = ie.evt.type
     if code not in _OPEN_CODES:
         return None
-    if code == 59:
+    if code == _CREAT:
         f = ie.fd
         return f.flags if f is not None else _PPM_O_CREAT | _PPM_O_WRONLY
     return ie.evt.get("flags")
@@ -115,7 +118,7 @@ def _open_bit(bit: int):
             code = evt.type
             if code not in _OPEN_CODES:
                 return None
-            if code == 59:
+            if code == _CREAT:
                 f = ie.fd
                 fl = f.flags if f is not None else _PPM_O_CREAT | _PPM_O_WRONLY
             else:
