@@ -401,15 +401,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.dry_run
     bundle = None
     if needs_rules:
+        from pyfalco.plugins.agent import setup_plugins
         try:
             provider = agent._provider_for(make_inspector(None), cfg)
+            # the plugins' sources and versions, for the rules that need them (sources not opened)
+            agent.plugins = setup_plugins(cfg, agent.hostname, args.enable_source, args.disable_source,
+                                          open_sources=False)
             bundle = agent.load_rules(cfg, provider)
-        except (AgentError, ConfigError) as exc:
+        except (AgentError, ConfigError, PluginError) as exc:
             if args.list_events or args.ignored:
                 log.warning("rules not loaded (%s); selection not shown", str(exc).splitlines()[0])
             else:
                 log.error("Error: %s", exc)
                 return 1
+        finally:
+            if agent.plugins is not None:
+                agent.plugins.close()
+                agent.plugins = None
     if args.describe_all or args.describe is not None:
         text, code = _describe(bundle, args.describe, json_out)
         _print(text)
@@ -498,19 +506,21 @@ def _plugin_actions(args: argparse.Namespace, plugins: Any, json_out: bool) -> i
 
 
 def _print_default_config() -> int:
-    """The packaged default configuration, its relative default-rules entry made absolute so the
+    """The packaged default configuration, its relative default-rules entries made absolute so the
     text works wherever it is saved (e.g. as /etc/pyfalco/pyfalco.yaml)."""
     import re
-    from pyfalco.agent.config import PACKAGED_CONFIG, PACKAGED_RULES, packaged_path
-    path, rules = packaged_path(PACKAGED_CONFIG), packaged_path(PACKAGED_RULES)
-    if path is None or rules is None:
+    from pyfalco.agent.config import PACKAGED_CONFIG, PACKAGED_K8S_RULES, PACKAGED_RULES, packaged_path
+    path = packaged_path(PACKAGED_CONFIG)
+    rules = {name: packaged_path(name) for name in (PACKAGED_RULES, PACKAGED_K8S_RULES)}
+    if path is None or None in rules.values():
         _setup_logging(None, False)
         log.error("Error: pyfalco's packaged default configuration or rules are missing (reinstall pyfalco)")
         return 1
     with open(path) as f:
         text = f.read()
-    text = re.sub(r"(?m)^([ \t]*-[ \t]*)" + re.escape(PACKAGED_RULES) + r"[ \t]*$",
-                  lambda m: m.group(1) + os.path.realpath(rules), text)
+    for name, where in rules.items():
+        text = re.sub(r"(?m)^([ \t]*-[ \t]*)" + re.escape(name) + r"[ \t]*$",
+                      lambda m, where=where: m.group(1) + os.path.realpath(where), text)
     sys.stdout.write(text)
     return 0
 

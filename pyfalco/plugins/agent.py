@@ -40,8 +40,9 @@ class AgentPlugins:
 
 
 def setup_plugins(cfg: Mapping[str, Any], hostname: str | None = None, enable: Sequence[str] = (),
-                  disable: Sequence[str] = ()) -> AgentPlugins:
-    """Load ``cfg``'s plugins and decide which sources run; PluginError (one line) on failure."""
+                  disable: Sequence[str] = (), *, open_sources: bool = True) -> AgentPlugins:
+    """Load ``cfg``'s plugins and decide which sources run (opened unless ``open_sources`` is
+    False: rules-only uses such as --dry-run); PluginError (one line) on failure."""
     ps = load_configured(cfg)
     try:
         providers = ps.providers(hostname)
@@ -53,7 +54,7 @@ def setup_plugins(cfg: Mapping[str, Any], hostname: str | None = None, enable: S
         active = ["syscall"] if replay else active_sources(known, list(enable), list(disable))
         sources = ps.event_sources(providers, only=active)
         try:  # opened now: a source that cannot open stops the start with its error, as in Falco
-            for src in sources:
+            for src in (sources if open_sources else ()):
                 src.open()
         except BaseException:
             for src in sources:

@@ -134,6 +134,19 @@ def test_validate_plugin_rules(tmp_path, c_plugins):
     assert r.returncode == 1 and "Plugin requirement not satisfied, must load one of: cdummy (>= 1.0.0)" in r.stdout
 
 
+def test_rules_only_actions_see_the_plugins(tmp_path, c_plugins):
+    """--dry-run, -L and -l load the rules with the configured plugins (their sources not opened)."""
+    cfg = _config(tmp_path, c_plugins, load=("cd", "pc", "up"), cd_params="fail")   # open would fail
+    r = _run(["-c", cfg, "--dry-run"])
+    assert r.returncode == 0, r.stderr
+    assert "2 rules from 1 file(s) loaded" in r.stderr
+    r = _run(["-c", cfg, "-L", "-o", "json_output=false"])
+    assert r.returncode == 0 and "Gamma word" in r.stdout and "Py counter three" in r.stdout
+    r = _run(["-c", cfg, "-l", "Gamma word", "-o", "json_output=true"])
+    (rule,) = json.loads(r.stdout)["rules"]
+    assert rule["info"]["source"] == "cdummy" and sorted(rule["details"]["condition_fields"]) == ["cd.n", "cd.word[2]"]
+
+
 def test_agent_runs_plugin_sources_alone(tmp_path, c_plugins):
     cfg = _config(tmp_path, c_plugins, load=("cd", "pc", "up"))
     r = _run(["-c", cfg, "--disable-source", "syscall"], timeout=60)
