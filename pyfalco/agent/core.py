@@ -545,6 +545,9 @@ class Agent:
             log.warning("reload: engine settings changed; they take effect on restart (the capture is kept)")
             cfg["engine"] = self.cfg["engine"]
             cfg["falco_libs"] = self.cfg["falco_libs"]
+        if cfg["plugins"] != self.cfg["plugins"] or cfg["load_plugins"] != self.cfg["load_plugins"]:
+            log.warning("reload: plugin settings changed; they take effect on restart (the plugins are kept)")
+            cfg["plugins"], cfg["load_plugins"] = self.cfg["plugins"], self.cfg["load_plugins"]
         emptied = sorted(f for f in self._rules_with_content
                          if f in set(rulesload.expand_rules_files_quiet(self.rules_paths(cfg)))
                          and os.path.exists(f) and not _with_content([f]))  # missing: the load says so
