@@ -113,16 +113,23 @@ def text_time(time_ns: int, iso8601: bool = False) -> str:
 
 
 class Alert:
-    """One alert. ``message`` is the rendered rule output (no time/priority prefix);
-    ``fields`` the typed ``output_fields`` (None = null). Renderings are cached, so every
-    output that needs one computes it once."""
+    """One alert, the single alert type of pyfalco (the engine makes it, the outputs render it, the
+    pytest plugin and library users read it).
+
+    ``message`` is the rendered rule output (no time/priority prefix); ``fields`` the typed
+    ``output_fields`` (None = null); ``source`` the rules source (``syscall``, ``k8s_audit``,
+    ``internal``). Who caused it, when the event had a process: ``pid``, ``tid``, ``ancestors``
+    (the pids above it, nearest first) and ``container_id`` (12 characters, ``host`` outside
+    containers); None / () when not known. Renderings are cached, so every output that needs one
+    computes it once."""
 
     __slots__ = ("rule", "priority", "time_ns", "source", "tags", "message", "fields", "hostname",
-                 "iso8601", "internal", "_json", "_text")
+                 "iso8601", "internal", "pid", "tid", "ancestors", "container_id", "_json", "_text")
 
     def __init__(self, rule: str, priority: int, time_ns: int, message: str, fields: dict | None = None,
                  source: str = "syscall", tags=(), host: str | None = None, iso8601: bool = False,
-                 internal: bool = False):
+                 internal: bool = False, *, pid: int | None = None, tid: int | None = None,
+                 ancestors: tuple = (), container_id: str | None = None):
         self.rule = rule
         self.priority = int(priority)
         self.time_ns = int(time_ns)
@@ -133,11 +140,16 @@ class Alert:
         self.hostname = host if host is not None else hostname()
         self.iso8601 = iso8601
         self.internal = internal
+        self.pid = pid
+        self.tid = tid
+        self.ancestors = ancestors
+        self.container_id = container_id
         self._json = None
         self._text = None
 
     @property
     def priority_name(self) -> str:
+        """Falco's name of the priority (``Warning``)."""
         return PRIORITY_NAMES[self.priority]
 
     def output(self) -> str:
@@ -194,7 +206,11 @@ class Alert:
             return v
         return Alert(self.rule, self.priority, self.time_ns, cut(self.message),
                      {k: cut(v) for k, v in self.fields.items()}, self.source, self.tags, self.hostname,
-                     self.iso8601, self.internal)
+                     self.iso8601, self.internal, pid=self.pid, tid=self.tid, ancestors=self.ancestors,
+                     container_id=self.container_id)
+
+    def __str__(self) -> str:
+        return f"{self.priority_name} {self.rule}: {self.message}"
 
     def __repr__(self) -> str:
         return f"<Alert {self.priority_name} {self.rule!r} {self.time_ns}>"
