@@ -30,7 +30,7 @@ from pyfalco.outputs import Alert, Outputs, hostname
 from pyfalco.plugins.agent import setup_plugins
 from pyfalco.plugins.api import FRAMEWORK_API_VERSION, PluginError
 from pyfalco.plugins.scapio import replay_hook
-from pyfalco.rules.loader import DEFAULT_PLUGINS
+from pyfalco.rules.loader import DEFAULT_PLUGINS, ENGINE_VERSION
 
 from . import rulesload
 from . import config as _config
@@ -45,7 +45,6 @@ __all__ = ["Agent", "AgentError", "versions", "make_inspector"]
 
 log = logging.getLogger("pyfalco.agent")
 
-ENGINE_VERSION = "0.62.0"
 OUTPUT_KEYS = ("json_output", "json_include_output_property", "json_include_message_property",
                "json_include_output_fields_property", "json_include_tags_property", "buffered_outputs",
                "outputs_queue", "stdout_output", "syslog_output", "file_output", "http_output",
