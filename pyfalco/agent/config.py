@@ -39,11 +39,14 @@ DEFAULT_CONFIG_PATHS = ("/etc/pyfalco/pyfalco.yaml",)
 #: file names of the packaged defaults (pyfalco/data/ in a wheel)
 PACKAGED_CONFIG = "pyfalco.yaml"
 PACKAGED_RULES = "pyfalco_rules.yaml"
+#: the default Kubernetes audit rules, next to them (skipped with a warning without a k8s_audit source)
+PACKAGED_K8S_RULES = "pyfalco_k8s_audit_rules.yaml"
 
 _PKG = Path(__file__).resolve().parents[1]
 #: the same files in a source checkout: deploy/pyfalco.yaml, rules/pyfalco_rules.yaml
 _CHECKOUT = {PACKAGED_CONFIG: _PKG.parent / "deploy" / "pyfalco.yaml",
-             PACKAGED_RULES: _PKG.parent / "rules" / "pyfalco_rules.yaml"}
+             PACKAGED_RULES: _PKG.parent / "rules" / "pyfalco_rules.yaml",
+             PACKAGED_K8S_RULES: _PKG.parent / "rules" / "pyfalco_k8s_audit_rules.yaml"}
 
 
 def packaged_path(name: str) -> str | None:

@@ -144,7 +144,8 @@ def test_without_c_the_etc_file_else_the_packaged_default(tmp_path, monkeypatch)
     monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (str(etc),))
     c = load_config(None)
     assert c.path == packaged_path("pyfalco.yaml")
-    assert [Path(p).resolve() for p in c["rules_files"]] == [Path(packaged_path("pyfalco_rules.yaml")).resolve()]
+    assert [Path(p).resolve() for p in c["rules_files"]] == [Path(packaged_path("pyfalco_rules.yaml")).resolve(),
+                                                          Path(packaged_path("pyfalco_k8s_audit_rules.yaml")).resolve()]
     etc.write_text("rules_files: [local.yaml]\njson_output: true\n")
     c = load_config(None)
     assert c.path == str(etc) and c["rules_files"] == [str(tmp_path / "local.yaml")] and c["json_output"]
@@ -157,10 +158,11 @@ def test_print_default_config_is_a_working_config(tmp_path):
     saved.parent.mkdir()
     saved.write_text(r.stdout)
     c = load_config(str(saved))
-    assert [Path(p).resolve() for p in c["rules_files"]] == [(REPO / "rules" / "pyfalco_rules.yaml").resolve()]
+    assert [Path(p).resolve() for p in c["rules_files"]] == [(REPO / "rules" / "pyfalco_rules.yaml").resolve(),
+                                                          (REPO / "rules" / "pyfalco_k8s_audit_rules.yaml").resolve()]
     r = cli(["-c", saved, "--dry-run", "-o", "log_syslog=false"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "rules from 1 file(s) loaded" in r.stderr
+    assert "rules from 2 file(s) loaded" in r.stderr
 
 
 def test_python_m_pyfalco_is_the_cli(tmp_path, etc_rules, cfg):
