@@ -46,10 +46,12 @@ def test_wheel_contents(readme_wheel):
         names = set(z.namelist())
         data_cfg = z.read("pyfalco/data/pyfalco.yaml")
         data_rules = z.read("pyfalco/data/pyfalco_rules.yaml")
+        data_k8s_rules = z.read("pyfalco/data/pyfalco_k8s_audit_rules.yaml")
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     src = readme_wheel.src
     assert data_cfg == (src / "deploy" / "pyfalco.yaml").read_bytes()
     assert data_rules == (src / "rules" / "pyfalco_rules.yaml").read_bytes()
+    assert data_k8s_rules == (src / "rules" / "pyfalco_k8s_audit_rules.yaml").read_bytes()
     assert {"pyfalco/py.typed", "pyfalco/__main__.py", "pyfalco/libpyfalco.so",
             "pyfalco/driver_loader/kmod_src/LICENSE", "pyfalco/driver_loader/kmod_src/LICENSE.MIT",
             "pyfalco/driver_loader/kmod_src/LICENSE.GPL-2.0"} <= names
