@@ -376,6 +376,12 @@ def load_configured(cfg: Mapping[str, Any]) -> PluginSet:
             except PluginError:
                 loaded.plugin.destroy()
                 raise
+        known = {"syscall", *out.sources()}
+        for p in out:   # Falco: an extractor must serve at least one source that exists
+            if p.has_extraction and not p.has_sourcing and p.plugin.extract_event_sources \
+                    and not known & set(p.plugin.extract_event_sources):
+                raise PluginError(p.name, "has field extraction capability but is not compatible with any known "
+                                          f"event source (it extracts from: {', '.join(p.plugin.extract_event_sources)})")
     except BaseException:
         out.destroy()
         raise

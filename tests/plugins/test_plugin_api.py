@@ -153,6 +153,9 @@ def test_configuration_errors():
     two = _cfg({"name": "a", "library_path": "pyplugins:PyCounter"}, {"name": "b", "library_path": "pyplugins:PyCounter"})
     with pytest.raises(PluginError, match="plugin 'pycounter': a plugin with the same name is already loaded"):
         load_configured(two)
+    with pytest.raises(PluginError, match="plugin 'pyupper': has field extraction capability but is not compatible "
+                                          r"with any known event source \(it extracts from: pycounter\)"):
+        load_configured(_cfg({"name": "up", "library_path": "pyplugins:PyUpper"}))
     # load_plugins empty: nothing is loaded (Falco), even with entries
     assert len(load_configured(_cfg({"name": "a", "library_path": "pyplugins:PyCounter"}, load=[]))) == 0
     assert plugin_entry(_cfg({"name": "a", "library_path": "pyplugins:PyCounter"}), "pyplugins:PyCounter")["name"] == "a"
