@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _schema
+from .stateview import FieldEvent
 
 __all__ = ["EVENTS", "PT", "EVENT_NAMES", "NEVENTS", "NotExtractable", "SAFE_ERRORS", "safe", "main_thread",
            "parent_thread", "nz"]
@@ -33,7 +34,7 @@ SAFE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError, Over
 
 def safe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``fn`` made to return None instead of raising one of SAFE_ERRORS."""
-    def safe(ie):
+    def safe(ie: FieldEvent):
         try:
             return fn(ie)
         except SAFE_ERRORS:
@@ -43,7 +44,7 @@ def safe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return safe
 
 
-def main_thread(ie):
+def main_thread(ie: FieldEvent):
     """The main thread of the event's process (the event thread when its main is unknown)."""
     t = ie.thread
     if t is None:
@@ -54,7 +55,7 @@ def main_thread(ie):
     return m if m is not None else t
 
 
-def parent_thread(ie):
+def parent_thread(ie: FieldEvent):
     """The parent of the event's thread, as the thread table links it."""
     t = ie.thread
     if t is None:

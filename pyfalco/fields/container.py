@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .stateview import FieldEvent
+
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "container_id"]
 
 
-def container_id(ie):
+def container_id(ie: FieldEvent):
     t = ie.thread
     if t is None:
         return None
@@ -18,14 +20,14 @@ def container_id(ie):
     return cid[:12] if cid else "host"
 
 
-def container_full_id(ie):
+def container_full_id(ie: FieldEvent):
     t = ie.thread
     if t is None:
         return None
     return t.container_id or "host"
 
 
-def _cinfo(ie):
+def _cinfo(ie: FieldEvent):
     t = ie.thread
     if t is None or not t.container_id:
         return None
@@ -33,7 +35,7 @@ def _cinfo(ie):
 
 
 def _c(attr: str, host_value: Any = None):
-    def f(ie):
+    def f(ie: FieldEvent):
         t = ie.thread
         if t is None:
             return None
@@ -45,12 +47,12 @@ def _c(attr: str, host_value: Any = None):
     return f
 
 
-def container_duration(ie):
+def container_duration(ie: FieldEvent):
     info = _cinfo(ie)
     return ie.evt.ts - info.start_ts if info is not None and info.start_ts else None
 
 
-def container_mounts(ie):
+def container_mounts(ie: FieldEvent):
     info = _cinfo(ie)
     if info is None:
         return None
@@ -59,7 +61,7 @@ def container_mounts(ie):
 
 
 def make_container_mount(attr: str | None, arg: str):
-    def f(ie):
+    def f(ie: FieldEvent):
         info = _cinfo(ie)
         if info is None:
             return None
@@ -84,7 +86,7 @@ def make_container_mount(attr: str | None, arg: str):
 
 
 def make_label(which: str, arg: str):
-    def f(ie):
+    def f(ie: FieldEvent):
         info = _cinfo(ie)
         if info is None:
             return None
@@ -93,7 +95,7 @@ def make_label(which: str, arg: str):
 
 
 def _labels(which: str):
-    def f(ie):
+    def f(ie: FieldEvent):
         info = _cinfo(ie)
         if info is None:
             return None
@@ -103,7 +105,7 @@ def _labels(which: str):
 
 
 def k8s_sandbox(full: bool):
-    def f(ie):
+    def f(ie: FieldEvent):
         info = _cinfo(ie)
         if info is None or not info.pod_sandbox_id:
             return None

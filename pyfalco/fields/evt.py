@@ -16,6 +16,7 @@ from .common import EVENTS, PT
 from .common import EVENT_NAMES as _EVENT_NAMES
 from .common import NEVENTS as _NEVENTS
 from .common import SAFE_ERRORS as _SAFE_ERRORS
+from .stateview import FieldEvent
 
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "evt_type", "render_param"]
 
@@ -26,7 +27,7 @@ _PPM_O_RDONLY, _PPM_O_WRONLY, _PPM_O_CREAT, _PPM_O_F_CREATED = 1, 2, 4, 1 << 14
 _EXIT_RES_NAMES = ("res", "fd")
 
 
-def _res(ie):
+def _res(ie: FieldEvent):
     """The return value of an exit event (its ``res`` parameter, or the fd of fd-creating calls)."""
     evt = ie.evt
     code = evt.type
@@ -39,12 +40,12 @@ def _res(ie):
     return v if isinstance(v, int) else None
 
 
-def evt_type(ie):
+def evt_type(ie: FieldEvent):
     code = ie.evt.type
     return _EVENT_NAMES[code] if code < _NEVENTS else None
 
 
-def evt_num(ie):
+def evt_num(ie: FieldEvent):
     return ie.evt.num
 
 
@@ -55,28 +56,28 @@ def _fmt_time(ts: int, date: bool, ns: bool, utc: bool = False) -> str:
     return f"{out}.{frac:09d}" if ns else out
 
 
-def evt_time(ie):
+def evt_time(ie: FieldEvent):
     return _fmt_time(ie.evt.ts, False, True)
 
 
-def evt_time_s(ie):
+def evt_time_s(ie: FieldEvent):
     return _fmt_time(ie.evt.ts, False, False)
 
 
-def evt_time_iso8601(ie):
+def evt_time_iso8601(ie: FieldEvent):
     secs, frac = divmod(ie.evt.ts, 1_000_000_000)
     return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(secs)) + f".{frac:09d}Z"
 
 
-def evt_datetime(ie):
+def evt_datetime(ie: FieldEvent):
     return _fmt_time(ie.evt.ts, True, True)
 
 
-def evt_datetime_s(ie):
+def evt_datetime_s(ie: FieldEvent):
     return _fmt_time(ie.evt.ts, True, False)
 
 
-def _category(ie):
+def _category(ie: FieldEvent):
     code = ie.evt.type
     if code >= _NEVENTS:
         return None
@@ -86,21 +87,21 @@ def _category(ie):
     return sorted(cats)[0].lower().replace("_", "-")
 
 
-def evt_res(ie):
+def evt_res(ie: FieldEvent):
     r = _res(ie)
     return None if r is None else render.errno_name(r)
 
 
-def evt_rawres(ie):
+def evt_rawres(ie: FieldEvent):
     return _res(ie)
 
 
-def evt_failed(ie):
+def evt_failed(ie: FieldEvent):
     r = _res(ie)
     return None if r is None else r < 0
 
 
-def _open_flags(ie):
+def _open_flags(ie: FieldEvent):
     code = ie.evt.type
     if code not in _OPEN_CODES:
         return None
@@ -112,7 +113,7 @@ def _open_flags(ie):
 
 def _open_bit(bit: int):
     """evt.is_open_read/write/create: _open_flags tested for one bit, the _safe wrapper inlined."""
-    def is_open(ie):
+    def is_open(ie: FieldEvent):
         try:
             evt = ie.evt
             code = evt.type
@@ -135,7 +136,7 @@ evt_is_open_write = _open_bit(_PPM_O_WRONLY)
 evt_is_open_write.__name__ = "evt_is_open_write"
 
 
-def evt_is_open_exec(ie):
+def evt_is_open_exec(ie: FieldEvent):
     fl = _open_flags(ie)
     if fl is None:
         return None
@@ -148,13 +149,13 @@ evt_is_open_create.__name__ = "evt_is_open_create"
 
 
 def _flag(flag: str):
-    def f(ie):
+    def f(ie: FieldEvent):
         code = ie.evt.type
         return code < _NEVENTS and flag in EVENTS[code].flags
     return f
 
 
-def _param_info(ie, arg: str):
+def _param_info(ie: FieldEvent, arg: str):
     """(index, ParamInfo) of an event parameter by name or number, or (-1, None)."""
     code = ie.evt.type
     if code >= _NEVENTS:
@@ -169,7 +170,7 @@ def _param_info(ie, arg: str):
     return -1, None
 
 
-def _fd_text(ie, fd: int) -> str:
+def _fd_text(ie: FieldEvent, fd: int) -> str:
     t = ie.thread
     f = t.proc.fds.get(fd) if t is not None else None
     if f is None and ie.fd is not None and ie.fdnum == fd:
@@ -179,7 +180,7 @@ def _fd_text(ie, fd: int) -> str:
     return f"<{TYPECHARS.get(f.type, 'o')}>{f.name}"
 
 
-def render_param(ie, i: int, p, resolved: bool = True) -> str | None:
+def render_param(ie: FieldEvent, i: int, p, resolved: bool = True) -> str | None:
     """One parameter as text: ``resolved`` gives evt.arg's form, otherwise evt.args' ``raw(resolved)``."""
     v = ie.evt.param(i)
     if v is None:
@@ -242,7 +243,7 @@ def render_param(ie, i: int, p, resolved: bool = True) -> str | None:
     return str(v)
 
 
-def evt_args(ie):
+def evt_args(ie: FieldEvent):
     cache = ie.cache
     if cache is not None and "evt.args" in cache:
         return cache["evt.args"]
@@ -261,7 +262,7 @@ def evt_args(ie):
 
 
 def make_evt_arg(arg: str):
-    def evt_arg(ie):
+    def evt_arg(ie: FieldEvent):
         i, p = _param_info(ie, arg)
         if p is None:
             return None
@@ -270,7 +271,7 @@ def make_evt_arg(arg: str):
 
 
 def make_evt_rawarg(arg: str):
-    def evt_rawarg(ie):
+    def evt_rawarg(ie: FieldEvent):
         i, p = _param_info(ie, arg)
         if p is None:
             return None
@@ -285,12 +286,12 @@ def make_evt_rawarg(arg: str):
     return evt_rawarg
 
 
-def evt_buffer(ie):
+def evt_buffer(ie: FieldEvent):
     data = ie.evt.get("data")
     return bytes(data) if isinstance(data, (bytes, bytearray)) else None
 
 
-def evt_buflen(ie):
+def evt_buflen(ie: FieldEvent):
     code = ie.evt.type
     if code >= _NEVENTS or not ({"READS_FROM_FD", "WRITES_TO_FD"} & EVENTS[code].flags):
         return None
@@ -298,12 +299,12 @@ def evt_buflen(ie):
     return r if r is not None and r >= 0 else None
 
 
-def evt_deltatime(ie):
+def evt_deltatime(ie: FieldEvent):
     prev = ie.prev_ts
     return None if prev is None else ie.evt.ts - prev
 
 
-def _path_of(ie, which: str):
+def _path_of(ie: FieldEvent, which: str):
     """(normalized, raw) path of a file syscall's ``name`` / ``source`` / ``target``."""
     cache = ie.cache
     key = "fs.path"
@@ -318,7 +319,7 @@ def _path_of(ie, which: str):
 
 
 def _fs(which: str, raw: bool):
-    def f(ie):
+    def f(ie: FieldEvent):
         v = _path_of(ie, which)
         return None if v is None else v[1 if raw else 0]
     return f

@@ -12,6 +12,7 @@ from ..state.fds import L4_NAMES, ROLE_NONE, TYPECHARS, TYPENAMES
 from .common import EVENTS
 from .common import SAFE_ERRORS as _SAFE_ERRORS
 from .container import container_id
+from .stateview import FieldEvent
 
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "fd_name"]
 
@@ -25,11 +26,11 @@ _NULL_TYPECHAR = {name: ch for names, ch in (
     (("timerfd_create",), "t"), (("inotify_init", "inotify_init1"), "i")) for name in names}
 
 
-def _uses_fd(ie) -> bool:
+def _uses_fd(ie: FieldEvent) -> bool:
     return ie.thread is not None and ie.evt.type in _USES_FD
 
 
-def _connect_failed(ie) -> bool:
+def _connect_failed(ie: FieldEvent) -> bool:
     evt = ie.evt
     if evt.name != "connect" or not evt.type & 1:
         return False
@@ -37,7 +38,7 @@ def _connect_failed(ie) -> bool:
     return isinstance(res, int) and res < 0
 
 
-def fd_name(ie):
+def fd_name(ie: FieldEvent):
     """libs: the fd's name; an unknown fd of an event that uses one gives "" (the address it tried,
     for a failed connect or accept)."""
     f = ie.fd
@@ -51,24 +52,24 @@ def fd_name(ie):
     return ""
 
 
-def fd_num(ie):
+def fd_num(ie: FieldEvent):
     if ie.fd is not None or _uses_fd(ie):
         return ie.fdnum
     return None
 
 
-def _real(ie):
+def _real(ie: FieldEvent):
     """The event's fd, or None for none or the stand-in of a failed open (libs has no fd there)."""
     f = ie.fd
     return f if f is not None and f.fd >= 0 else None
 
 
-def fd_type(ie):
+def fd_type(ie: FieldEvent):
     f = _real(ie)
     return TYPENAMES.get(f.type, "unknown") if f is not None else None
 
 
-def fd_typechar(ie):
+def fd_typechar(ie: FieldEvent):
     f = ie.fd
     if f is not None:
         return TYPECHARS.get(f.type, "o")
@@ -77,7 +78,7 @@ def fd_typechar(ie):
     return _NULL_TYPECHAR.get(ie.evt.name, "o")
 
 
-def fd_nameraw(ie):
+def fd_nameraw(ie: FieldEvent):
     try:
         f = ie.fd
         if f is None:
@@ -95,7 +96,7 @@ def _dir_of_name(name: str) -> str:
     return "/"
 
 
-def fd_directory(ie):
+def fd_directory(ie: FieldEvent):
     try:
         f = ie.fd
         if f is None:
@@ -113,7 +114,7 @@ def fd_directory(ie):
         return None
 
 
-def fd_filename(ie):
+def fd_filename(ie: FieldEvent):
     try:
         f = _real(ie)
         if f is None or f.type not in (FD_FILE, FD_FILE_V2) or not f.name:
@@ -123,12 +124,12 @@ def fd_filename(ie):
         return None
 
 
-def _ipfd(ie):
+def _ipfd(ie: FieldEvent):
     f = ie.fd
     return f if f is not None and f.is_ip else None
 
 
-def _client(ie):
+def _client(ie: FieldEvent):
     """(ip, port) of the client end; libs gives none for a listening socket or a socket whose
     role is not known yet."""
     f = _ipfd(ie)
@@ -137,7 +138,7 @@ def _client(ie):
     return f.sip, f.sport
 
 
-def _server(ie):
+def _server(ie: FieldEvent):
     f = _ipfd(ie)
     if f is None:
         return None, None
@@ -149,19 +150,19 @@ def _server(ie):
     return (f.dip, f.dport) if f.dip is not None else (None, None)
 
 
-def fd_cip(ie):
+def fd_cip(ie: FieldEvent):
     return _client(ie)[0]
 
 
-def fd_sip(ie):
+def fd_sip(ie: FieldEvent):
     return _server(ie)[0]
 
 
-def fd_cport(ie):
+def fd_cport(ie: FieldEvent):
     return _client(ie)[1]
 
 
-def fd_sport(ie):
+def fd_sport(ie: FieldEvent):
     return _server(ie)[1]
 
 
@@ -173,7 +174,7 @@ def _both(a, b):
     return (a,) if b is None or b == a else (a, b)
 
 
-def _raw_ends(ie):
+def _raw_ends(ie: FieldEvent):
     """(client, server) endpoints as stored, whatever the role (fd.ip/fd.port look at both)."""
     f = _ipfd(ie)
     if f is None:
@@ -183,28 +184,28 @@ def _raw_ends(ie):
     return (f.sip, f.sport if f.sip is not None else None), (f.dip, f.dport if f.dip is not None else None)
 
 
-def fd_ip(ie):
+def fd_ip(ie: FieldEvent):
     if _ipfd(ie) is None:
         return None
     c, s = _raw_ends(ie)
     return _both(c[0], s[0])
 
 
-def fd_port(ie):
+def fd_port(ie: FieldEvent):
     if _ipfd(ie) is None:
         return None
     c, s = _raw_ends(ie)
     return _both(c[1], s[1])
 
 
-def fd_net(ie):
+def fd_net(ie: FieldEvent):
     ips = fd_ip(ie)
     if ips is None:
         return None
     return tuple(n for n in (ie.inspector.network_of(ip) for ip in ips) if n is not None) or None
 
 
-def fd_proto(ie):
+def fd_proto(ie: FieldEvent):
     ports = fd_port(ie)
     if ports is None:
         return None
@@ -217,7 +218,7 @@ def fd_proto(ie):
     return tuple(names) or None
 
 
-def _local_remote(ie):
+def _local_remote(ie: FieldEvent):
     """((local ip, port), (remote ip, port)) of a connected IP socket as libs decides them: the
     client end is local when its address is one of this machine's, else the server end is."""
     f = _ipfd(ie)
@@ -230,29 +231,29 @@ def _local_remote(ie):
     return s, c
 
 
-def fd_lip(ie):
+def fd_lip(ie: FieldEvent):
     lr = _local_remote(ie)
     return None if lr is None else lr[0][0]
 
 
-def fd_rip(ie):
+def fd_rip(ie: FieldEvent):
     lr = _local_remote(ie)
     return None if lr is None else lr[1][0]
 
 
-def fd_lport(ie):
+def fd_lport(ie: FieldEvent):
     lr = _local_remote(ie)
     return None if lr is None else lr[0][1]
 
 
-def fd_rport(ie):
+def fd_rport(ie: FieldEvent):
     lr = _local_remote(ie)
     return None if lr is None else lr[1][1]
 
 
 def _net_of(getter):
     """The interface network an address belongs to (Falco: the /N of a local interface), or /32|/128."""
-    def f(ie):
+    def f(ie: FieldEvent):
         ip = getter(ie)
         if ip is None:
             return None
@@ -260,7 +261,7 @@ def _net_of(getter):
     return f
 
 
-def fd_l4proto(ie):
+def fd_l4proto(ie: FieldEvent):
     """libs (sinsp_fdinfo::get_l4proto): a connection with no role yet has none ("<NA>") unless raw."""
     f = _real(ie)
     if f is None:
@@ -272,7 +273,7 @@ def fd_l4proto(ie):
     return L4_NAMES.get(f.l4proto, "<NA>")
 
 
-def fd_sockfamily(ie):
+def fd_sockfamily(ie: FieldEvent):
     f = ie.fd
     if f is None:
         return None
@@ -283,7 +284,7 @@ def fd_sockfamily(ie):
     return None
 
 
-def fd_is_server(ie):
+def fd_is_server(ie: FieldEvent):
     """libs: true for a listening socket, and for a connection whose server end is an address of
     this machine; false for any other fd."""
     f = ie.fd
@@ -297,12 +298,12 @@ def fd_is_server(ie):
     return False
 
 
-def fd_connected(ie):
+def fd_connected(ie: FieldEvent):
     f = _real(ie)
     return None if f is None else bool(f.connected)
 
 
-def fd_name_changed(ie):
+def fd_name_changed(ie: FieldEvent):
     """libs: the fd's name differs from the one it had before the event (a new named fd: true)."""
     f = _real(ie)
     if f is None:
@@ -312,7 +313,7 @@ def fd_name_changed(ie):
     return ie.name_changed
 
 
-def fd_uid(ie):
+def fd_uid(ie: FieldEvent):
     f = ie.fd
     t = ie.thread
     if t is None or (f is None and not _uses_fd(ie)):
@@ -321,7 +322,7 @@ def fd_uid(ie):
 
 
 def fd_types(arg: str | None):
-    def f(ie):
+    def f(ie: FieldEvent):
         fds = ie.extra if isinstance(ie.extra, tuple) else ((ie.fd,) if ie.fd is not None else ())
         vals = tuple(dict.fromkeys(TYPENAMES.get(x.type, "unknown") for x in fds if x is not None))
         if arg is not None:
@@ -334,7 +335,7 @@ def fd_types(arg: str | None):
 def _proto(getter_port):
     """fd.cproto/sproto/lproto/rproto: libs' port_to_string with name resolution off (Falco's
     default): the port number as text."""
-    def f(ie):
+    def f(ie: FieldEvent):
         port = getter_port(ie)
         if port is None:
             return None
@@ -342,7 +343,7 @@ def _proto(getter_port):
     return f
 
 
-def fd_cproto(ie):
+def fd_cproto(ie: FieldEvent):
     """libs: the client port as text for a connection with a role, "" for any other fd with a role."""
     f = _real(ie)
     if f is None or f.role == ROLE_NONE:
@@ -353,7 +354,7 @@ def fd_cproto(ie):
 
 
 def _ip_name(getter):
-    def f(ie):
+    def f(ie: FieldEvent):
         ip = getter(ie)
         return None if ip is None else ie.inspector.ip_name(ip)
     return f

@@ -5,18 +5,21 @@ its main thread, parent and ancestors, as the thread table has them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import render
 from .common import main_thread as _main
 from .common import parent_thread as _parent
+from .stateview import FieldEvent
 
+if TYPE_CHECKING:
+    from ..state.threads import Thread
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "LOGIN_SHELLS", "on_thread", "proc_name"]
 
 LOGIN_SHELLS = frozenset(("sh", "bash", "zsh", "ksh", "csh", "tcsh", "dash", "ash", "fish", "mksh", "busybox"))
 
 
-def proc_name(ie):
+def proc_name(ie: FieldEvent):
     t = ie.thread
     return t.comm or None if t is not None else None
 
@@ -24,15 +27,15 @@ def proc_name(ie):
 def _on(getter: Callable, who: str):
     """A thread-level getter applied to the event thread, its main thread or its parent."""
     if who == "self":
-        def f(ie):
+        def f(ie: FieldEvent):
             t = ie.thread
             return None if t is None else getter(t, ie)
     elif who == "main":
-        def f(ie):
+        def f(ie: FieldEvent):
             t = _main(ie)
             return None if t is None else getter(t, ie)
     else:
-        def f(ie):
+        def f(ie: FieldEvent):
             t = _parent(ie)
             return None if t is None else getter(t, ie)
     return f
@@ -40,7 +43,7 @@ def _on(getter: Callable, who: str):
 
 def _ancestor_field(getter: Callable, arg: str | None, key: str):
     if arg is None:
-        def anyof(ie):
+        def anyof(ie: FieldEvent):
             cache = ie.cache
             ck = "any:" + key
             if cache is not None and ck in cache:
@@ -56,7 +59,7 @@ def _ancestor_field(getter: Callable, arg: str | None, key: str):
         return anyof
     n = int(arg)
 
-    def nth(ie):
+    def nth(ie: FieldEvent):
         t = ie.thread
         if t is None:
             return None
@@ -65,53 +68,53 @@ def _ancestor_field(getter: Callable, arg: str | None, key: str):
     return nth
 
 
-def _g_comm(t, ie):
+def _g_comm(t: Thread, ie: FieldEvent):
     return t.comm or None
 
 
-def _g_exe(t, ie):
+def _g_exe(t: Thread, ie: FieldEvent):
     return t.exe or None
 
 
-def _g_exepath(t, ie):
+def _g_exepath(t: Thread, ie: FieldEvent):
     return t.exepath or None
 
 
-def _g_args(t, ie):
+def _g_args(t: Thread, ie: FieldEvent):
     return t.args_str()
 
 
-def _g_cmdline(t, ie):
+def _g_cmdline(t: Thread, ie: FieldEvent):
     return t.cmdline() or None
 
 
-def _g_pid(t, ie):
+def _g_pid(t: Thread, ie: FieldEvent):
     return t.pid
 
 
-def _g_exeline(t, ie):
+def _g_exeline(t: Thread, ie: FieldEvent):
     a = t.args_str()
     return f"{t.exe} {a}" if a else t.exe
 
 
-def _g_cwd(t, ie):
+def _g_cwd(t: Thread, ie: FieldEvent):
     cwd = t.proc.cwd
     if not cwd:
         return None
     return cwd if cwd.endswith("/") else cwd + "/"
 
 
-def _g_duration(t, ie):
+def _g_duration(t: Thread, ie: FieldEvent):
     m = ie.inspector.threads.main_thread(t)
     return ie.evt.ts - m.clone_ts if m.clone_ts else None
 
 
-def _g_start(t, ie):
+def _g_start(t: Thread, ie: FieldEvent):
     m = ie.inspector.threads.main_thread(t)
     return m.clone_ts or None
 
 
-def _env_of(t, ie):
+def _env_of(t: Thread, ie: FieldEvent):
     env = t.env
     if not env and ie.inspector.live:
         env = ie.inspector.read_environ(t)
@@ -120,7 +123,7 @@ def _env_of(t, ie):
 
 def make_proc_env(arg: str | None):
     if arg is None:
-        def env_all(ie):
+        def env_all(ie: FieldEvent):
             t = _main(ie)
             if t is None:
                 return None
@@ -128,7 +131,7 @@ def make_proc_env(arg: str | None):
         return env_all
     prefix = arg + "="
 
-    def env_one(ie):
+    def env_one(ie: FieldEvent):
         t = _main(ie)
         if t is None:
             return None
@@ -139,7 +142,7 @@ def make_proc_env(arg: str | None):
     return env_one
 
 
-def proc_loginshellid(ie):
+def proc_loginshellid(ie: FieldEvent):
     t = ie.thread
     if t is None:
         return None
@@ -155,7 +158,7 @@ def proc_loginshellid(ie):
 def _leader(kind: str):
     """Session / process-group leader: the process whose pid is the id, or the eldest ancestor
     sharing it."""
-    def leader(ie):
+    def leader(ie: FieldEvent):
         t = _main(ie)
         if t is None:
             return None
@@ -175,33 +178,33 @@ def _leader(kind: str):
 
 
 def _via(leader_fn, getter):
-    def f(ie):
+    def f(ie: FieldEvent):
         lt = leader_fn(ie)
         return None if lt is None else getter(lt, ie)
     return f
 
 
 def _exe_flag(bit: int):
-    def f(t, ie):
+    def f(t: Thread, ie: FieldEvent):
         return bool(t.exe_flags & bit)
     return f
 
 
-def _ctime_proc_start(t, ie):
+def _ctime_proc_start(t: Thread, ie: FieldEvent):
     m = ie.inspector.threads.main_thread(t)
     if not t.exe_ino_ctime or not m.clone_ts:
         return None
     return m.clone_ts - t.exe_ino_ctime
 
 
-def _ctime_pidns_start(t, ie):
+def _ctime_pidns_start(t: Thread, ie: FieldEvent):
     if not t.exe_ino_ctime or not t.pidns_init_start_ts or t.pidns_init_start_ts >= t.exe_ino_ctime:
         return None
     return t.exe_ino_ctime - t.pidns_init_start_ts
 
 
 def _std(n: int, what: str):
-    def f(t, ie):
+    def f(t: Thread, ie: FieldEvent):
         fd = t.proc.fds.get(n)
         if fd is None:
             return None
@@ -210,7 +213,7 @@ def _std(n: int, what: str):
 
 
 def make_thread_cgroup(arg: str):
-    def f(ie):
+    def f(ie: FieldEvent):
         t = ie.thread
         return None if t is None else t.cgroup(arg)
     return f

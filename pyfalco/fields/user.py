@@ -8,20 +8,21 @@ from collections.abc import Callable
 from typing import Any
 
 from .proc import on_thread as _on
+from .stateview import FieldEvent
 
 __all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED"]
 
 _self = "self"
 
 
-def user_name(ie):
+def user_name(ie: FieldEvent):
     t = ie.thread
     u = ie.inspector.users.user(t) if t is not None else None
     return u.name if u is not None else None
 
 
 def _user_attr(attr: str, login: bool = False):
-    def f(ie):
+    def f(ie: FieldEvent):
         t = ie.thread
         if t is None:
             return None
@@ -35,14 +36,14 @@ def _user_attr(attr: str, login: bool = False):
     return f
 
 
-def user_loginuid(ie):
+def user_loginuid(ie: FieldEvent):
     t = ie.thread
     if t is None:
         return None
     return -1 if t.loginuid == 0xFFFFFFFF else t.loginuid
 
 
-def group_name(ie):
+def group_name(ie: FieldEvent):
     t = ie.thread
     g = ie.inspector.users.group(t) if t is not None else None
     return g.name if g is not None else None
