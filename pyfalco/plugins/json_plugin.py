@@ -6,7 +6,8 @@ Fields, on events of any source whose payload is JSON (``k8s_audit`` in practice
 * ``json.value[<json pointer>]`` (alias ``jevt.value``): the value at an RFC 6901 pointer
   (``/requestObject/spec/volumes``, ``~1`` for ``/``, ``~0`` for ``~``; array elements by number);
   a string as its text, anything else as compact JSON; ``<NA>`` when the pointer leads nowhere;
-* ``json.obj`` (alias ``jevt.obj``): the whole payload, indented by two spaces;
+* ``json.obj`` (alias ``jevt.obj``): the whole payload re-indented by two spaces, tokens as written
+  (Go's ``json.Indent``);
 * ``json.rawtime`` (alias ``jevt.rawtime``): the event timestamp (ns since the epoch) as text.
 
 A payload that is not JSON gives ``<NA>`` for every field.
@@ -15,13 +16,14 @@ A payload that is not JSON gives ``<NA>`` for every field.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable
 
 from pyfalco.plugins.api import FieldSpec, Plugin, PluginError, PluginEvent
 from pyfalco.plugins.k8saudit.fields import as_text
 from pyfalco.plugins.k8saudit.plugin import event_doc
 
-__all__ = ["JsonPlugin", "json_pointer"]
+__all__ = ["JsonPlugin", "json_pointer", "indent_json"]
 
 _MISSING = object()
 _UNSET = object()
@@ -32,6 +34,41 @@ def json_pointer(text: str) -> tuple[str, ...]:
     if text.startswith("/"):
         text = text[1:]
     return tuple(t.replace("~1", "/").replace("~0", "~") for t in text.split("/"))
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+')
+
+
+def indent_json(text: str, indent: str = "  ") -> str:
+    """JSON text re-indented token by token, as Go's ``json.Indent`` does (what the plugin shows
+    for ``json.obj``): strings and numbers stay exactly as written, each member/element on its own
+    line, ``": "`` after keys, empty ``{}``/``[]`` kept together."""
+    out: list[str] = []
+    depth = 0
+    toks = _TOKENS.findall(text)
+    n = len(toks)
+    i = 0
+    while i < n:
+        t = toks[i]
+        if t in ("{", "["):
+            close = "}" if t == "{" else "]"
+            if i + 1 < n and toks[i + 1] == close:
+                out.append(t + close)
+                i += 2
+                continue
+            depth += 1
+            out.append(t + "\n" + indent * depth)
+        elif t in ("}", "]"):
+            depth -= 1
+            out.append("\n" + indent * depth + t)
+        elif t == ",":
+            out.append(",\n" + indent * depth)
+        elif t == ":":
+            out.append(": ")
+        else:
+            out.append(t)
+        i += 1
+    return "".join(out)
 
 
 def _walk(doc: Any, tokens: tuple[str, ...]) -> Any:
@@ -100,8 +137,10 @@ class JsonPlugin(Plugin):
                 raise ValueError(f"field '{field}' does not take an argument")
             if kind == "obj":
                 def getter(evt: Any) -> Any:
-                    doc = event_doc(evt)
-                    return None if doc is None else json.dumps(doc, indent=2, ensure_ascii=False)
+                    if event_doc(evt) is None:
+                        return None
+                    data = evt.data
+                    return indent_json(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
             else:
                 def getter(evt: Any) -> Any:
                     # the plugin checks the payload is JSON before any field

@@ -250,3 +250,15 @@ def test_payload_is_each_event_as_sent():
         parse_payload(body[:-3].encode())
     with pytest.raises(PayloadError, match="not recognized"):
         parse_payload(b'{"kind": "EventList", "items": 3}')
+
+
+def test_json_obj_is_the_payload_reindented_as_sent():
+    # numbers and escapes as written (Go's json.Indent), one member per line, ": " after keys
+    doc = dict(POD, weight=1.50e3, note="<b>\u00e9")
+    text = json.dumps(doc, ensure_ascii=True).replace("1500.0", "1.50e3")
+    (ts, data), = parse_payload(text.encode())[0]
+    obj = JsonPlugin().extract(PluginEvent(1, ts, 1, "k8s_audit", data), "jevt.obj", None)
+    assert '"weight": 1.50e3' in obj and '"note": "<b>\\u00e9"' in obj
+    assert obj.startswith('{\n  "kind": "Event",\n  "apiVersion": "audit.k8s.io/v1",')
+    assert '"subresource"' not in obj and '"volumes": [\n' in obj and '"emptyDir": {}' in obj
+    assert json.loads(obj) == json.loads(text)
