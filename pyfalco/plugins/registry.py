@@ -232,6 +232,11 @@ def _validate(plugin: Plugin, label: str) -> list[FieldSpec]:
         seen.add(spec.name)
     if not plugin.has_sourcing() and not specs:
         raise PluginError(name, "the plugin implements neither event sourcing nor field extraction")
+    if not isinstance(plugin, CPlugin):   # a declared capability must be implemented
+        if plugin.has_sourcing() and type(plugin).open is Plugin.open:
+            raise PluginError(name, "event sourcing capability is incomplete: open() is not implemented")
+        if specs and type(plugin).extract is Plugin.extract:
+            raise PluginError(name, "field extraction capability is incomplete: extract() is not implemented")
     return specs
 
 

@@ -109,3 +109,10 @@ class BadField(PyUpper):
 
     def fields(self):
         return [FieldSpec("x.y", "float")]
+
+
+class NoOpen(Plugin):
+    name = "noopen"
+    version = "1.0.0"
+    id = 4242
+    event_source = "noopen"

@@ -133,6 +133,8 @@ def test_rules_of_unknown_plugin_fields_and_versions():
     ({"name": "x", "library_path": "pyplugins:NoCaps"},
      "plugin 'nocaps': the plugin implements neither event sourcing nor field extraction"),
     ({"name": "x", "library_path": "pyplugins:BadField"}, "plugin 'badfield': field 'x.y': unknown type 'float'"),
+    ({"name": "x", "library_path": "pyplugins:NoOpen"},
+     "plugin 'noopen': event sourcing capability is incomplete: open() is not implemented"),
     ({"name": "x", "library_path": "pyplugins:Missing"}, "plugin 'x': module 'pyplugins' has no attribute 'Missing'"),
     ({"name": "x", "library_path": "no_such_module_zz:Cls"}, "plugin 'x': cannot import module 'no_such_module_zz'"),
     ({"name": "x", "library_path": "pyplugins:FieldSpec"}, "is not a pyfalco.plugins.Plugin subclass"),
