@@ -250,7 +250,7 @@ class CPlugin(Plugin):
         if self._proto("get_init_schema", C.c_char_p, C.POINTER(C.c_int32)) is not None:
             kind = C.c_int32(0)
             schema = _text(self._fn["get_init_schema"](C.byref(kind)))
-            self.init_schema = schema or "" if kind.value == SS_PLUGIN_SCHEMA_JSON else ""  # type: ignore[misc]
+            self.init_schema = (schema or "") if kind.value == SS_PLUGIN_SCHEMA_JSON else ""  # type: ignore[misc]
 
     def _parse_fields(self, text: str | None) -> list[FieldSpec]:
         if text is None:

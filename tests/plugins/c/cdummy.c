@@ -55,6 +55,11 @@ const char *plugin_get_description(void) { return "a test source of numbered wor
 const char *plugin_get_contact(void) { return "pyfalco tests"; }
 const char *plugin_get_version(void) { return "1.2.3"; }
 
+const char *plugin_get_init_schema(uint32_t *schema_type) {
+	*schema_type = 1; /* SS_PLUGIN_SCHEMA_JSON */
+	return "{\"type\": \"string\"}";
+}
+
 ss_plugin_t *plugin_init(const ss_plugin_init_input *in, ss_plugin_rc *rc) {
 	state_t *s = calloc(1, sizeof(*s));
 	const char *cfg = in && in->config ? in->config : "";
