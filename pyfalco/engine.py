@@ -362,7 +362,8 @@ class Engine:
         self.ruleset: Ruleset | None = None
         self.load_result: LoadResult | None = None
         self.renderers: Mapping[int, Renderer] | None = None
-        self.n_events = 0
+        #: events read, per source (each counter has one writer: its source's thread)
+        self.events_by_source: dict[str, int] = {}
         self.n_alerts = 0
         self._evaluators: dict[str, _Evaluator] = {}
         self._threads: list[threading.Thread] = []
@@ -557,6 +558,8 @@ class Engine:
 
     def _start_threads(self) -> None:
         self._threads_started = True
+        for src in self.sources:     # every counter exists before a thread writes one
+            self.events_by_source.setdefault(src.source, 0)
         for src in self.sources:
             t = threading.Thread(target=self._run_source, args=(src,), name=f"pyfalco-source-{src.source}",
                                  daemon=True)
@@ -573,6 +576,8 @@ class Engine:
         try:
             src.open()
             ev = self._evaluator(src.source)
+            name = src.source
+            counts = self.events_by_source
             while not self._stop.is_set():
                 batch = src.next_batch(0.1)
                 if batch is None:
@@ -583,7 +588,7 @@ class Engine:
                 evaluate = ev.evaluate
                 for evt in batch:
                     evaluate(evt)
-                self.n_events += len(batch)
+                counts[name] += len(batch)
         except BaseException as exc:  # noqa: BLE001 - surfaced on the main loop by step()
             log.debug("event source %s failed", src.source, exc_info=True)
             self._errors.append(SourceError(f"event source {src.source}: {type(exc).__name__}: {exc}"))
@@ -593,6 +598,11 @@ class Engine:
                 src.close()
             except Exception as exc:  # noqa: BLE001
                 log.error("closing event source %s: %s", src.source, exc)
+
+    @property
+    def n_events(self) -> int:
+        """Events read so far, every source together."""
+        return sum(self.events_by_source.values())
 
     @property
     def ended(self) -> bool:
@@ -620,7 +630,8 @@ class Engine:
         n = syscall.pump(timeout, self._evaluator("syscall"), self.batch)
         if n is None:
             return None if self.ended else 0
-        self.n_events += n
+        counts = self.events_by_source
+        counts["syscall"] = counts.get("syscall", 0) + n
         return n
 
     def run(self, on_alert: Callable[[Alert], Any] | None = None, *, duration: float | None = None,
