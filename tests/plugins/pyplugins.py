@@ -116,3 +116,30 @@ class NoOpen(Plugin):
     version = "1.0.0"
     id = 4242
     event_source = "noopen"
+
+
+class _Once(PluginInstance):
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def next_batch(self, timeout):
+        payload, self.payload = self.payload, None
+        return None if payload is None else [payload]
+
+
+class Hostile(Plugin):
+    """One event whose payload tries to forge an output line (newline, escape, quote, NUL)."""
+
+    name = "hostile"
+    version = "0.1.0"
+    id = 4243
+    event_source = "hostile"
+
+    def fields(self):
+        return [FieldSpec("h.data", "string", desc="the payload")]
+
+    def open(self, params):
+        return _Once(b'line1\nFAKE: Critical injected\x1b[31m"quote"\x00end')
+
+    def extract(self, evt, field, arg):
+        return evt.data.decode()

@@ -262,3 +262,20 @@ def test_syscall_and_plugin_sources_at_once(tmp_path, c_plugins):
     syscall = [a for a in alerts if a["source"] == "syscall"]
     assert syscall[0]["rule"] == "Marker open" and "marker opened by " in syscall[0]["output"]
     assert [a["output_fields"]["cd.n"] for a in alerts if a["source"] == "cdummy"] == [2]
+
+
+def test_hostile_plugin_payloads_do_not_break_outputs(tmp_path):
+    rules = tmp_path / "h.yaml"
+    rules.write_text("- rule: h\n  desc: d\n  condition: h.data contains line1\n  output: \"data=%h.data\"\n"
+                     "  priority: WARNING\n  source: hostile\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"load_plugins": ["h"], "plugins": [{"name": "h", "library_path": "pyplugins:Hostile"}],
+                               "rules_files": [str(rules)], "syslog_output": {"enabled": False},
+                               "webserver": {"enabled": False}, "config_files": []}))
+    r = _run(["-c", cfg, "--disable-source", "syscall"])
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stdout.splitlines()
+    assert line.endswith('Warning data=line1\\nFAKE: Critical injected\\x1b[31m"quote"\\0end')
+    r = _run(["-c", cfg, "--disable-source", "syscall", "-o", "json_output=true"])
+    (doc,) = map(json.loads, r.stdout.splitlines())
+    assert doc["output_fields"]["h.data"] == 'line1\nFAKE: Critical injected\x1b[31m"quote"\x00end'
