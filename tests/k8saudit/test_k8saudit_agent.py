@@ -20,7 +20,7 @@ from pyfalco.generator import k8saudit as gen
 PYFALCO = [sys.executable, "-m", "pyfalco.cli.main"]
 
 
-def config(tmp_path: Path, open_params: str, rules: Path) -> Path:
+def config(tmp_path: Path, open_params: str, rules: Path, **extra) -> Path:
     cfg = {"stdout_output": {"enabled": True}, "syslog_output": {"enabled": False}, "json_output": True,
            "webserver": {"enabled": False}, "log_syslog": False, "log_stderr": True, "config_files": [],
            "watch_config_files": False, "rules_files": [str(rules)],
@@ -28,6 +28,7 @@ def config(tmp_path: Path, open_params: str, rules: Path) -> Path:
            "plugins": [{"name": "k8saudit", "library_path": "libk8saudit.so", "init_config": {"maxEventSize": 65536},
                         "open_params": open_params},
                        {"name": "json", "library_path": "libjson.so", "init_config": ""}]}
+    cfg.update(extra)
     p = tmp_path / "pyfalco.yaml"
     p.write_text(json.dumps(cfg))
     return p
@@ -53,7 +54,8 @@ def alerts_of(text: str) -> list[dict]:
 def test_webhook_source_alone_alerts_and_survives_bad_bodies(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}/k8s-audit"
-    cfg = config(tmp_path, url, FALCO_K8S_RULES)
+    alerts_file = tmp_path / "alerts.json"
+    cfg = config(tmp_path, url, FALCO_K8S_RULES, file_output={"enabled": True, "filename": str(alerts_file)})
     agent = subprocess.Popen(PYFALCO + ["-c", str(cfg), "--disable-source", "syscall"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env(), cwd=str(REPO))
     try:
@@ -73,7 +75,10 @@ def test_webhook_source_alone_alerts_and_survives_bad_bodies(tmp_path):
         cp = subprocess.run([sys.executable, "-m", "pyfalco.generator", "run", "k8saudit.*", "--k8s-audit-url", url],
                             capture_output=True, text=True, timeout=120, env=env())
         assert cp.returncode == 0, cp.stdout + cp.stderr
-        time.sleep(1.5)
+        end = time.monotonic() + 60         # the alerts also go to a file: wait for them there
+        while len(alerts_of(alerts_file.read_text() if alerts_file.exists() else "")) < len(gen.K8S_ACTIONS):
+            assert time.monotonic() < end and agent.poll() is None, "no alerts in time"
+            time.sleep(0.1)
     finally:
         agent.terminate()
         out, err = agent.communicate(timeout=30)
