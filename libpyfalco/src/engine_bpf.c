@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "ring_merge.h"
 #include "pyfalco_abi.h"
 
 #ifdef PYFALCO_HAVE_BPF
@@ -37,8 +38,7 @@ struct pf_ring {
 	size_t size;
 	size_t mask;
 	unsigned long cons;     /* local consumer position */
-	const uint8_t *head;    /* current head event (NULL: none cached) */
-	size_t head_total;      /* bytes to advance past the head record */
+	size_t head_total;      /* bytes to advance past the head record peeked last */
 };
 
 struct pf_bpf {
@@ -47,8 +47,7 @@ struct pf_bpf {
 	int nrings;
 	int ncpus;
 	size_t page;
-	struct pf_ring *last;   /* ring of the event handed out last (advance on the next call) */
-	int ungot;
+	struct pf_merge merge;  /* time order across the rings (ring_merge.h) */
 };
 
 /* libbpf's print callback is process-wide: route it to the handle being opened. */
@@ -166,6 +165,7 @@ static void bpf_close(pyfalco_capture *h)
 		pyfalco_bpf__destroy(b->skel);
 	for (i = 0; i < b->nrings; i++)
 		ring_unmap(&b->rings[i], b->page);
+	pf_merge_free(&b->merge);
 	free(b->rings);
 	free(b);
 	h->engine_data = NULL;
@@ -242,6 +242,44 @@ static int bpf_select(pyfalco_capture *h, const uint8_t *interest)
 		dst[i] = interest[i];
 	return 0;
 }
+
+/* Ring i's head record, skipping discarded ones; NULL when there is none (yet). */
+static const uint8_t *ring_peek(void *ctx, uint32_t i)
+{
+	struct pf_ring *r = &((struct pf_bpf *)ctx)->rings[i];
+	unsigned long prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+
+	while (r->cons < prod) {
+		const uint8_t *rec = r->data + (r->cons & r->mask);
+		uint32_t len = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
+		size_t total;
+
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			return NULL; /* being written: not yet */
+		total = ((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) + BPF_RINGBUF_HDR_SZ + 7) & ~7UL;
+		if (len & BPF_RINGBUF_DISCARD_BIT) {
+			r->cons += total;
+			__atomic_store_n(r->consumer, r->cons, __ATOMIC_RELEASE);
+			continue;
+		}
+		r->head_total = total;
+		return rec + BPF_RINGBUF_HDR_SZ;
+	}
+	return NULL;
+}
+
+static void ring_advance(void *ctx, uint32_t i)
+{
+	struct pf_ring *r = &((struct pf_bpf *)ctx)->rings[i];
+
+	r->cons += r->head_total;
+	__atomic_store_n(r->consumer, r->cons, __ATOMIC_RELEASE);
+}
+
+static const struct pf_merge_ops bpf_merge_ops = {
+	.peek = ring_peek,
+	.advance = ring_advance,
+};
 
 static int bpf_open(pyfalco_capture *h)
 {
@@ -331,6 +369,10 @@ static int bpf_open(pyfalco_capture *h)
 	h->error[0] = 0;
 	if ((err = setup_rings(h, b)) < 0)
 		goto fail;
+	if (pf_merge_init(&b->merge, b, (uint32_t)b->nrings)) {
+		err = pf_fail(h, ENOMEM, "opening the modern_ebpf engine: out of memory");
+		goto fail;
+	}
 	if ((err = setup_tail_calls(h, b)) < 0)
 		goto fail;
 
@@ -375,98 +417,19 @@ static int bpf_stop(pyfalco_capture *h)
 	return 0;
 }
 
-/* Caches the head record of ring r, skipping discarded ones. 1 if there is one. */
-static int ring_peek(struct pf_ring *r)
-{
-	unsigned long prod;
-
-	if (r->head)
-		return 1;
-	prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
-	while (r->cons < prod) {
-		const uint8_t *rec = r->data + (r->cons & r->mask);
-		uint32_t len = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
-		size_t total;
-
-		if (len & BPF_RINGBUF_BUSY_BIT)
-			return 0; /* being written: not yet */
-		total = ((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) + BPF_RINGBUF_HDR_SZ + 7) & ~7UL;
-		if (len & BPF_RINGBUF_DISCARD_BIT) {
-			r->cons += total;
-			__atomic_store_n(r->consumer, r->cons, __ATOMIC_RELEASE);
-			continue;
-		}
-		r->head = rec + BPF_RINGBUF_HDR_SZ;
-		r->head_total = total;
-		return 1;
-	}
-	return 0;
-}
-
-static void ring_advance(struct pf_ring *r)
-{
-	r->cons += r->head_total;
-	r->head = NULL;
-	__atomic_store_n(r->consumer, r->cons, __ATOMIC_RELEASE);
-}
-
 static int bpf_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu, uint16_t *flags, int timeout_ms)
 {
 	struct pf_bpf *b = h->engine_data;
-	uint64_t deadline = 0;
-	int i;
 
-	if (b->ungot) {
-		b->ungot = 0;
-		*evt = b->last->head;
-		*cpu = (uint16_t)(b->last - b->rings);
-		*flags = 0;
-		return 0;
-	}
-	if (b->last) {
-		ring_advance(b->last);
-		b->last = NULL;
-	}
-	for (;;) {
-		struct pf_ring *best = NULL;
-		uint64_t best_ts = UINT64_MAX;
-
-		for (i = 0; i < b->nrings; i++) {
-			struct pf_ring *r = &b->rings[i];
-			uint64_t ts;
-
-			if (!ring_peek(r))
-				continue;
-			ts = ((const struct pyfalco_evt_hdr *)r->head)->ts;
-			if (ts < best_ts) {
-				best_ts = ts;
-				best = r;
-			}
-		}
-		if (best) {
-			b->last = best;
-			*evt = best->head;
-			*cpu = (uint16_t)(best - b->rings);
-			*flags = 0;
-			return 0;
-		}
-		if (timeout_ms == 0)
-			return PYFALCO_TIMEOUT;
-		if (!deadline)
-			deadline = ns_of(CLOCK_MONOTONIC) + (timeout_ms < 0 ? UINT64_MAX / 2 : (uint64_t)timeout_ms * 1000000ull);
-		else if (ns_of(CLOCK_MONOTONIC) >= deadline)
-			return PYFALCO_TIMEOUT;
-		/* The driver submits without wakeups (they triple the per-syscall cost): poll. */
-		usleep(500);
-	}
+	*flags = 0;
+	return pf_merge_next(&b->merge, &bpf_merge_ops, evt, cpu, timeout_ms);
 }
 
 static void bpf_unget(pyfalco_capture *h)
 {
 	struct pf_bpf *b = h->engine_data;
 
-	if (b->last)
-		b->ungot = 1;
+	pf_merge_unget(&b->merge);
 }
 
 static int bpf_stats(pyfalco_capture *h, uint64_t *out)
@@ -504,6 +467,14 @@ const struct pyfalco_engine_ops pf_engine_bpf = {
 	.stats = bpf_stats,
 	.close = bpf_close,
 };
+
+/* kfilter.c's way to the driver: the loaded skeleton of a modern_ebpf handle, else NULL. */
+struct pyfalco_bpf *pf_bpf_skel(pyfalco_capture *h)
+{
+	struct pf_bpf *b = h && h->ops == &pf_engine_bpf && h->opened ? h->engine_data : NULL;
+
+	return b ? b->skel : NULL;
+}
 
 #else /* !PYFALCO_HAVE_BPF */
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "ring_merge.h"
 #include "pyfalco_abi.h"
 #include "pyfalco_kmod.h"
 
@@ -25,8 +26,7 @@ struct km_ring {
 	const uint8_t *data;            /* buffer_bytes, mapped twice in a row */
 	uint64_t tail;                  /* local consumer position */
 	uint64_t head;                  /* last head read */
-	const uint8_t *rec;             /* cached head record (NULL: none) */
-	uint32_t rec_len;
+	uint32_t rec_len;               /* length of the head record peeked last */
 };
 
 struct km_engine {
@@ -36,18 +36,9 @@ struct km_engine {
 	uint64_t size;
 	uint32_t nrings;
 	struct km_ring *rings;
-	struct km_ring *last; /* ring of the record handed out last (advance on the next call) */
-	int ungot;
+	struct pf_merge merge; /* time order across the rings (ring_merge.h) */
 	uint64_t malformed;
 };
-
-static uint64_t km_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void km_close(pyfalco_capture *h)
 {
@@ -59,6 +50,7 @@ static void km_close(pyfalco_capture *h)
 		munmap(k->map, k->map_len);
 	if (k->fd >= 0)
 		close(k->fd);
+	pf_merge_free(&k->merge);
 	free(k->rings);
 	free(k);
 	h->engine_data = NULL;
@@ -119,6 +111,45 @@ static int km_select(pyfalco_capture *h, const uint8_t *interest)
 	return 0;
 }
 
+/* Ring i's head record; NULL when there is none (yet). */
+static const uint8_t *km_peek(void *ctx, uint32_t i)
+{
+	struct km_engine *k = ctx;
+	struct km_ring *r = &k->rings[i];
+	const struct pyfalco_evt_hdr *hdr;
+	uint64_t avail;
+
+	if (r->tail == r->head) {
+		r->head = __atomic_load_n(&r->info->head, __ATOMIC_ACQUIRE);
+		if (r->tail == r->head)
+			return NULL;
+	}
+	avail = r->head - r->tail;
+	hdr = (const struct pyfalco_evt_hdr *)(r->data + (r->tail & (k->size - 1)));
+	if (avail > k->size || avail < PYFALCO_EVT_HDR_SIZE || hdr->len < PYFALCO_EVT_HDR_SIZE || hdr->len > avail) {
+		/* cannot happen with a sane module: skip everything written so far */
+		k->malformed++;
+		r->tail = r->head;
+		__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	r->rec_len = hdr->len;
+	return (const uint8_t *)hdr;
+}
+
+static void km_advance(void *ctx, uint32_t i)
+{
+	struct km_ring *r = &((struct km_engine *)ctx)->rings[i];
+
+	r->tail += r->rec_len;
+	__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
+}
+
+static const struct pf_merge_ops km_merge_ops = {
+	.peek = km_peek,
+	.advance = km_advance,
+};
+
 static int km_open(pyfalco_capture *h)
 {
 	struct pyfalco_kmod_setup setup = { .buffer_bytes = h->settings.buffer_bytes };
@@ -174,6 +205,10 @@ static int km_open(pyfalco_capture *h)
 		r->tail = __atomic_load_n(&r->info->head, __ATOMIC_ACQUIRE);
 		__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
 	}
+	if (pf_merge_init(&k->merge, k, k->nrings)) {
+		err = pf_fail(h, ENOMEM, "opening the kmod engine: out of memory");
+		goto fail;
+	}
 	if (ioctl(k->fd, PYFALCO_IOCTL_SET_SNAPLEN, &snaplen)) {
 		err = pf_fail(h, errno, "opening the kmod engine: setting the snaplen: %s", strerror(errno));
 		goto fail;
@@ -206,97 +241,19 @@ static int km_stop(pyfalco_capture *h)
 	return 0;
 }
 
-/* Caches the head record of ring r. 1 if there is one. */
-static int km_peek(struct km_engine *k, struct km_ring *r)
-{
-	const struct pyfalco_evt_hdr *hdr;
-	uint64_t avail;
-
-	if (r->rec)
-		return 1;
-	if (r->tail == r->head) {
-		r->head = __atomic_load_n(&r->info->head, __ATOMIC_ACQUIRE);
-		if (r->tail == r->head)
-			return 0;
-	}
-	avail = r->head - r->tail;
-	hdr = (const struct pyfalco_evt_hdr *)(r->data + (r->tail & (k->size - 1)));
-	if (avail > k->size || avail < PYFALCO_EVT_HDR_SIZE || hdr->len < PYFALCO_EVT_HDR_SIZE || hdr->len > avail) {
-		/* cannot happen with a sane module: skip everything written so far */
-		k->malformed++;
-		r->tail = r->head;
-		__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
-		return 0;
-	}
-	r->rec = (const uint8_t *)hdr;
-	r->rec_len = hdr->len;
-	return 1;
-}
-
-static void km_advance(struct km_ring *r)
-{
-	r->tail += r->rec_len;
-	r->rec = NULL;
-	__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
-}
-
 static int km_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu, uint16_t *flags, int timeout_ms)
 {
 	struct km_engine *k = h->engine_data;
-	uint64_t deadline = 0;
-	uint32_t i;
 
-	if (k->ungot) {
-		k->ungot = 0;
-		*evt = k->last->rec;
-		*cpu = (uint16_t)(k->last - k->rings);
-		*flags = 0;
-		return 0;
-	}
-	if (k->last) {
-		km_advance(k->last);
-		k->last = NULL;
-	}
-	for (;;) {
-		struct km_ring *best = NULL;
-		uint64_t best_ts = UINT64_MAX;
-
-		for (i = 0; i < k->nrings; i++) {
-			struct km_ring *r = &k->rings[i];
-			uint64_t ts;
-
-			if (!km_peek(k, r))
-				continue;
-			ts = ((const struct pyfalco_evt_hdr *)r->rec)->ts;
-			if (ts < best_ts) {
-				best_ts = ts;
-				best = r;
-			}
-		}
-		if (best) {
-			k->last = best;
-			*evt = best->rec;
-			*cpu = (uint16_t)(best - k->rings);
-			*flags = 0;
-			return 0;
-		}
-		if (timeout_ms == 0)
-			return PYFALCO_TIMEOUT;
-		if (!deadline)
-			deadline = km_now_ns() + (timeout_ms < 0 ? UINT64_MAX / 2 : (uint64_t)timeout_ms * 1000000ull);
-		else if (km_now_ns() >= deadline)
-			return PYFALCO_TIMEOUT;
-		/* the module does not wake consumers up (as the eBPF driver): poll */
-		usleep(500);
-	}
+	*flags = 0;
+	return pf_merge_next(&k->merge, &km_merge_ops, evt, cpu, timeout_ms);
 }
 
 static void km_unget(pyfalco_capture *h)
 {
 	struct km_engine *k = h->engine_data;
 
-	if (k->last)
-		k->ungot = 1;
+	pf_merge_unget(&k->merge);
 }
 
 static int km_stats(pyfalco_capture *h, uint64_t *out)
