@@ -42,6 +42,7 @@ PLUGINEVENT_TYPE = 322
 _HDR = struct.Struct("<QQIHI")         # ts, tid, len, type, nparams (packed: 26 bytes)
 _MAX_EVENT = 64 << 20                  # a plugin event larger than this is garbage, not data
 _NO_TID = 0xFFFFFFFFFFFFFFFF
+_PTR = C.sizeof(C.c_void_p)
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
@@ -247,6 +248,16 @@ class CPlugin(Plugin):
                     self._json_strings(_text(self._fn["get_extract_event_sources"]()), "plugin_get_extract_event_sources"))
         self._index = {f.name: i for i, f in enumerate(self._fields)}
         self._fieldnames = [f.name.encode() for f in self._fields]
+        self._requests: dict = {}
+        if have_ext:   # one request, reused for every extraction (under the plugin's lock)
+            self._req = _ExtractField()
+            self._inp = _ExtractInput()
+            self._inp.owner = C.addressof(_OWNER)
+            self._inp.get_owner_last_error = _owner_last_error
+            self._inp.num_fields = 1
+            self._inp.fields = C.pointer(self._req)
+            self._inp_ref = C.byref(self._inp)
+            self._extract_fn = self._fn["extract_fields"]
         if self._proto("get_init_schema", C.c_char_p, C.POINTER(C.c_int32)) is not None:
             kind = C.c_int32(0)
             schema = _text(self._fn["get_init_schema"](C.byref(kind)))
@@ -341,12 +352,13 @@ class CPlugin(Plugin):
         return _CInstance(self, handle)
 
     def _event_input(self, evt: PluginEvent) -> _EventInput:
+        """The event as the ABI passes it, built once per event (kept in the event's cache)."""
         cached = evt.cache.get(self)
         if cached is None:
             raw = encode_plugin_event(evt.ts, evt.plugin_id, evt.data)
-            buf = C.create_string_buffer(raw, len(raw))
+            buf = (C.c_char * len(raw)).from_buffer_copy(raw)
             src = evt.source.encode()
-            cached = (_EventInput(C.cast(buf, C.c_void_p), evt.num, src), buf, src)
+            cached = (_EventInput(C.addressof(buf), evt.num, src), buf, src)
             evt.cache[self] = cached
         return cached[0]
 
@@ -357,32 +369,40 @@ class CPlugin(Plugin):
         with self._lock:
             return _text(fn(self._state, C.byref(self._event_input(evt)))) or ""
 
+    def _request(self, field: str, arg: str | None) -> tuple[FieldSpec, tuple]:
+        """(spec, request values) of a field use, computed once per (field, arg)."""
+        key = (field, arg)
+        hit = self._requests.get(key)
+        if hit is None:
+            idx = self._index.get(field)
+            if idx is None:
+                raise PluginError(self.name, f"unknown field {field}")
+            spec = self._fields[idx]
+            arg_key, arg_index = None, 0
+            if arg is not None:
+                if spec.arg_index and arg.isdigit():
+                    arg_index = int(arg)
+                else:
+                    arg_key = arg.encode()
+            hit = self._requests[key] = (spec, (idx, self._fieldnames[idx], arg_key, arg_index, arg is not None,
+                                                FTYPE[spec.type], spec.is_list))
+        return hit
+
     def extract(self, evt: PluginEvent, field: str, arg: str | None) -> Any:
-        idx = self._index.get(field)
-        if idx is None:
-            raise PluginError(self.name, f"unknown field {field}")
-        spec = self._fields[idx]
-        req = _ExtractField()
-        req.field_id = idx
-        req.field = self._fieldnames[idx]
-        req.ftype = FTYPE[spec.type]
-        req.flist = 1 if spec.is_list else 0
-        key = None
-        if arg is not None:
-            req.arg_present = 1
-            if spec.arg_index and arg.isdigit():
-                req.arg_index = int(arg)
-            else:
-                key = arg.encode()
-                req.arg_key = key
-        inp = _ExtractInput()
-        inp.owner = C.cast(C.byref(_OWNER), C.c_void_p)
-        inp.get_owner_last_error = _owner_last_error
-        inp.num_fields = 1
-        inp.fields = C.pointer(req)
+        spec, (idx, fname, arg_key, arg_index, present, ftype, flist) = self._request(field, arg)
         ev = self._event_input(evt)
-        with self._lock:
-            rc = self._fn["extract_fields"](self._state, C.byref(ev), C.byref(inp))
+        with self._lock:   # one request struct per plugin, and the results are the plugin's until its next call
+            req = self._req
+            req.res = None
+            req.res_len = 0
+            req.field_id = idx
+            req.field = fname
+            req.arg_key = arg_key
+            req.arg_index = arg_index
+            req.arg_present = present
+            req.ftype = ftype
+            req.flist = flist
+            rc = self._extract_fn(self._state, C.byref(ev), self._inp_ref)
             if rc != SS_PLUGIN_SUCCESS:
                 raise PluginError(self.name, f"extract_fields({field}) failed: {self._last_error()}")
             return self._values(spec, req)
@@ -393,27 +413,24 @@ class CPlugin(Plugin):
             return None
         if not spec.is_list and n != 1:
             raise PluginError(self.name, f"extract_fields({spec.name}) returned {n} values for a non-list field")
-        if n > 1_000_000 or not req.res:
-            raise PluginError(self.name, f"extract_fields({spec.name}) returned {n} values at {req.res!r}")
+        addr = req.res
+        if n > 1_000_000 or not addr:
+            raise PluginError(self.name, f"extract_fields({spec.name}) returned {n} values at {addr!r}")
         t = spec.type
         if t == "string":
-            arr = C.cast(req.res, C.POINTER(C.c_char_p))
             vals: list[Any] = []
             for i in range(n):
-                if arr[i] is None:
+                text = C.c_char_p.from_address(addr + i * _PTR).value
+                if text is None:
                     raise PluginError(self.name, f"extract_fields({spec.name}) returned a NULL string")
-                vals.append(arr[i].decode("utf-8", "replace"))
+                vals.append(text.decode("utf-8", "replace"))
         elif t in ("uint64", "reltime", "abstime"):
-            arr64 = C.cast(req.res, C.POINTER(C.c_uint64))
-            vals = [arr64[i] for i in range(n)]
+            vals = list((C.c_uint64 * n).from_address(addr))
         elif t == "bool":
-            arr32 = C.cast(req.res, C.POINTER(C.c_uint32))
-            vals = [bool(arr32[i]) for i in range(n)]
+            vals = [bool(v) for v in (C.c_uint32 * n).from_address(addr)]
         else:  # ipaddr / ipnet: byte buffers of 4 or 16 bytes
-            bufs = C.cast(req.res, C.POINTER(_ByteBuffer))
             vals = []
-            for i in range(n):
-                b = bufs[i]
+            for b in (_ByteBuffer * n).from_address(addr):
                 if b.len not in (4, 16) or not b.ptr:
                     raise PluginError(self.name, f"extract_fields({spec.name}) returned a {b.len}-byte address")
                 vals.append(ipaddress.ip_address(C.string_at(b.ptr, b.len)))
