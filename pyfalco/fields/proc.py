@@ -77,7 +77,9 @@ def _g_exe(t: Thread, ie: FieldEvent):
 
 
 def _g_exepath(t: Thread, ie: FieldEvent):
-    return t.exepath or None
+    # libs keeps the thread's exepath as a string, "" until an exec or /proc says otherwise (a
+    # thread cloned by one the capture never described): "" is printed, not <NA>
+    return t.exepath or ""
 
 
 def _g_args(t: Thread, ie: FieldEvent):

@@ -36,6 +36,7 @@ PPM_O_TRUNC = 1 << 8
 EINPROGRESS = 115
 CL_FILES, CL_FS, CL_PARENT, CL_THREAD = 1 << 0, 1 << 1, 1 << 8, 1 << 13
 CL_NEWPID = 1 << 6
+CL_CHILD_IN_PIDNS = 1 << 29     # PPM_CL_CHILD_IN_PIDNS: the caller is in a pid namespace
 CLOSE_RANGE_CLOEXEC = 1 << 2
 FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC = 1, 26
 AF_NETLINK = 16
@@ -343,6 +344,10 @@ class StateParser:
             if existing.clone_ts and evt.ts - existing.clone_ts < 10_000_000_000 or existing.clone_ts == 0:
                 return            # the child's event came first
         if parent is None:
+            return
+        if flags & (CL_NEWPID | CL_PARENT | CL_CHILD_IN_PIDNS) or parent.vtid not in (parent.tid, -1, None):
+            # res is the child's id in the caller's pid namespace, not a host tid: libs' caller
+            # parser (parse_clone_exit_caller) leaves the child to the child's own event
             return
         if flags & CL_THREAD:
             cpid, cptid = parent.pid, parent.tid      # a thread's parent is the thread that made it

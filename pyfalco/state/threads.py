@@ -42,6 +42,17 @@ def _split_nul(raw: bytes | None) -> tuple[str, ...]:
     return tuple(i.decode("utf-8", "surrogateescape") for i in items)
 
 
+#: libs' names for some cgroup subsystems (sinsp_threadinfo::set_cgroups): the kernel's cgroup v2
+#: "io" is v1's "blkio", and "perf"/"mem" are short forms
+_SUBSYS_NAMES = {"perf": "perf_event", "mem": "memory", "io": "blkio"}
+
+
+def cgroup_subsys_name(subsys: str) -> str:
+    """A cgroup subsystem's name as libs keeps it: without a "_cgroup" suffix, and renamed as above."""
+    subsys = subsys.replace("_cgroup", "", 1)
+    return _SUBSYS_NAMES.get(subsys, subsys)
+
+
 class Thread:
     """One thread. Process-wide values (exe, args, env, ...) are copies of the process's."""
 
@@ -144,7 +155,7 @@ class Thread:
         for item in _split_nul(raw):
             subsys, sep, path = item.partition("=")
             if sep:
-                out.append((subsys, path))
+                out.append((cgroup_subsys_name(subsys), path))
         self.cgroups = tuple(out)
 
     def cgroup(self, subsys: str) -> str | None:
@@ -199,7 +210,7 @@ def thread_from_info(info: ThreadInfo) -> Thread:
     t.clone_ts = info.start_ts
     t.vmsize, t.vmrss, t.vmswap = info.vmsize_kb, info.vmrss_kb, info.vmswap_kb
     t.pfmajor, t.pfminor = info.pfmajor, info.pfminor
-    t.cgroups = tuple((s, p) for s, p in info.cgroups)
+    t.cgroups = tuple((cgroup_subsys_name(s), p) for s, p in info.cgroups)
     for fd, finfo in info.fds.items():
         t.proc.fds[fd] = fd_from_info(finfo, info.pid)
     return t
