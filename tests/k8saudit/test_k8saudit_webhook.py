@@ -204,3 +204,26 @@ def test_a_full_queue_is_answered_503_and_counted():
         assert post(hook.port, body)[0] == 200           # room again
     finally:
         hook.stop()
+
+
+def test_chunked_bodies():
+    inst = open_hook({"webhookMaxBatchSize": 20000})
+    try:
+        body = json.dumps(gen.event_list(gen.exec_pod() + gen.benign_events())).encode()
+        parts = [body[i:i + 700] for i in range(0, len(body), 700)]
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\nX-Trailer: 1\r\n\r\n"
+        head = b"POST /k8s-audit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        assert raw_request(inst.port, head + chunked).startswith(b"HTTP/1.0 200")
+        assert len(drain(inst, 5)) == 5
+        big = json.dumps(gen.event_list(gen.privileged_pod() * 40)).encode()
+        big_chunked = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 4000]), big[i:i + 4000])
+                               for i in range(0, len(big), 4000)) + b"0\r\n\r\n"
+        assert raw_request(inst.port, head + big_chunked, shutdown=True).startswith(b"HTTP/1.0 413")
+        assert raw_request(inst.port, head + b"zz\r\nxx\r\n", shutdown=True).startswith(b"HTTP/1.0 400")
+        assert raw_request(inst.port, head + b"10\r\nshort", shutdown=True).startswith(b"HTTP/1.0 400")
+        gz = head.replace(b"chunked", b"gzip")
+        assert raw_request(inst.port, gz + b"x", shutdown=True).startswith(b"HTTP/1.0 400")
+        assert inst.stats()["oversized"] == 1 and inst.stats()["bad_requests"] == 3
+        assert post(inst.port, gen.event_list(gen.exec_pod()))[0] == 200
+    finally:
+        inst.close()

@@ -7,8 +7,9 @@ errors to the rate-limited log (never a traceback). On top of that, per request:
 
 * only ``POST`` to the endpoint path (405 for other methods there, 404 elsewhere);
 * ``Content-Type`` must contain ``application/json`` (400, as k8saudit);
-* a body larger than ``webhookMaxBatchSize`` is refused with 413 before it is read; a body
-  without ``Content-Length`` gets 411;
+* a body larger than ``webhookMaxBatchSize`` is refused with 413 (before it is read when its
+  ``Content-Length`` says so; chunked bodies are read up to the limit); a body with neither
+  ``Content-Length`` nor chunked encoding gets 411;
 * a body that is not JSON or not audit events is answered 400 and counted (``bad_requests``);
 * single events that cannot be used (no ``stageTimestamp``, larger than ``maxEventSize``) are
   skipped and counted (``skipped_events``); the request still gets 200;
@@ -185,8 +186,24 @@ class AuditWebhook(WebServer):
                     outer._count("bad_requests")
                     self._send(400, "wrong Content Type", close=True)
                     return
-                if self.headers.get("Transfer-Encoding"):
-                    self._send(411, "Content-Length required (no chunked bodies)", close=True)
+                te = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+                if te:
+                    if te != "chunked":
+                        outer._count("bad_requests")
+                        self._send(400, f"unsupported Transfer-Encoding {clean_text(te[:40])}", close=True)
+                        return
+                    try:
+                        body = self._read_chunked(outer.max_batch_size)
+                    except ValueError as exc:
+                        outer._count("bad_requests")
+                        self._send(400, f"bad chunked body: {exc}", close=True)
+                        return
+                    if body is None:
+                        outer._count("oversized")
+                        self._send(413, f"request body too large (limit {outer.max_batch_size} bytes)", close=True)
+                        self._discard(outer.max_batch_size, deadline)
+                        return
+                    self._answer(body, deadline)
                     return
                 length = self.headers.get("Content-Length")
                 try:
@@ -212,6 +229,31 @@ class AuditWebhook(WebServer):
                     outer._count("errors")
                     self.close_connection = True
                     return
+                self._answer(body, deadline)
+
+            def _read_chunked(self, limit: int) -> bytes | None:
+                """A chunked body (None when it grows past ``limit``; ValueError when malformed)."""
+                body = bytearray()
+                while True:
+                    line = self.rfile.readline(1024)
+                    if not line.endswith(b"\n"):
+                        raise ValueError("truncated chunk size line")
+                    size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+                    if size < 0:
+                        raise ValueError("negative chunk size")
+                    if size == 0:
+                        for _ in range(64):      # trailers, up to the blank line
+                            if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
+                                return bytes(body)
+                        raise ValueError("too many trailers")
+                    if len(body) + size > limit:
+                        return None
+                    chunk = self.rfile.read(size)
+                    if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                        raise ValueError("truncated chunk")
+                    body += chunk
+
+            def _answer(self, body: bytes, deadline: float) -> None:
                 try:
                     code, msg = outer._accept(body, self.headers, deadline)
                 except (OSError, ssl.SSLError):
