@@ -19,7 +19,8 @@ interpreter being measured):
   a rate-limited C load (tools/bench/loadgen.c: openat+close of /dev/null, or a mix with UDP
   connects, file opens and fork+exec) pinned to CPU 0, at each --rates target; reports the
   captured rate (n_evts + n_drops_buffer over the load's duration), ring-buffer drops and the
-  agent's peak RSS.
+  agent's peak RSS; with the kernel-side filter off and on (``--kernel-filter``), and what the
+  filter dropped in the kernel.
 
 usage: bench_agent.py replay|live|all [--runs 3] [--rates 100000,250000,500000,700000] ...
 """
@@ -119,25 +120,33 @@ def child_replay(rules: str, capture: str, runs: int) -> dict:
     return {"runs": out, "rss_kb": rss_kb()}
 
 
-def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: str, warmup: float) -> dict:
+def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: str, warmup: float,
+               kernel_filter: str = "true") -> dict:
     """The agent on CPU 1 with the load on CPU 0, one load after the other at each rate."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})        # the parent runs us under taskset -c 1 as well (PyPy 3.9)
     sink = CountingSink()
-    agent = make_agent(rules, ["engine.kind=modern_ebpf"], sink)
+    agent = make_agent(rules, ["engine.kind=modern_ebpf", f"engine.modern_ebpf.kernel_filter={kernel_filter}"], sink)
     agent.setup()
     results = []
     state = {"i": 0, "done": False}
 
     def driver():
         time.sleep(warmup)
+        def kstats():
+            try:
+                return agent.capture.kernel_filter_stats()
+            except Exception:   # noqa: BLE001 - a library without the filter
+                return {}
         for rate in rates:
             s0 = agent.capture.stats()
+            k0 = kstats()
             c0, w0, a0 = cpu_time(), time.perf_counter(), sink.lines
             p = subprocess.run(["taskset", "-c", "0", loadgen, mix, str(rate), str(seconds)], capture_output=True,
                                text=True, check=True)
             time.sleep(0.5)          # let the agent drain what is left
             s1 = agent.capture.stats()
+            k1 = kstats()
             wall = time.perf_counter() - w0
             gen = dict(kv.split("=") for kv in p.stdout.split())
             d = {k: s1.get(k, 0) - s0.get(k, 0) for k in ("n_evts", "n_drops_buffer", "n_evts_delivered")}
@@ -145,6 +154,7 @@ def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: 
             results.append({"target": rate, "loadgen_rate": float(gen["rate"]), "seconds": float(gen["seconds"]),
                             "captured": captured, "captured_rate": captured / float(gen["seconds"]),
                             "drops": d["n_drops_buffer"], "delivered": d["n_evts_delivered"],
+                            "kernel_filtered": sum(k1.get(k, 0) - k0.get(k, 0) for k in ("opens", "closes")),
                             "agent_cpu": cpu_time() - c0, "wall": wall, "alerts": sink.lines - a0,
                             "rss_kb": rss_kb()})
             time.sleep(0.5)
@@ -296,18 +306,24 @@ def bench_live(opts) -> list[str]:
     loadgen = build_loadgen()
     rates = [int(r) for r in opts.rates.split(",")]
     out = [f"machine: {machine()}, load average before: {os.getloadavg()[0]:.2f}; {opts.seconds:g} s per point, "
-           f"mix `{opts.mix}`", "",
-           "| interpreter | target (ev/s) | loadgen (ev/s) | captured (ev/s) | drops | drop % | agent CPU % | "
-           "alerts | peak RSS (MB) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"mix `{opts.mix}`, rules {opts.rules.name}", "",
+           "| interpreter | kernel filter | target (ev/s) | loadgen (ev/s) | captured (ev/s) | dropped in kernel by "
+           "the filter (ev/s) | ring drops | drop % | agent CPU % | alerts | peak RSS (MB) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, interp, env in interpreters(opts.interpreters):
-        res = run_child(interp, env, ["live", str(opts.rules), opts.rates, str(opts.seconds), opts.mix, loadgen,
-                                      str(opts.warmup)], prefix=["taskset", "-c", "1"])
-        for p in res["points"]:
-            pct = 100.0 * p["drops"] / p["captured"] if p["captured"] else 0.0
-            out.append(f"| {label} | {p['target']:,} | {p['loadgen_rate']:,.0f} | {p['captured_rate']:,.0f} | "
-                       f"{p['drops']:,} | {pct:.2f} | {100 * p['agent_cpu'] / p['wall']:.0f} | {p['alerts']:,} | "
-                       f"{p['rss_kb'][1] / 1024:.0f} |")
-            print(f"  {out[-1]}", file=sys.stderr)
+        for kf in opts.kernel_filter.split(","):
+            res = run_child(interp, env, ["live", str(opts.rules), opts.rates, str(opts.seconds), opts.mix, loadgen,
+                                          str(opts.warmup), "true" if kf == "on" else "false"],
+                            prefix=["taskset", "-c", "1"])
+            for p in res["points"]:
+                # drop % of what the load produced (the filter's events never reach a ring)
+                made = p["captured"] + p.get("kernel_filtered", 0)
+                pct = 100.0 * p["drops"] / made if made else 0.0
+                out.append(f"| {label} | {kf} | {p['target']:,} | {p['loadgen_rate']:,.0f} | "
+                           f"{p['captured_rate']:,.0f} | {p.get('kernel_filtered', 0) / p['seconds']:,.0f} | "
+                           f"{p['drops']:,} | {pct:.2f} | {100 * p['agent_cpu'] / p['wall']:.0f} | {p['alerts']:,} | "
+                           f"{p['rss_kb'][1] / 1024:.0f} |")
+                print(f"  {out[-1]}", file=sys.stderr)
     del rates
     return out
 
@@ -319,7 +335,7 @@ def main() -> int:
             res = child_replay(args[0], args[1], int(args[2]))
         else:
             res = child_live(args[0], [int(r) for r in args[1].split(",")], float(args[2]), args[3], args[4],
-                             float(args[5]))
+                             float(args[5]), args[6] if len(args) > 6 else "true")
         print(json.dumps(res))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -334,6 +350,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=3.0, help="live: seconds before the first load")
     ap.add_argument("--mix", default="open", choices=("open", "mix"))
+    ap.add_argument("--kernel-filter", default="off,on", help="live: engine.modern_ebpf.kernel_filter settings "
+                    "to run, in order (off,on | on | off)")
     opts = ap.parse_args()
     lines = []
     if opts.what in ("replay", "all"):

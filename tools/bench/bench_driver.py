@@ -8,10 +8,14 @@ syscall_loop.c) of getppid / close(-1) / openat+close / read(1 B) pinned to CPU 
   * the driver attached with the default selection (getppid, read are not selected: the cost
     of a syscall nobody asked for),
   * the driver attached with every decodable syscall selected,
+  * the default selection with the kernel-side filter Falco's stable rules give (pyfalco/
+    kfilter.py: the loop's openat of /dev/null and its close are dropped in the kernel),
+  * bpftrace's simplest counter (``tracepoint:raw_syscalls:sys_enter { @c = count(); }``,
+    Debian's bpftrace; tracefs is mounted at /sys/kernel/tracing first when it is not),
 while a consumer on CPU 1 drains the rings. Then the drain rate of libpyfalco alone (batches,
 no decoding) and of the Python iterator (events split and their type read).
 
-usage: bench_driver.py [--rounds 5] [--n 1000000] [--markdown]
+usage: bench_driver.py [--rounds 5] [--n 1000000] [--markdown] [--no-bpftrace]
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from pyfalco import _schema  # noqa: E402
 from pyfalco.capture import DEFAULT_SYSCALLS  # noqa: E402
 
 ALL = sorted(_schema.SYSCALL_NAMES[n] for n in _schema.DRIVER_SYSCALLS)
+STABLE_RULES = Path(__file__).resolve().parents[3] / "shared" / "rules" / "falco_rules.yaml"
+BPFTRACE_COUNTER = "tracepoint:raw_syscalls:sys_enter { @c = count(); }"
 LOOPS = ("getppid", "close", "openat", "read")
 
 
@@ -65,11 +71,42 @@ class Drain(threading.Thread):
             self.events += len(self.cap.next_batch(10))
 
 
-def measure(binary: str, mode: str, n: int) -> dict[str, float]:
+def ensure_tracefs() -> None:
+    """bpftrace needs tracefs at /sys/kernel/tracing (not mounted on every VM)."""
+    if not os.path.exists("/sys/kernel/tracing/events"):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=True)
+
+
+def stable_filter():
+    from pyfalco import kfilter
+    from pyfalco.rules import load_rules
+    return kfilter.derive(load_rules(str(STABLE_RULES)).ruleset, syscalls=DEFAULT_SYSCALLS)
+
+
+def measure(binary: str, mode: str, n: int, kf=None) -> dict[str, float]:
     if mode == "none":
         return {w: run_loop(binary, w, n) for w in LOOPS}
-    syscalls = DEFAULT_SYSCALLS if mode == "default" else ALL
+    if mode == "bpftrace":
+        p = subprocess.Popen(["bpftrace", "-e", BPFTRACE_COUNTER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        try:
+            seen = []
+            while True:      # "Attaching 1 probe..." once it is attached (after a memlock warning here)
+                line = p.stdout.readline()
+                seen.append(line.strip())
+                if "Attaching" in line:
+                    break
+                if not line:
+                    raise SystemExit(f"bpftrace did not start: {' / '.join(seen)}")
+            time.sleep(0.5)
+            return {w: run_loop(binary, w, n) for w in LOOPS}
+        finally:
+            p.terminate()
+            p.wait()
+    syscalls = ALL if mode == "all" else DEFAULT_SYSCALLS
     with pyfalco.Capture(syscalls=syscalls) as cap:
+        if mode == "filtered":
+            cap.set_kernel_filter(kf)
         d = Drain(cap)
         d.start()
         try:
@@ -78,6 +115,8 @@ def measure(binary: str, mode: str, n: int) -> dict[str, float]:
             d.stop = True
             d.join()
         res["_drops"] = cap.stats()["n_drops_buffer"]
+        if mode == "filtered":
+            res["_kf"] = cap.kernel_filter_stats()["opens"]
     return res
 
 
@@ -116,25 +155,35 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--no-bpftrace", action="store_true", help="leave out bpftrace's counter")
+    ap.add_argument("--no-drain-rates", action="store_true")
     opts = ap.parse_args()
     binary = build_loop()
-    modes = ("none", "default", "all")
+    modes = ["none", "default", "all", "filtered"]
+    if not opts.no_bpftrace:
+        ensure_tracefs()
+        modes.append("bpftrace")
+    kf = stable_filter()
     rounds: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(opts.rounds):
         for m in modes:
-            rounds[m].append(measure(binary, m, opts.n))
+            rounds[m].append(measure(binary, m, opts.n, kf))
     med = {m: {w: statistics.median(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     drops = {m: sum(r.get("_drops", 0) for r in rounds[m]) for m in modes}
-    rates = drain_rates(binary, min(opts.n, 2_000_000))
+    rates = {} if opts.no_drain_rates else drain_rates(binary, min(opts.n, 2_000_000))
+    cols = {"default": "default selection", "all": "all selected", "filtered": "default + kernel filter (stable rules)",
+            "bpftrace": "bpftrace counter"}
+    shown = [m for m in modes if m != "none"]
     lines = [f"Machine: {machine()}", f"Rounds: {opts.rounds} x {opts.n} iterations, median; loop on CPU 0, "
              "consumer on CPU 1", "",
-             "| loop | no capture (ns) | default selection (+ns) | all selected (+ns) |",
-             "|---|---|---|---|"]
+             "| loop | no capture (ns) | " + " | ".join(f"{cols[m]} (+ns)" for m in shown) + " |",
+             "|---|---|" + "---|" * len(shown)]
     for w in LOOPS:
         base = med["none"][w]
-        lines.append(f"| {w} | {base:.0f} | {med['default'][w] - base:+.0f} | {med['all'][w] - base:+.0f} |")
+        lines.append(f"| {w} | {base:.0f} | " + " | ".join(f"{med[m][w] - base:+.0f}" for m in shown) + " |")
     lines.append("")
-    lines.append(f"Ring-buffer drops during the loops: default {drops['default']}, all {drops['all']}")
+    lines.append("Ring-buffer drops during the loops: " + ", ".join(f"{m} {drops[m]}" for m in shown if m != "bpftrace"))
+    lines.append(f"Opens dropped in the kernel by the filter: {sum(r.get('_kf', 0) for r in rounds['filtered']):,}")
     lines.append("")
     for k, v in rates.items():
         lines.append(f"Drain rate, {k}: {v / 1e6:.2f} M events/s")
