@@ -262,3 +262,19 @@ def test_json_obj_is_the_payload_reindented_as_sent():
     assert obj.startswith('{\n  "kind": "Event",\n  "apiVersion": "audit.k8s.io/v1",')
     assert '"subresource"' not in obj and '"volumes": [\n' in obj and '"emptyDir": {}' in obj
     assert json.loads(obj) == json.loads(text)
+
+
+def test_json_null_is_a_value_a_missing_key_is_not(ka):
+    # the plugin renders a JSON null as "null"; a key that is not there adds nothing (or <NA>)
+    doc = copy.deepcopy(POD)
+    spec = doc["requestObject"]["spec"]
+    spec["containers"] = [{"name": "a", "image": None, "securityContext": {"privileged": None}}, {"name": "b"}]
+    spec["volumes"] = [{"name": "v", "hostPath": {"path": None}}, {"name": "w", "emptyDir": {}}]
+    e = event(doc)
+    assert ka.extract(e, "ka.req.pod.containers.privileged", None) == ("null",)
+    assert ka.extract(e, "ka.req.pod.containers.image", None) is None      # "b" has no image at all
+    assert ka.extract(e, "ka.req.pod.containers.image", "0") == ("null",)
+    assert ka.extract(e, "ka.req.pod.volumes.hostpath", None) == ("null",)
+    assert ka.extract(e, "ka.req.volume.hostpath", "null") == "true"
+    doc["responseStatus"]["code"] = None
+    assert ka.extract(event(doc, 2), "ka.response.code", None) == "null"

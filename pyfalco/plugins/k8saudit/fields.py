@@ -77,7 +77,8 @@ def _get(doc: Any, keys: tuple) -> Any:
 
 def _values(doc: Any, index: int | None, keys: tuple) -> list | None:
     """Values at ``keys`` fanning out over arrays met on the way (every element, or element
-    ``index``). A branch that lacks the rest of the path adds None; None when the path breaks
+    ``index``). A branch that lacks the rest of the path adds _MISSING (a JSON null is None, a
+    value: the plugin renders it "null"); None when the path breaks
     before any array (nothing to report)."""
     v = doc
     for i, k in enumerate(keys):
@@ -88,7 +89,7 @@ def _values(doc: Any, index: int | None, keys: tuple) -> list | None:
                 for item in v:
                     sub = _values(item, None, rest)
                     if sub is None:
-                        out.append(None)
+                        out.append(_MISSING)
                     else:
                         out.extend(sub)
                 return out
@@ -115,12 +116,12 @@ def _tup(values: list | None) -> tuple | None:
 def _skip_none(values: list | None) -> tuple | None:
     if values is None:
         return _NA
-    return _tup([as_text(v) for v in values if v is not None])
+    return _tup([as_text(v) for v in values if v is not _MISSING])
 
 
 def _all_or_na(values: list | None) -> tuple | None:
     """Every value as text; any missing one makes the whole field <NA> (the plugin errors)."""
-    if values is None or any(v is None for v in values):
+    if values is None or any(v is _MISSING for v in values):
         return _NA
     return _tup([as_text(v) for v in values])
 
@@ -192,7 +193,7 @@ def _host_ports(kind: str) -> Callable[[Any], Getter]:
                 return _NA
             out = []
             for ports in per:
-                if ports is None:
+                if ports is _MISSING:
                     continue
                 if not isinstance(ports, list):
                     return _NA
@@ -224,7 +225,7 @@ def _effective(kind: str, key: str) -> Callable[[Any], Getter]:
             out = []
             for c in per:
                 v = _get(c, ("securityContext", key)) if isinstance(c, dict) else _MISSING
-                out.append(default if v is _MISSING or v is None else as_text(v))
+                out.append(default if v is _MISSING else as_text(v))
             return _tup(out)
         return get
     return make
@@ -252,7 +253,7 @@ def _rules_field(key: str) -> Callable[[Any], Getter]:
             out = []
             for v in per:
                 if isinstance(v, list):
-                    out.extend(as_text(x) for x in v if x is not None)
+                    out.extend(as_text(x) for x in v)
             return _tup(out)
         return get
     return make
@@ -266,8 +267,8 @@ def _items(*keys: str) -> Callable[[Any], Getter]:
             if not isinstance(v, list):
                 return _NA
             if index is not None:
-                return (as_text(v[index]),) if index < len(v) and v[index] is not None else _NA
-            return _tup([as_text(x) for x in v if x is not None])
+                return (as_text(v[index]),) if index < len(v) else _NA
+            return _tup([as_text(x) for x in v])
         return get
     return make
 
@@ -297,7 +298,7 @@ def _volume_hostpath(key: Any) -> Getter:
         if per is None:
             return _NA
         for v in per:
-            if v is None:
+            if v is _MISSING:
                 continue
             p = as_text(v)
             if p == key or (prefix is not None and p.startswith(prefix)):
