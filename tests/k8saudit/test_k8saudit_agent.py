@@ -69,6 +69,10 @@ def test_webhook_source_alone_alerts_and_survives_bad_bodies(tmp_path):
                 assert time.monotonic() < end, "the agent's webhook never came up"
                 time.sleep(0.2)
         assert post(port, {"kind": "Status"})[0] == 400
+        # a client that resets in the middle of its body
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /k8s-audit HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         # an event over maxEventSize (65536 here) is skipped, the request is still answered 200
         huge = dict(gen.privileged_pod()[0], blob="y" * 70000)
         assert post(port, gen.event_list([huge]))[0] == 200
