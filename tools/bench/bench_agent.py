@@ -20,7 +20,9 @@ interpreter being measured):
   connects, file opens and fork+exec) pinned to CPU 0, at each --rates target; reports the
   captured rate (n_evts + n_drops_buffer over the load's duration), ring-buffer drops and the
   agent's peak RSS; with the kernel-side filter off and on (``--kernel-filter``), and what the
-  filter dropped in the kernel.
+  filter dropped in the kernel. A probe process opens /etc/shadow every 10 ms during each point
+  (an alert with both rule sets): p50/p99 of its alerts' latency, from the syscall's timestamp
+  to the alert line reaching the stdout output's stream (the output queue included).
 
 usage: bench_agent.py replay|live|all [--runs 3] [--rates 100000,250000,500000,700000] ...
 """
@@ -61,19 +63,50 @@ QUIET = ["webserver.enabled=false", "syslog_output.enabled=false", "log_syslog=f
 # ---- helpers shared by parent and children ---------------------------------------------------
 
 class CountingSink:
-    """The stdout output's stream: counts alert lines, keeps nothing."""
+    """The stdout output's stream: counts alert lines, keeps nothing. With ``latencies`` (a list)
+    it also records, per alert line, now minus the alert's event time (the ISO 8601 prefix the
+    agent writes with time_format_iso_8601): syscall-to-alert latency, the output queue included."""
 
-    def __init__(self):
+    def __init__(self, latencies: list | None = None):
         self.lines = 0
         self.bytes = 0
+        self.latencies = latencies
 
     def write(self, data) -> int:
         self.lines += data.count(b"\n")
         self.bytes += len(data)
+        if self.latencies is not None:
+            now = time.time_ns()
+            for line in bytes(data).splitlines():
+                ts = _iso_ns(line[:35])
+                if ts:
+                    self.latencies.append(now - ts)
         return len(data)
 
     def flush(self) -> None:
         pass
+
+
+def _iso_ns(prefix: bytes) -> int:
+    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+hhmm`` -> ns since the epoch (0 when it is not one)."""
+    import datetime as _dt
+    try:
+        text = prefix.decode()
+        base = _dt.datetime.strptime(text[:19] + text[29:34], "%Y-%m-%dT%H:%M:%S%z")
+        return int(base.timestamp()) * 1_000_000_000 + int(text[20:29])
+    except (ValueError, UnicodeDecodeError):
+        return 0
+
+
+# a process that opens a sensitive file every 10 ms: an alert with the default and the stable rules
+PROBE = "import os, time\nwhile True:\n    os.close(os.open('/etc/shadow', os.O_RDONLY)); time.sleep(0.01)\n"
+
+
+def _pct(values: list, q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] / 1e6
 
 
 def rss_kb() -> tuple[int, int]:
@@ -125,8 +158,10 @@ def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: 
     """The agent on CPU 1 with the load on CPU 0, one load after the other at each rate."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})        # the parent runs us under taskset -c 1 as well (PyPy 3.9)
-    sink = CountingSink()
-    agent = make_agent(rules, ["engine.kind=modern_ebpf", f"engine.modern_ebpf.kernel_filter={kernel_filter}"], sink)
+    lat: list = []
+    sink = CountingSink(lat)
+    agent = make_agent(rules, ["engine.kind=modern_ebpf", f"engine.modern_ebpf.kernel_filter={kernel_filter}",
+                               "time_format_iso_8601=true"], sink)
     agent.setup()
     results = []
     state = {"i": 0, "done": False}
@@ -142,9 +177,15 @@ def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: 
             s0 = agent.capture.stats()
             k0 = kstats()
             c0, w0, a0 = cpu_time(), time.perf_counter(), sink.lines
+            probe = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", PROBE])
+            time.sleep(0.2)
+            del lat[:]
             p = subprocess.run(["taskset", "-c", "0", loadgen, mix, str(rate), str(seconds)], capture_output=True,
                                text=True, check=True)
+            probe.terminate()
+            probe.wait()
             time.sleep(0.5)          # let the agent drain what is left
+            lats = list(lat)
             s1 = agent.capture.stats()
             k1 = kstats()
             wall = time.perf_counter() - w0
@@ -156,6 +197,7 @@ def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: 
                             "drops": d["n_drops_buffer"], "delivered": d["n_evts_delivered"],
                             "kernel_filtered": sum(k1.get(k, 0) - k0.get(k, 0) for k in ("opens", "closes")),
                             "agent_cpu": cpu_time() - c0, "wall": wall, "alerts": sink.lines - a0,
+                            "lat_n": len(lats), "lat_p50": _pct(lats, 0.50), "lat_p99": _pct(lats, 0.99),
                             "rss_kb": rss_kb()})
             time.sleep(0.5)
         state["done"] = True
@@ -308,8 +350,9 @@ def bench_live(opts) -> list[str]:
     out = [f"machine: {machine()}, load average before: {os.getloadavg()[0]:.2f}; {opts.seconds:g} s per point, "
            f"mix `{opts.mix}`, rules {opts.rules.name}", "",
            "| interpreter | kernel filter | target (ev/s) | loadgen (ev/s) | captured (ev/s) | dropped in kernel by "
-           "the filter (ev/s) | ring drops | drop % | agent CPU % | alerts | peak RSS (MB) |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "the filter (ev/s) | ring drops | drop % | agent CPU % | alerts | alert latency p50 / p99 (ms) | "
+           "peak RSS (MB) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, interp, env in interpreters(opts.interpreters):
         for kf in opts.kernel_filter.split(","):
             res = run_child(interp, env, ["live", str(opts.rules), opts.rates, str(opts.seconds), opts.mix, loadgen,
@@ -322,6 +365,7 @@ def bench_live(opts) -> list[str]:
                 out.append(f"| {label} | {kf} | {p['target']:,} | {p['loadgen_rate']:,.0f} | "
                            f"{p['captured_rate']:,.0f} | {p.get('kernel_filtered', 0) / p['seconds']:,.0f} | "
                            f"{p['drops']:,} | {pct:.2f} | {100 * p['agent_cpu'] / p['wall']:.0f} | {p['alerts']:,} | "
+                           f"{p.get('lat_p50', float('nan')):.1f} / {p.get('lat_p99', float('nan')):.1f} | "
                            f"{p['rss_kb'][1] / 1024:.0f} |")
                 print(f"  {out[-1]}", file=sys.stderr)
     del rates
