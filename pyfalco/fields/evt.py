@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import event_codes as ec
 from ..events import SockAddr, SockTuple
-from ..state.fds import TYPECHARS
+from ..state.fds import IP_TYPES, L4_ICMP, L4_RAW, L4_TCP, L4_UDP, TYPECHARS
 from . import render
 from .common import EVENTS, PT
 from .common import EVENT_NAMES as _EVENT_NAMES
@@ -170,29 +170,60 @@ def _param_info(ie: FieldEvent, arg: str):
     return -1, None
 
 
-def _fd_text(ie: FieldEvent, fd: int) -> str:
+#: parameter types whose empty value libs prints as "" (its legacy NULL encoding of strings)
+_EMPTY_AS_EMPTY = frozenset(PT[n] for n in ("CHARBUF", "FSPATH", "FSRELPATH") if n in PT)
+#: libs' L4 protocol character after an IP socket's type character (sinsp_evt::render_fd: <4t>)
+_L4_CHARS = {L4_TCP: "t", L4_UDP: "u", L4_ICMP: "i", L4_RAW: "r"}
+#: parameter types libs renders as "NULL" when empty (sinsp_evt::get_param_as_str; others <NA>)
+_NULL_WHEN_EMPTY = frozenset(PT[n] for n in ("BYTEBUF", "SOCKTUPLE", "FDLIST", "CHARBUFARRAY", "CHARBUF_PAIR_ARRAY",
+                                             "DYN") if n in PT)
+
+
+def _fd_of(ie: FieldEvent, fd: int):
     t = ie.thread
     f = t.proc.fds.get(fd) if t is not None else None
     if f is None and ie.fd is not None and ie.fdnum == fd:
         f = ie.fd
+    return f
+
+
+def _fd_text(ie: FieldEvent, fd: int) -> str:
+    f = _fd_of(ie, fd)
     if f is None:
-        return str(fd) if fd >= 0 else ("AT_FDCWD" if fd == -100 else str(fd))
-    return f"<{TYPECHARS.get(f.type, 'o')}>{f.name}"
+        if fd >= 0:
+            return str(fd)
+        # libs: AT_FDCWD by name, any other negative fd resolved as an errno (a failed call's fd)
+        return "AT_FDCWD" if fd == -100 else (render.errno_name(fd) or str(fd))
+    l4 = _L4_CHARS.get(f.l4proto, "") if f.type in IP_TYPES else ""
+    return f"<{TYPECHARS.get(f.type, 'o')}{l4}>{f.name}"
+
+
+def _fdlist_text(ie: FieldEvent, pairs) -> str:
+    """poll's fds as libs prints them: ``fd:<typechar><events in hex>``, ``?`` for an unknown fd."""
+    out = []
+    for fd, events in pairs:
+        f = _fd_of(ie, fd)
+        out.append(f"{fd}:{TYPECHARS.get(f.type, 'o') if f is not None else '?'}{events:x}")
+    return " ".join(out)
 
 
 def render_param(ie: FieldEvent, i: int, p, resolved: bool = True) -> str | None:
     """One parameter as text: ``resolved`` gives evt.arg's form, otherwise evt.args' ``raw(resolved)``."""
     v = ie.evt.param(i)
-    if v is None:
-        return None
     ptype = p.type
+    if v is None:
+        # an empty parameter: libs prints "NULL" for the types that could be empty before its
+        # converter made every type emptyable (buffers, tuples, fd lists), <NA> for the others
+        if ptype in _NULL_WHEN_EMPTY and i < ie.evt.nparams and ie.evt.raw_param(i) is not None:
+            return "NULL"
+        return None
     extra = p.extra
     if ptype in (PT["FD"], PT["FD32"] if "FD32" in PT else -1):
         if not isinstance(v, int):
             return None
         txt = _fd_text(ie, v)
         if resolved:
-            return txt if (txt.startswith("<") or txt == "AT_FDCWD") else str(v)
+            return txt
         return f"{v}({txt})" if txt != str(v) else str(v)
     if ptype == PT["ERRNO"]:
         if not isinstance(v, int):
@@ -204,9 +235,11 @@ def render_param(ie: FieldEvent, i: int, p, resolved: bool = True) -> str | None
     if ptype == PT["PID"]:
         if not isinstance(v, int):
             return None
+        # libs resolves a pid to the comm of the thread with that id when the table has it;
+        # evt.arg.X shows the resolved form, evt.args "pid(comm)"
         t = ie.inspector.threads.threads.get(v)
-        if t is not None and t.comm and not resolved:
-            return f"{v}({t.comm})"
+        if t is not None and t.comm:
+            return t.comm if resolved else f"{v}({t.comm})"
         return str(v)
     if extra and isinstance(v, int) and ptype == PT.get("MODE", -1):
         # libs: the mode in octal ("%#o"), resolved as the chmod_mode/mknod_mode names
@@ -238,6 +271,8 @@ def render_param(ie: FieldEvent, i: int, p, resolved: bool = True) -> str | None
         return f"{v:o}"
     if isinstance(v, tuple) and len(v) == 2 and ptype == PT["DYN"]:
         return str(v[1])
+    if ptype == PT.get("FDLIST", -1) and isinstance(v, list):
+        return _fdlist_text(ie, v)
     if isinstance(v, list):
         return " ".join(str(x) for x in v)
     return str(v)
@@ -253,7 +288,11 @@ def evt_args(ie: FieldEvent):
     parts = []
     for i, p in enumerate(EVENTS[code].params[:ie.evt.nparams]):
         txt = render_param(ie, i, p, resolved=False)
-        parts.append(f"{p.name}={'' if txt is None else txt}")
+        if txt is None:
+            # libs (sinsp_evt::get_param_as_str): an empty string or path prints as "", any other
+            # empty parameter as <NA> (buffers and tuples as NULL, which render_param gives)
+            txt = "" if p.type in _EMPTY_AS_EMPTY else "<NA>"
+        parts.append(f"{p.name}={txt}")
     out = " ".join(parts)
     if ie.cache is None:
         ie.cache = {}
