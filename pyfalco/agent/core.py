@@ -65,12 +65,9 @@ def versions() -> dict:
         from pyfalco import _native
         out["libs_version"] = _native.lib.pyfalco_version().decode()
         out["default_driver_version"] = out["libs_version"]
-        for key, fn in (("driver_api_version", "pyfalco_driver_api_version"),
-                        ("driver_schema_version", "pyfalco_driver_schema_version")):
-            f = getattr(_native.lib, fn, None)
-            if f is not None:
-                v = f()
-                out[key] = v.decode() if isinstance(v, bytes) else str(v)
+        # the transport and event schema versions the library and its drivers speak
+        out["driver_api_version"] = _native.lib.pyfalco_driver_api_version().decode()
+        out["driver_schema_version"] = _native.lib.pyfalco_driver_schema_version().decode()
     except Exception:  # noqa: BLE001 - the native library is optional for these answers
         pass
     return out
