@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..errors import CaptureClosedError, NativeError
+from ..event_codes import PPME_PLUGINEVENT_E
 from ..initial_state import InitialState
+from ..record import HDR_SIZE, pack_header
 from . import _native_scap as ns
 from .metadata import blocks_from_initial_state
 
@@ -29,7 +31,6 @@ from .metadata import blocks_from_initial_state
 #: errors of a call refused before writing (a malformed record, a block after the events, ...);
 #: any other error is the file's (ENOSPC, EIO, EFBIG, ...) and ends the recording
 _USAGE_ERRORS = frozenset({errno.EINVAL, errno.EBADF, errno.EBUSY, errno.ENOMEM})
-_PLUGIN_HDR = struct.Struct("<QQIHI")    # ts, tid, len, type, nparams
 _PLUGIN_PARAMS = struct.Struct("<III")   # len(plugin_id) = 4, len(data), plugin_id
 
 
@@ -97,7 +98,7 @@ class CaptureWriter:
     def write_plugin_event(self, ts: int, plugin_id: int, data: bytes, *, cpu: int = 0) -> None:
         """One plugin event as libscap has it (``pluginevent``, code 322: the plugin's id (u32) and
         its payload, both with 4-byte lengths; no thread), as Falco writes a plugin source's events."""
-        raw = _PLUGIN_HDR.pack(ts, 0xFFFFFFFFFFFFFFFF, _PLUGIN_HDR.size + 12 + len(data), 322, 2) \
+        raw = pack_header(ts, 0xFFFFFFFFFFFFFFFF, HDR_SIZE + 12 + len(data), PPME_PLUGINEVENT_E, 2) \
             + _PLUGIN_PARAMS.pack(4, len(data), plugin_id) + bytes(data)
         self.write(raw, cpu=cpu)
 
