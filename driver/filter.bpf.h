@@ -15,7 +15,9 @@
  *         byte >= 0x80, empty, or too long;
  *       * its whole path, its directory, its file name or one of its prefixes is a pattern of
  *         pf_kf_paths whose flag mask matches (hash hits; a collision only sends more).
- *   - a close of an fd whose open was dropped (pf_kf_fds), when no rule wants close events.
+ *   - a close of an fd whose open was dropped (pf_kf_fds), when no rule wants close events. An
+ *     fd number leaves pf_kf_fds when its close is seen, and when a sent event creates an fd of
+ *     that number (pf_kf_mkfd: the fd went away without close(2), by dup2, close_range, exec).
  *
  * The record is read back from the scratch slot, so the filter sees exactly what user space
  * would have seen.
@@ -38,6 +40,10 @@
 #define PF_KF_BASE 4   /* fd.filename */
 
 #define PF_KF_ANY (1u << 31)
+
+/* pf_kf_mkfd values */
+#define PF_KF_MKFD_RET 1    /* the return value is a new fd */
+#define PF_KF_MKFD_PARAMS 2 /* parameters 2 and 3 are (pipe, socketpair) */
 
 #define PF_FNV_BASIS 0xcbf29ce484222325ULL
 #define PF_FNV_PRIME 0x100000001b3ULL
@@ -217,6 +223,31 @@ __noinline int pf_kf_close(struct pf_aux *aux)
 	return 1;
 }
 
+/* A sent event created fds: they are user space's now (pf_kf_fds may hold their numbers from an
+ * fd closed without close(2): dup2 over it, close_range, exec, a files_struct reused). */
+__noinline int pf_kf_forget(struct pf_aux *aux, __u32 how)
+{
+	struct pf_kf_fd k;
+	__u64 base;
+	__s64 v;
+	int i;
+
+	if (!aux)
+		return 0;
+	base = (PYFALCO_EVT_HDR_SIZE + 2 * (__u64)((struct pyfalco_evt_hdr *)aux->data)->nparams) & 127;
+	k.files = pf_kf_files();
+	for (i = 0; i < 3; i++) {
+		if (!(how & (i == 0 ? PF_KF_MKFD_RET : PF_KF_MKFD_PARAMS)))
+			continue;
+		v = *(__s64 *)&aux->data[(base + 8 * i) & 255];
+		if (v >= 0) {
+			k.fd = (__u64)v;
+			bpf_map_delete_elem(&pf_kf_fds, &k);
+		}
+	}
+	return 0;
+}
+
 /* pf_submit with the filter in front: the fillers of driver/pyfalco.bpf.c call this one. */
 PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 {
@@ -236,6 +267,8 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 			drop = pf_kf_close(c->aux);
 		if (drop)
 			return 0;
+		if (pf_kf_mkfd[type & (PF_KF_CODES - 1)])
+			pf_kf_forget(c->aux, pf_kf_mkfd[type & (PF_KF_CODES - 1)]);
 	}
 	return pf_submit(c);
 }

@@ -117,6 +117,7 @@ class KernelFilter:
         for (kind, text), mask in sorted(self.patterns.items()):
             raw = text.encode()
             out.append(struct.pack("<QIII", fnv1a64(raw), len(raw), kind, mask))
+        out.append(_mkfd_table())
         return b"".join(out)
 
     def wanted(self, flags: int, path: str, *, is_dir: bool = False) -> bool:
@@ -159,6 +160,20 @@ class KernelFilter:
                     lines.append(f"  opens sent by {_KIND_NAMES[kind]}: {shown}{more}")
         lines.extend("  " + r for r in self.reasons)
         return "\n".join(lines)
+
+
+def _mkfd_table() -> bytes:
+    """Event code -> 1 when the event returns a new fd, 2 when its parameters 2 and 3 are new fds
+    (pipe, socketpair): the driver forgets those fd numbers in its table of dropped opens. Extra
+    entries only make the driver send more closes (fcntl: F_DUPFD returns a new fd)."""
+    from pyfalco import _schema
+    out = bytearray(1024)
+    for e in _schema.EVENTS:
+        if e.code >= len(out) or not ("CREATES_FD" in e.flags or e.name == "fcntl"):
+            continue
+        names = [p.name for p in e.params]
+        out[e.code] = 2 if names[1:3] == ["fd1", "fd2"] else 1
+    return bytes(out)
 
 
 def _mask_text(mask: int) -> str:

@@ -14,6 +14,7 @@
 
 #define SPEC_HEADER 16
 #define SPEC_PATTERN 20
+#define SPEC_MKFD 1024 /* optional: the driver's pf_kf_mkfd table, one byte per event code */
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -72,6 +73,7 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 {
 	struct pyfalco_bpf *skel = skel_of(h);
 	uint32_t on, flags_any, n, i;
+	const uint8_t *mkfd;
 	int paths, err;
 
 	if (!skel)
@@ -82,7 +84,9 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	on = rd32(spec + 4);
 	flags_any = rd32(spec + 8);
 	n = rd32(spec + 12);
-	if ((len - SPEC_HEADER) / SPEC_PATTERN != n || (len - SPEC_HEADER) % SPEC_PATTERN)
+	if ((len - SPEC_HEADER) / SPEC_PATTERN < n ||
+	    (len - SPEC_HEADER - (size_t)n * SPEC_PATTERN != 0 &&
+	     len - SPEC_HEADER - (size_t)n * SPEC_PATTERN != SPEC_MKFD))
 		return pf_fail(h, EINVAL, "kernel filter: malformed spec (%zu bytes for %u patterns)", len, n);
 	if (on & ~(uint32_t)(PYFALCO_KF_OPEN | PYFALCO_KF_OPENAT | PYFALCO_KF_OPENAT2 | PYFALCO_KF_CLOSE))
 		return pf_fail(h, EINVAL, "kernel filter: unknown type bits 0x%x", on);
@@ -119,6 +123,9 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 		if (k.kind == PYFALCO_KF_PREFIX)
 			skel->bss->pf_kf_prefix_lens[k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
 	}
+	mkfd = spec + SPEC_HEADER + (size_t)n * SPEC_PATTERN;
+	for (i = 0; i < SPEC_MKFD && i < sizeof(skel->bss->pf_kf_mkfd); i++)
+		skel->bss->pf_kf_mkfd[i] = len == SPEC_HEADER + (size_t)n * SPEC_PATTERN + SPEC_MKFD ? mkfd[i] : 0;
 	skel->bss->pf_kf_flags_any = flags_any;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	skel->bss->pf_kf_on = on;

@@ -33,8 +33,9 @@ extern "C" {
 /*
  * Installs a filter, replacing the previous one (effective at once, also while capturing).
  * spec (little-endian): u32 magic, u32 on, u32 flags_any, u32 npatterns, then npatterns x
- * { u64 fnv1a64 hash, u32 len, u32 kind, u32 flag mask } (20 bytes each). on = 0 turns the
- * filter off. @return 0, -EINVAL (malformed spec), -ENOTSUP (engine other than modern_ebpf,
+ * { u64 fnv1a64 hash, u32 len, u32 kind, u32 flag mask } (20 bytes each), then optionally 1024
+ * bytes, one per event code: 1 when a sent event of that code returns a new fd, 2 when its
+ * parameters 2 and 3 are new fds (pipe, socketpair). on = 0 turns the filter off. @return 0, -EINVAL (malformed spec), -ENOTSUP (engine other than modern_ebpf,
  * or not open yet) or -errno from the kernel.
  */
 int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, size_t len);
