@@ -127,21 +127,24 @@ class OutputFormat:
         self._getters = {}
         for part in parts:
             if isinstance(part, str):
-                self._parts.append((part, None, 0))
+                self._parts.append((part, None, 0, False))
             else:
                 text, node, width = part
                 if text not in self._getters:
                     self._getters[text] = _getter(node, provider)
-                self._parts.append((None, self._getters[text], width))
+                # a list field's values print as "(a,b)", as libsinsp prints EPF_IS_LIST fields
+                info = provider.field_info(node.name) if isinstance(node, n.FieldRef) else None
+                self._parts.append((None, self._getters[text], width, bool(info is not None and info.is_list)))
         self.fields = tuple(self._getters)
 
     def render(self, evt: Any) -> str:
         out = []
-        for text, getter, width in self._parts:
+        for text, getter, width, is_list in self._parts:
             if getter is None:
                 out.append(text)
                 continue
-            s = value_text(getter(evt))
+            v = getter(evt)
+            s = f"({value_text(v)})" if is_list and isinstance(v, tuple) else value_text(v)
             if width:
                 w = abs(width)
                 s = s[:w].ljust(w) if width > 0 else s[:w].rjust(w)

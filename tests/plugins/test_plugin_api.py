@@ -65,8 +65,8 @@ def test_python_source_and_extractor_through_rules():
         assert [r.event_source for r in res.ruleset.rules] == ["pycounter", "syscall"]
         (src,) = ps.event_sources(provs)
         hits = _run(src, res.ruleset)
-        assert hits == [("odd user", "user=@u1 upper=U1 i=1 tags=t0 plugin=pycounter src=pycounter n=2"),
-                        ("odd user", "user=@u3 upper=U3 i=3 tags=t0,t1,t2 plugin=pycounter src=pycounter n=4")]
+        assert hits == [("odd user", "user=@u1 upper=U1 i=1 tags=(t0) plugin=pycounter src=pycounter n=2"),
+                        ("odd user", "user=@u3 upper=U3 i=3 tags=(t0,t1,t2) plugin=pycounter src=pycounter n=4")]
         assert src.error is None and src.n_events == 5
     finally:
         ps.destroy()

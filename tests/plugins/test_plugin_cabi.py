@@ -84,9 +84,9 @@ def test_c_source_and_c_extractor_through_rules_and_outputs(c_plugins):
         assert evts[2].data == b"2 alpha beta gamma"
         hits = [(r.name, r.output_format.render(e)) for e in evts for r in res.ruleset.match(e, source="cdummy")]
         assert hits == [
-            ("gamma word", "n=3 msg=>3 alpha beta gamma delta words=alpha,beta,gamma,delta even=false len=24 "
+            ("gamma word", "n=3 msg=>3 alpha beta gamma delta words=(alpha,beta,gamma,delta) even=false len=24 "
                            "info=cdummy event: 3 alpha beta gamma delta name=cdummy"),
-            ("gamma word", "n=4 msg=>4 alpha beta gamma delta epsilon words=alpha,beta,gamma,delta,epsilon "
+            ("gamma word", "n=4 msg=>4 alpha beta gamma delta epsilon words=(alpha,beta,gamma,delta,epsilon) "
                            "even=true len=32 info=cdummy event: 4 alpha beta gamma delta epsilon name=cdummy")]
         # typed values for rules: ints, bools, tuples
         prov = provs["cdummy"]
