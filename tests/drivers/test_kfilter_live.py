@@ -204,3 +204,78 @@ def test_other_engines_refuse_the_filter():
     with pyfalco.Capture(ENGINE, syscalls=["openat"]) as cap:
         with pytest.raises(DriverUnavailableError, match="only the modern_ebpf engine"):
             cap.set_kernel_filter(kf)
+
+
+DIFF_RULES = """
+- rule: kf diff
+  desc: every pattern kind, with flag masks
+  condition: >
+    evt.type in (open, openat, openat2) and (
+      (evt.is_open_read = true and fd.name in (/tmp/KFD/exact, "/tmp/KFD/x y"))
+      or (evt.is_open_write = true and fd.name startswith /tmp/KFD/pre)
+      or fd.directory = /tmp/KFD/dir
+      or fd.filename in (based, "caf\u00e9")
+      or fd.name pmatch (/tmp/KFD/pm)
+      or (evt.arg.flags contains O_APPEND and fd.name glob "/tmp/KFD/gl*"))
+  output: diff %fd.name
+  priority: WARNING
+"""
+
+
+@pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
+def test_driver_decides_as_the_python_model(tmp_path):
+    """The driver's decision (FNV-1a hashes of the prefixes, directory and file name, the
+    always-sent paths) is the one KernelFilter.wanted computes, open by open."""
+    import shutil
+    top = Path("/tmp/KFD")
+    shutil.rmtree(top, ignore_errors=True)
+    for d in ("", "dir", "dir/sub", "pm", "pmx", ".hid", "a"):
+        (top / d).mkdir(parents=True, exist_ok=True)
+    names = ["exact", "x y", "exactly", "pre", "prefix.txt", "pr", "dir/f", "dir/sub/f", "based", "a/based",
+             "basedx", "café", "pm/f", "pmx/f", "pm2", "gl", "glob.c", "g", ".hid/f", "a/.f", "a/f"]
+    for n_ in names:
+        (top / n_).write_text("x")
+    res = load_rules(DIFF_RULES)
+    assert res.ok, res.as_text(verbose=True)
+    kf = kfilter.derive(res.ruleset)
+    assert kf.on & kfilter.KF_OPENAT, kf.describe()
+    cases = []
+    for n_ in names:
+        for flags in (os.O_RDONLY, os.O_WRONLY, os.O_WRONLY | os.O_APPEND):
+            cases.append((str(top / n_), flags))
+    cases += [("/tmp/KFD//exact", os.O_RDONLY), ("/tmp/KFD/a/../exact", os.O_RDONLY), ("/tmp/KFD/dir", os.O_RDONLY),
+              ("/tmp/KFD/a/", os.O_RDONLY), ("/tmp/KFD/a/f", os.O_RDONLY | os.O_DIRECTORY)]
+    from pyfalco.kfilter import PPM_O_DIRECTORY, PPM_O_RDONLY, PPM_O_WRONLY
+    keep = PPM_O_RDONLY | PPM_O_WRONLY | 8       # access mode and O_APPEND: what the cases vary
+    expected = set()
+    for path, flags in cases:
+        ppm = (PPM_O_WRONLY if flags & os.O_WRONLY else PPM_O_RDONLY) | (8 if flags & os.O_APPEND else 0) \
+            | (PPM_O_DIRECTORY if flags & os.O_DIRECTORY else 0)
+        if kf.wanted(ppm, path, is_dir=os.path.isdir(path)):
+            expected.add((path, ppm & keep))
+    assert ("/tmp/KFD/exactly", PPM_O_RDONLY) not in expected and ("/tmp/KFD/a/based", PPM_O_RDONLY) in expected
+    try:
+        with pyfalco.Capture(ENGINE, syscalls=["openat", "close"]) as cap:
+            cap.set_kernel_filter(kf)
+            me = os.getpid()
+            for path, flags in cases:
+                try:
+                    os.close(os.open(path, flags | os.O_CLOEXEC))
+                except OSError:
+                    pass
+            got = set()
+            for _ in range(200):
+                for e in cap.next_batch(50):
+                    name = e.params.get("name") or ""
+                    if e.tid == me and e.type == 307 and name.startswith("/tmp/KFD"):
+                        got.add((name, e.params.get("flags") & keep))
+                if ("/tmp/KFD/a/f", PPM_O_RDONLY) in got:   # the last case (O_DIRECTORY: sent, fails)
+                    break
+            assert got == expected, (sorted(got ^ expected), kf.describe())
+            assert cap.kernel_filter_stats()["opens"] > 0
+            # a malformed spec is refused with the library's message
+            bad = kfilter.KernelFilter(on=kfilter.KF_OPENAT).spec()[:15]
+            rc = kfilter._fn("pyfalco_capture_set_kernel_filter")(cap._h(), bad, len(bad))
+            assert rc == -22 and b"malformed spec" in pyfalco._native.lib.pyfalco_capture_error(cap._h())
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
