@@ -43,6 +43,8 @@ AF_NETLINK = 16
 
 # event codes by the names the event table gives them (pyfalco.event_codes, generated)
 E_OPEN = ec.PPME_SYSCALL_OPEN_X
+E_BRK, E_MMAP, E_MMAP2, E_MUNMAP = (ec.PPME_SYSCALL_BRK_4_X, ec.PPME_SYSCALL_MMAP_X, ec.PPME_SYSCALL_MMAP2_X,
+                                    ec.PPME_SYSCALL_MUNMAP_X)
 E_CLOSE = ec.PPME_SYSCALL_CLOSE_X
 E_SOCKET = ec.PPME_SOCKET_SOCKET_X
 E_BIND = ec.PPME_SOCKET_BIND_X
@@ -164,6 +166,7 @@ class StateParser:
             E_SETGID: self._setgid, E_SETRESGID: self._setgid, E_SETREGID: self._setgid,
             E_SETSID: self._setsid, E_CAPSET: self._capset, E_CLOSE_RANGE: self._close_range,
             E_PIDFD_GETFD: self._pidfd_getfd, E_BPF: self._bpf,
+            E_BRK: self._memory, E_MMAP: self._memory, E_MMAP2: self._memory, E_MUNMAP: self._memory,
         }
         for code, ftype in ((E_EVENTFD, FD_EVENT), (E_EVENTFD2, FD_EVENT), (E_SIGNALFD, FD_SIGNALFD),
                             (E_SIGNALFD4, FD_SIGNALFD), (E_TIMERFD, FD_TIMERFD), (E_INOTIFY_INIT, FD_INOTIFY),
@@ -925,6 +928,20 @@ class StateParser:
         gid = p.get("egid") if "egid" in p else p.get("gid")
         if gid is not None and gid != 0xFFFFFFFF:
             t.gid = gid
+
+    def _memory(self, evt, ie: InspectedEvent) -> None:
+        """brk/mmap/mmap2/munmap exits carry the thread's memory after the call: libs
+        (parse_brk_munmap_mmap_exit) takes vm_size/vm_rss/vm_swap from them."""
+        t = self._thread(evt, ie)
+        if t is None:
+            return
+        size, rss, swap = evt.get("vm_size"), evt.get("vm_rss"), evt.get("vm_swap")
+        if size is not None:
+            t.vmsize = size
+        if rss is not None:
+            t.vmrss = rss
+        if swap is not None:
+            t.vmswap = swap
 
     def _setsid(self, evt, ie: InspectedEvent) -> None:
         t = self._thread(evt, ie)
