@@ -263,8 +263,8 @@ def _without_l4(text: str) -> str:
 
 def _no_argless_ancestors(field, got, want, ie):
     """proc.aname / proc.apid without an index: sysdig 0.29 cannot print the argument-less form (it
-    prints a value, or <NA>, followed by the field's name: "curlproc.aname"); libs master accepts it (every ancestor, for
-    filters; the first one when printed), as pyfalco does. Nothing to compare."""
+    prints a value, or <NA>, followed by the field's name: "curlproc.aname"); libs master accepts it (every ancestor), as
+    pyfalco does. Nothing to compare."""
     return want.endswith(field) and want != field
 
 
