@@ -17,8 +17,6 @@ BOTH = [n for n, a in ACTIONS.items() if a.where == "both"]
 
 #: upstream rules covering the behaviour that do not fire in pyfalco, and why
 UPSTREAM_MISSES = {
-    # the rule reads proc.is_exe_upper_layer, an exec flag pyfalco's driver does not compute yet
-    "drop_and_execute": {"Drop and execute new binary in container"},
     # the rule matches fd.sip.name = kubernetes.default.svc.cluster.local: needs DNS name tracking
     "k8s_api_from_container": {"Contact K8S API Server From Container"},
 }
