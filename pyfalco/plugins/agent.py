@@ -8,6 +8,7 @@ file, where the file's events are the input).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -16,6 +17,8 @@ from pyfalco.plugins.cli import active_sources, check_sources
 from pyfalco.plugins.registry import PluginSet, load_configured
 
 __all__ = ["AgentPlugins", "setup_plugins"]
+
+log = logging.getLogger("pyfalco.plugins")
 
 
 @dataclass
@@ -36,6 +39,11 @@ class AgentPlugins:
     def close(self) -> None:
         for src in self.sources:
             src.close()
+        if any(src.busy for src in self.sources):
+            # a source thread is still inside the plugin (it did not return within the engine's
+            # join timeout): destroying the plugin under it could crash; the process is ending
+            log.warning("a plugin source did not stop in time: its plugin is not destroyed")
+            return
         self.plugins.destroy()
 
 

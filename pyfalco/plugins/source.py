@@ -12,6 +12,7 @@ the source ends (``next_batch`` returns None) while the other sources keep runni
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -50,6 +51,16 @@ class PluginSource:
         self._instance: PluginInstance | None = None
         self._ended = False
         self._num = 0
+        # close() from another thread while next_batch runs is deferred to the end of that call:
+        # a C plugin's close frees what its running next_batch uses
+        self._lock = threading.Lock()
+        self._busy = False
+        self._close_pending = False
+
+    @property
+    def busy(self) -> bool:
+        """True while a next_batch call is running (a close is then deferred to its end)."""
+        return self._busy
 
     @property
     def ended(self) -> bool:
@@ -86,13 +97,22 @@ class PluginSource:
             self.open()
         lp = self.loaded
         start = time.monotonic()
+        with self._lock:
+            inst = self._instance
+            if inst is None or self._ended:
+                return None
+            self._busy = True
         try:
-            items = self._instance.next_batch(timeout)  # type: ignore[union-attr]
+            items = inst.next_batch(timeout)
         except PluginError as exc:
+            self._done()
             self._fail(exc)
             return None
         except Exception as exc:
+            self._done()
             self._fail(PluginError(lp.name, f"next_batch raised {type(exc).__name__}: {exc}"))
+            return None
+        if self._done():
             return None
         if items is None:
             self._ended = True
@@ -141,10 +161,24 @@ class PluginSource:
                 time.sleep(left)
         return out
 
+    def _done(self) -> bool:
+        """End of a next_batch call: run a close asked for meanwhile; True when it did."""
+        with self._lock:
+            self._busy = False
+            pending, self._close_pending = self._close_pending, False
+        if pending:
+            self.close()
+        return pending
+
     def close(self) -> None:
-        """Close the plugin's capture (harmless when repeated)."""
-        inst, self._instance = self._instance, None
-        self._ended = True
+        """Close the plugin's capture (harmless when repeated; from another thread while
+        next_batch runs, the capture is closed when that call returns)."""
+        with self._lock:
+            self._ended = True
+            if self._busy:
+                self._close_pending = True
+                return
+            inst, self._instance = self._instance, None
         if inst is not None:
             try:
                 inst.close()

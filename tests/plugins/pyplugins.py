@@ -143,3 +143,37 @@ class Hostile(Plugin):
 
     def extract(self, evt, field, arg):
         return evt.data.decode()
+
+
+class _Slow(PluginInstance):
+    def __init__(self, log):
+        self.log = log
+
+    def next_batch(self, timeout):
+        import time
+        self.log.append("in")
+        time.sleep(0.5)
+        self.log.append("out")
+        return [b"x"]
+
+    def close(self):
+        self.log.append("close")
+
+
+class Slow(Plugin):
+    """A source whose next_batch takes a while (the order of calls is kept in ``calls``)."""
+
+    name = "slow"
+    version = "0.1.0"
+    id = 4244
+    event_source = "slow"
+    calls: list = []
+
+    def fields(self):
+        return [FieldSpec("slow.x", "string")]
+
+    def open(self, params):
+        return _Slow(self.calls)
+
+    def extract(self, evt, field, arg):
+        return "x"

@@ -242,3 +242,27 @@ def test_fieldspec_json_round_trip():
 
 def test_pyplugins_importable():
     assert sys.modules["pyplugins"] is pyplugins
+
+
+def test_close_during_next_batch_waits_for_it():
+    """A close from another thread (the engine at shutdown) never runs under a running next_batch:
+    a C plugin's close frees what next_batch uses."""
+    import threading
+    import time as _time
+    ps = load_configured(_cfg({"name": "s", "library_path": "pyplugins:Slow"}))
+    calls = pyplugins.Slow.calls
+    calls.clear()
+    (src,) = ps.event_sources()
+    src.open()
+    result = []
+    t = threading.Thread(target=lambda: result.append(src.next_batch(1.0)))
+    t.start()
+    deadline = _time.monotonic() + 10
+    while not calls and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    src.close()                       # while next_batch sleeps inside the plugin
+    assert calls == ["in"] and src.busy
+    t.join(5)
+    assert calls == ["in", "out", "close"]
+    assert result == [None] and src.ended and not src.busy
+    ps.destroy()
