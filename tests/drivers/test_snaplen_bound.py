@@ -17,7 +17,9 @@ import struct
 import pytest
 
 import pyfalco
-from conftest import ENGINE
+
+#: the engine under test (tests/drivers/conftest.py reads the same variable)
+ENGINE = os.environ.get("PYFALCO_TEST_ENGINE", "modern_ebpf")
 
 MAX_SNAPLEN = 16384
 MARK_SNAPLEN = 12345          # a value to find pf_snaplen by in the .bss

@@ -8,12 +8,16 @@ rule of this test's own so the quiet case is not vacuous)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from conftest import UPSTREAM_RULES, live_session
 from pyfalco.generator.context import Context
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+UPSTREAM_RULES = Path(__file__).resolve().parents[3] / "shared" / "rules" / "falco_rules.yaml"
 
 DROP = "Drop and execute new binary in container"
 LOWER = "Image binary executed in container (test)"
@@ -30,9 +34,12 @@ LOWER_RULE = f"""
 def session(tmp_path_factory):
     if not UPSTREAM_RULES.exists():
         pytest.fail(f"the upstream stable ruleset is missing: {UPSTREAM_RULES}")
+    if os.geteuid() != 0:
+        pytest.skip("live eBPF detection tests need root")
+    from pyfalco.testing import DetectionSession
     extra = tmp_path_factory.mktemp("rules") / "lower.yaml"
     extra.write_text(LOWER_RULE)
-    s = live_session([UPSTREAM_RULES, extra])
+    s = DetectionSession([str(UPSTREAM_RULES), str(extra)]).start()
     yield s
     s.stop()
 
