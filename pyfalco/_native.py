@@ -38,6 +38,8 @@ LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 SIGNATURES: dict[str, tuple[list, object]] = {
     "pyfalco_abi_version": ([], c_uint32),
     "pyfalco_version": ([], c_char_p),
+    "pyfalco_driver_api_version": ([], c_char_p),
+    "pyfalco_driver_schema_version": ([], c_char_p),
     "pyfalco_driver_versions": ([], c_char_p),
     "pyfalco_capture_new": ([], c_capture_p),
     "pyfalco_capture_free": ([c_capture_p], None),

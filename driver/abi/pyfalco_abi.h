@@ -59,6 +59,17 @@ struct pyfalco_evt_hdr {
 
 #define PYFALCO_EVT_HDR_SIZE 26
 
+/* The layout above is the contract between the drivers, libpyfalco and pyfalco/record.py (its
+ * Python twin): a compiler or an edit that moves a field fails the build here, in each of them
+ * (BPF, kernel and user space), instead of garbling records at run time. */
+#define PF_ABI_ASSERT(cond, what) _Static_assert(cond, "pyfalco_abi.h: " what)
+PF_ABI_ASSERT(sizeof(struct pyfalco_evt_hdr) == PYFALCO_EVT_HDR_SIZE, "the event header is 26 bytes");
+PF_ABI_ASSERT(__builtin_offsetof(struct pyfalco_evt_hdr, ts) == 0, "ts at offset 0");
+PF_ABI_ASSERT(__builtin_offsetof(struct pyfalco_evt_hdr, tid) == 8, "tid at offset 8");
+PF_ABI_ASSERT(__builtin_offsetof(struct pyfalco_evt_hdr, len) == 16, "len at offset 16");
+PF_ABI_ASSERT(__builtin_offsetof(struct pyfalco_evt_hdr, type) == 20, "type at offset 20");
+PF_ABI_ASSERT(__builtin_offsetof(struct pyfalco_evt_hdr, nparams) == 22, "nparams at offset 22");
+
 /* Limits. */
 #define PYFALCO_MAX_EVENT_SIZE (64 * 1024)   /* a record never exceeds this (u16 param lengths) */
 #define PYFALCO_MAX_PATH 4096                /* paths: PATH_MAX */
@@ -82,6 +93,12 @@ struct pyfalco_counters {
 	PYFALCO_DRIVER_COUNTERS(PF_COUNTER_FIELD)
 #undef PF_COUNTER_FIELD
 };
+
+/* one u64 per counter, no padding: the BPF map value and the kmod ioctl copy it as is */
+#define PF_COUNTER_ONE(name, desc) +1
+PF_ABI_ASSERT(sizeof(struct pyfalco_counters) == 8 * (0 PYFALCO_DRIVER_COUNTERS(PF_COUNTER_ONE)),
+	      "struct pyfalco_counters is one u64 per counter");
+#undef PF_COUNTER_ONE
 
 /* Socket families as written in events (PPM_AF_*). */
 #define PPM_AF_UNSPEC 0

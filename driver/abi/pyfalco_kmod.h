@@ -45,6 +45,8 @@ struct pyfalco_kmod_ring {
 	struct pyfalco_counters counters; /* this CPU's driver counters for this consumer */
 };
 
+PF_ABI_ASSERT(sizeof(struct pyfalco_kmod_ring) <= PYFALCO_KMOD_PAGE, "the ring header fits in its page");
+
 #define PYFALCO_KMOD_CPU_SPAN(size) ((pf_u64)PYFALCO_KMOD_PAGE + 2 * (pf_u64)(size))
 
 struct pyfalco_kmod_setup {
@@ -52,6 +54,7 @@ struct pyfalco_kmod_setup {
 	pf_u32 ncpus;        /* out: number of rings (possible CPUs), in CPU order */
 	pf_u32 page_size;    /* out: the ring header's size (PYFALCO_KMOD_PAGE) */
 };
+PF_ABI_ASSERT(sizeof(struct pyfalco_kmod_setup) == 16, "struct pyfalco_kmod_setup is 16 bytes (ioctl number)");
 
 /* (major << 16) | (minor << 8) | patch, as pyfalco_abi.h's versions. */
 #define PYFALCO_KMOD_VERSION(maj, min, pat) (((pf_u32)(maj) << 16) | ((pf_u32)(min) << 8) | (pf_u32)(pat))

@@ -25,10 +25,24 @@ const char *pyfalco_version(void)
 	return PYFALCO_VERSION;
 }
 
+#define PF_API_VERSION_STR                                                                           \
+	STR(PYFALCO_API_VERSION_MAJOR) "." STR(PYFALCO_API_VERSION_MINOR) "." STR(PYFALCO_API_VERSION_PATCH)
+#define PF_SCHEMA_VERSION_STR                                                                        \
+	STR(PYFALCO_SCHEMA_VERSION_MAJOR) "." STR(PYFALCO_SCHEMA_VERSION_MINOR) "." STR(PYFALCO_SCHEMA_VERSION_PATCH)
+
+const char *pyfalco_driver_api_version(void)
+{
+	return PF_API_VERSION_STR;
+}
+
+const char *pyfalco_driver_schema_version(void)
+{
+	return PF_SCHEMA_VERSION_STR;
+}
+
 const char *pyfalco_driver_versions(void)
 {
-	return "api=" STR(PYFALCO_API_VERSION_MAJOR) "." STR(PYFALCO_API_VERSION_MINOR) "." STR(
-		PYFALCO_API_VERSION_PATCH) " schema=" STR(PYFALCO_SCHEMA_VERSION_MAJOR) "." STR(PYFALCO_SCHEMA_VERSION_MINOR) "." STR(PYFALCO_SCHEMA_VERSION_PATCH);
+	return "api=" PF_API_VERSION_STR " schema=" PF_SCHEMA_VERSION_STR;
 }
 
 int pf_fail(pyfalco_capture *h, int err, const char *fmt, ...)

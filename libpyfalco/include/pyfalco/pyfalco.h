@@ -53,12 +53,27 @@ struct pyfalco_batch_entry {
 	uint16_t flags; /**< PYFALCO_EF_* */
 	uint32_t len;   /**< length of the event record that follows */
 };
+/* pyfalco/record.py reads entries as "<HHI": the layout may not move */
+#ifdef __cplusplus
+static_assert(sizeof(struct pyfalco_batch_entry) == 8, "struct pyfalco_batch_entry is 8 bytes");
+#else
+_Static_assert(sizeof(struct pyfalco_batch_entry) == 8, "struct pyfalco_batch_entry is 8 bytes");
+#endif
 
 /** @return (PYFALCO_LIB_ABI_MAJOR << 16) | PYFALCO_LIB_ABI_MINOR of the built library. */
 uint32_t pyfalco_abi_version(void);
 /** @return the library version string, e.g. "0.1.0". */
 const char *pyfalco_version(void);
-/** @return the driver API and schema versions as "api=1.0.0 schema=4.5.1". */
+/**
+ * @return the version of the kernel <-> user transport that this library speaks and that its
+ * embedded eBPF driver and the kernel module of the same tree implement, e.g. "1.1.0"
+ * (PYFALCO_API_VERSION_* of driver/abi/pyfalco_abi.h; when each part changes:
+ * driver/abi/VERSIONING.md). The kmod engine refuses a module of another major or an older minor.
+ */
+const char *pyfalco_driver_api_version(void);
+/** @return the version of the event schema (records, parameters) the drivers write, e.g. "4.5.1". */
+const char *pyfalco_driver_schema_version(void);
+/** @return both as one string: "api=1.1.0 schema=4.5.1". */
 const char *pyfalco_driver_versions(void);
 
 /** @return a new handle, or NULL when out of memory. */
@@ -129,7 +144,7 @@ int pyfalco_capture_metadata(pyfalco_capture *h, uint32_t index, uint32_t *block
 			     const uint8_t **body, uint32_t *body_len);
 
 /* ======================================================================================== */
-/* Capture file writer (issue 5; owner: capture files).                                     */
+/* Capture file writer (libpyfalco/src/scap_writer.c; format: docs/capture-files.md).       */
 /* ======================================================================================== */
 /*
  * Writes .scap files that Debian's sysdig 0.29 and current Falco both read
