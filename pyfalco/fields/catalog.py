@@ -276,12 +276,12 @@ container.image.id|CHARBUF|none|container image id
 container.type|CHARBUF|none|container runtime (docker, containerd, cri-o, podman, ...)
 container.privileged|BOOL|none|true for privileged containers
 container.mounts|CHARBUF|none|all mounts of the container
-container.mount|CHARBUF|key|one mount, by index or destination
-container.mount.source|CHARBUF|key|source of a mount, by index or destination
-container.mount.dest|CHARBUF|key|destination of a mount, by index or source
-container.mount.mode|CHARBUF|key|mode of a mount
-container.mount.rdwr|CHARBUF|key|read/write flag of a mount
-container.mount.propagation|CHARBUF|key|propagation of a mount
+container.mount|CHARBUF|key|one mount, by index or source (a glob: the first mount that matches)
+container.mount.source|CHARBUF|key|source of a mount, by index or destination (a glob)
+container.mount.dest|CHARBUF|key|destination of a mount, by index or source (a glob)
+container.mount.mode|CHARBUF|key|mode of a mount, by index or source (a glob)
+container.mount.rdwr|CHARBUF|key|read/write flag of a mount, by index or source (a glob)
+container.mount.propagation|CHARBUF|key|propagation of a mount, by index or source (a glob)
 container.image.repository|CHARBUF|none|repository of the container image
 container.image.tag|CHARBUF|none|tag of the container image
 container.image.digest|CHARBUF|none|digest of the container image

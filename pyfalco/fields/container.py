@@ -4,6 +4,8 @@ event's thread, with the metadata the container model holds for it."""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -61,18 +63,26 @@ def container_mounts(ie: FieldEvent):
 
 
 def make_container_mount(attr: str | None, arg: str):
+    """container.mount[key] and container.mount.<attr>[key]: the key is a mount's index or a glob
+    (libs' sinsp_container_info::mount_by_source/mount_by_dest: fnmatch, ``*`` crosses ``/``) on
+    the mount's destination for ``.source`` and on its source for every other field; the first
+    mount that matches."""
+    # fnmatch's pattern language without FNM_PATHNAME/FNM_PERIOD, as libs' glob_match calls it
+    match = None if arg.isdigit() else re.compile(fnmatch.translate(arg)).match
+    by_dest = attr == "source"
+
     def f(ie: FieldEvent):
         info = _cinfo(ie)
         if info is None:
             return None
         mounts = info.mounts
         m = None
-        if arg.isdigit():
+        if match is None:
             i = int(arg)
             m = mounts[i] if i < len(mounts) else None
         else:
             for x in mounts:
-                if (x.source if attr == "dest" else x.dest) == arg:
+                if match(x.dest if by_dest else x.source):
                     m = x
                     break
         if m is None:
