@@ -313,8 +313,16 @@ class Inspector:
                     ie = None
                 elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
                         and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
-                    # StateParser.parse + _close, straight from the record
-                    close_fd(tid, ts, *close_unpack(buf, off + _CLOSE_VALS_AT))
+                    # StateParser.close_fd (parse + _close, straight from the record), inline in
+                    # its common case (a known thread, no procexit due)
+                    t = threads.get(tid)
+                    if t is None or parser.pending_exit is not None:
+                        close_fd(tid, ts, *close_unpack(buf, off + _CLOSE_VALS_AT))
+                    else:
+                        res, fd = close_unpack(buf, off + _CLOSE_VALS_AT)
+                        if res >= 0:
+                            t.proc.fds.pop(fd, None)
+                        t.last_ts = ts
                     ie = None
                 else:
                     evt = new(Event)
