@@ -112,21 +112,21 @@ def test_selection_changes_take_effect_while_capturing(tmp_path):
 
 def test_a_full_ring_counts_drops_and_never_blocks_the_traced_program():
     with pyfalco.Capture(syscalls=["close"], buffer_bytes=16384) as cap:
-        t0 = time.monotonic()
+        # a producer that blocked on the full ring would hang this loop (not merely slow it)
         for _ in range(20000):
             try:
                 os.close(-1)
             except OSError:
                 pass
-        elapsed = time.monotonic() - t0
         stats = cap.stats()
         assert stats["n_drops_buffer"] > 0
         assert stats["n_evts"] + stats["n_drops_buffer"] >= 20000
-        # what was kept is readable, in order
+        # what was kept is readable, in order (other processes' closes go on meanwhile: the
+        # events read are bounded by the counter taken after the read)
         events = cap.next_batch(0)
-        assert 0 < len(events) <= stats["n_evts"]
+        after = cap.stats()
+        assert 0 < len(events) <= after["n_evts"]
         assert all(a.ts <= b.ts for a, b in zip(events, events[1:]))
-    assert elapsed < 30  # a blocked producer would hang here, not merely be slow
 
 
 def test_stats_names_match_the_abi_counters():
