@@ -200,11 +200,12 @@ def _checker(spec: FieldSpec) -> Callable[[Any], Any]:
             if isinstance(v, str):
                 return ipaddress.ip_address(v)
             raise TypeError(f"{type(v).__name__} {v!r:.40} for an ipaddr field")
-        if t == "ipnet":
-            if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        if t == "ipnet":   # Falco's ipnet values are addresses (matched against networks in rules)
+            if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
+                              ipaddress.IPv6Network)):
                 return v
             if isinstance(v, str):
-                return ipaddress.ip_network(v, strict=False)
+                return ipaddress.ip_network(v, strict=False) if "/" in v else ipaddress.ip_address(v)
             raise TypeError(f"{type(v).__name__} {v!r:.40} for an ipnet field")
         raise TypeError(f"unknown field type {t}")
 

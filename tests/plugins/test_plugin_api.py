@@ -266,3 +266,18 @@ def test_close_during_next_batch_waits_for_it():
     assert calls == ["in", "out", "close"]
     assert result == [None] and src.ended and not src.busy
     ps.destroy()
+
+
+def test_ip_fields_accept_what_falco_passes():
+    import ipaddress
+    from pyfalco.plugins.provider import _checker
+    ipaddr = _checker(FieldSpec("a.ip", "ipaddr"))
+    ipnet = _checker(FieldSpec("a.net", "ipnet"))
+    assert ipaddr("10.1.2.3") == ipaddress.ip_address("10.1.2.3")
+    assert ipnet(ipaddress.ip_address("10.1.2.3")) == ipaddress.ip_address("10.1.2.3")   # C ABI: an address
+    assert ipnet("10.0.0.0/8") == ipaddress.ip_network("10.0.0.0/8")
+    with pytest.raises(ValueError):
+        ipaddr("not-an-ip")
+    with pytest.raises(TypeError):
+        _checker(FieldSpec("a.n", "uint64"))(True)
+    assert _checker(FieldSpec("a.l", "uint64", is_list=True))([1, 2]) == (1, 2)
