@@ -612,7 +612,9 @@ def configure(capture: Any, ruleset: Any, cfg: dict, log: Any = None) -> KernelF
         capture.set_kernel_filter(kf)
     except (PyFalcoError, OSError) as exc:
         if log is not None:
-            log.warning("kernel-side filter not installed: %s", exc)
+            # ENOTSUP: a libpyfalco built before the filter existed; every event is sent, as before
+            (log.info if getattr(exc, "errno", None) == errno.ENOTSUP else log.warning)(
+                "kernel-side filter not installed: %s", exc)
         return None
     if log is not None:
         if kf is None:
