@@ -95,6 +95,13 @@ def test_c_source_and_c_extractor_through_rules_and_outputs(c_plugins):
         assert prov.accessor("cd.words", None)(evts[1]) == ("alpha", "beta")
         assert prov.accessor("cd.word", "7")(evts[1]) is None      # res_len 0: <NA>
         assert prov.accessor("cd.word", "x")(evts[1]) is None      # not an index
+        import ipaddress
+        assert prov.accessor("cd.ip", None)(evts[3]) == ipaddress.ip_address("10.0.0.3")   # a 4-byte buffer
+        ip_rules = load_rules("- rule: ip\n  desc: d\n  condition: cd.ip in (10.0.0.5, 192.168.0.0/16) or "
+                              "cd.ip = 10.0.0.2\n  output: 'ip=%cd.ip'\n  priority: INFO\n  source: cdummy\n",
+                              extra_sources=provs, plugins=ps.versions())
+        assert [r.output_format.render(e) for e in evts for r in ip_rules.ruleset.match(e, source="cdummy")] == \
+            ["ip=10.0.0.2", "ip=10.0.0.5"]
     finally:
         ps.destroy()
 

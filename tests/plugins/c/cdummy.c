@@ -28,6 +28,8 @@ typedef struct {
 	uint64_t u64;
 	uint32_t b;
 	char tostr[512];
+	uint8_t ip[4];
+	ss_plugin_byte_buffer ipbuf;
 } state_t;
 
 typedef struct {
@@ -199,7 +201,8 @@ const char *plugin_get_fields(void) {
 	       "{\"name\": \"cd.has\", \"type\": \"bool\", \"arg\": {\"isRequired\": true, \"isKey\": true},"
 	       " \"desc\": \"true when the word is present\"},"
 	       "{\"name\": \"cd.even\", \"type\": \"bool\", \"desc\": \"the counter is even\"},"
-	       "{\"name\": \"cd.broken\", \"type\": \"string\", \"desc\": \"fails to extract on odd events\"}"
+	       "{\"name\": \"cd.broken\", \"type\": \"string\", \"desc\": \"fails to extract on odd events\"},"
+	       "{\"name\": \"cd.ip\", \"type\": \"ipaddr\", \"desc\": \"10.0.0.<counter>\"}"
 	       "]";
 }
 #endif
@@ -279,6 +282,16 @@ ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_event_input *
 			}
 			st->strs[0] = "fine";
 			f->res.str = st->strs;
+			f->res_len = 1;
+			break;
+		case 7:
+			st->ip[0] = 10;
+			st->ip[1] = 0;
+			st->ip[2] = 0;
+			st->ip[3] = (uint8_t)num;
+			st->ipbuf.len = 4;
+			st->ipbuf.ptr = st->ip;
+			f->res.buf = &st->ipbuf;
 			f->res_len = 1;
 			break;
 		default:
