@@ -80,22 +80,10 @@ class Alert:
 Scope = Callable[[Alert], bool]
 
 
-def _as_rules_sources(rules) -> list:
-    if rules is None:
-        return [default_rules_path()]
-    if isinstance(rules, (str, os.PathLike)):
-        rules = [rules]
-    out = []
-    for r in rules:
-        if isinstance(r, os.PathLike):
-            out.append(os.fspath(r))
-        elif isinstance(r, str) and "\n" not in r and (os.path.exists(r) or r.endswith((".yaml", ".yml"))):
-            out.append(r)
-        elif isinstance(r, str):
-            out.append(("<rules text>", r))
-        else:
-            out.append(r)
-    return out
+def _as_rules_sources(rules: Any) -> Any:
+    """The rules a session loads: pyfalco's default ruleset when none are given (the engine reads
+    paths, rules text and lists of both)."""
+    return [default_rules_path()] if rules is None else rules
 
 
 class _AlertSink:
@@ -157,6 +145,7 @@ class DetectionSession:
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def live(self) -> bool:
+        """True for a live capture (eBPF or kmod), False for a replay."""
         return self.engine != "replay"
 
     def load(self) -> Any:
