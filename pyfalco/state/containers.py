@@ -319,6 +319,10 @@ class ContainerManager:
                 spec = json.load(f)
         except (OSError, ValueError):
             spec = {}
+            if info.id in self._prefetched:
+                # being removed (a --rm container that already exited: its entry is still listed,
+                # its files are gone): what its files said at creation is the complete answer
+                return False
         ann = spec.get("annotations") or {}
         priv = ann.get("io.podman.annotations.privileged")
         info.privileged = priv.upper() == "TRUE" if priv else oci_privileged(spec) if spec else None
