@@ -151,7 +151,6 @@ def _run_pair(rules, tmp_path) -> tuple:
             assert eng.seen, "the workload's last open never came through"
         stats_on, stats_off = on.capture.stats(), off.capture.stats()
         dropped = on.capture.kernel_filter_stats()
-        assert stats_on["n_drops_buffer"] == 0 and stats_off["n_drops_buffer"] == 0, (stats_on, stats_off)
     finally:
         on.close()
         off.close()
@@ -174,7 +173,13 @@ def _root():
 @pytest.mark.parametrize("rules", ["custom", "stable"])
 def test_filter_changes_no_alert(rules, tmp_path):
     spec = CUSTOM if rules == "custom" else str(STABLE)
-    kf, on, off, dropped, stats_on, stats_off = _run_pair(spec, tmp_path)
+    for _attempt in range(3):
+        kf, on, off, dropped, stats_on, stats_off = _run_pair(spec, tmp_path)
+        # a full ring (the machine's other processes fill it too) loses events on one side only:
+        # the comparison needs both complete, so such a run is repeated
+        if stats_on["n_drops_buffer"] == 0 and stats_off["n_drops_buffer"] == 0:
+            break
+    assert stats_on["n_drops_buffer"] == 0 and stats_off["n_drops_buffer"] == 0, (stats_on, stats_off)
     assert kf.on & kfilter.KF_OPENAT and kf.on & kfilter.KF_CLOSE, kf.describe()
     assert on == off
     assert len(on) >= (8 if rules == "custom" else 3), on      # the wanted opens did alert
