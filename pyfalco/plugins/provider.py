@@ -90,6 +90,11 @@ class PluginProvider:
     def event_type(self, evt: Any) -> str | None:
         return None  # plugin-source rules are not indexed by event type
 
+    def plugin_of(self, name: str) -> str | None:
+        """The name of the plugin that provides field ``name`` (None for generic fields)."""
+        hit = self._fields.get(name)
+        return hit[1].name if hit is not None else None
+
     def fields(self) -> list[tuple[FieldSpec, LoadedPlugin]]:
         """The plugin fields of this source, in declaration order."""
         return list(self._fields.values())

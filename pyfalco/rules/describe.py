@@ -149,6 +149,9 @@ def _rule_json(rule: Any, lists: dict, macros: dict) -> dict:
         for c in ([comps] if isinstance(comps, str) else comps or []):
             exc_ops.add(str(c))
     out_fields = list(getattr(rule.output_format, "fields", ()) or ())
+    cond_fields = sorted(acc["fields"] | set(rule.fields))
+    plugin_of = getattr(getattr(rule, "provider", None), "plugin_of", None)   # plugin sources' providers
+    plugins = sorted({p for p in (plugin_of(f.split("[", 1)[0]) for f in cond_fields) if p}) if plugin_of else []
     return {
         "info": {"name": rule.name, "condition": rule.condition, "output": rule.output,
                  "description": rule.desc, "priority": rule.priority.label, "source": rule.event_source,
@@ -157,7 +160,7 @@ def _rule_json(rule: Any, lists: dict, macros: dict) -> dict:
         "details": {
             "condition_compiled": _compiled_text(rule.tree),
             "output_compiled": rule.output,
-            "condition_fields": sorted(acc["fields"] | set(rule.fields)),
+            "condition_fields": cond_fields,
             "output_fields": out_fields,
             "condition_operators": sorted(acc["operators"]),
             "events": sorted(rule.evttypes),
@@ -166,7 +169,7 @@ def _rule_json(rule: Any, lists: dict, macros: dict) -> dict:
             "exception_fields": sorted(exc_fields),
             "exception_names": exc_names,
             "exception_operators": sorted(exc_ops),
-            "plugins": [],
+            "plugins": plugins,
             "extra_output_formatted_fields": {},
         },
     }

@@ -147,6 +147,7 @@ def test_rules_only_actions_see_the_plugins(tmp_path, c_plugins):
     r = _run(["-c", cfg, "-l", "Gamma word", "-o", "json_output=true"])
     (rule,) = json.loads(r.stdout)["rules"]
     assert rule["info"]["source"] == "cdummy" and sorted(rule["details"]["condition_fields"]) == ["cd.n", "cd.word[2]"]
+    assert rule["details"]["plugins"] == ["cdummy"]
 
 
 def test_agent_runs_plugin_sources_alone(tmp_path, c_plugins):
