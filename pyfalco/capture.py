@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from . import _native, _schema
 from .errors import CaptureClosedError, CaptureFileError, NativeError
 from .events import Event, split_batch
+from .syscalls import STATE_SET
 
 if TYPE_CHECKING:
     from .initial_state import InitialState
@@ -42,16 +43,7 @@ def state_syscalls() -> frozenset[str]:
     :class:`~pyfalco.inspector.Inspector` needs them whatever else it selects (without clone,
     execve and procexit a process has no parent): the Inspector adds the missing ones to a live
     capture it is given."""
-    events = {e.name for e in _schema.EVENTS
-              if "MODIFIES_STATE" in e.flags and e.category & {"SYSCALL", "TRACEPOINT"} and "OLD_VERSION" not in e.flags}
-    out = {"prlimit64", "setrlimit"}
-    for nr, name in _schema.SYSCALL_NAMES.items():
-        if name in events:
-            out.add(name)
-    for nr, code in _schema.SYSCALL_EVENT.items():
-        if _schema.EVENTS[code].name in events and nr in _schema.SYSCALL_NAMES:
-            out.add(_schema.SYSCALL_NAMES[nr])
-    return frozenset(out)
+    return STATE_SET
 
 
 _LEVELS = {3: logging.ERROR, 4: logging.WARNING, 6: logging.INFO, 7: logging.DEBUG}

@@ -49,6 +49,7 @@ from .errors import PyFalcoError
 from .outputs.alert import Alert
 from .rules import LoadResult, Priority, Rule, Ruleset, load_rules
 from .rules.provider import FieldProvider
+from .syscalls import select_syscalls
 
 __all__ = ["Engine", "EventSource", "SyscallSource", "Renderer", "RulesSpec", "SourceError"]
 
@@ -500,8 +501,6 @@ class Engine:
     def syscalls(self) -> frozenset:
         """The syscalls a live capture needs for the installed rules: the rules' syscalls (minus
         the plain I/O ones Falco ignores) plus :func:`pyfalco.capture.state_syscalls`."""
-        # Falco's base_syscalls semantics live in the agent's selection module (its config keys)
-        from .agent.syscalls import select_syscalls
         types = self.ruleset.event_types() if self.ruleset is not None else frozenset()
         return frozenset(select_syscalls(types).syscalls)
 
