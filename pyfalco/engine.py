@@ -238,8 +238,7 @@ class _Evaluator:
         types it watches are wanted too (its matcher then calls the hook first)."""
         ruleset = self.ruleset
         if ruleset is None:
-            matchers: list = [None] * 65536
-            mask = bytes(65536)
+            matchers, mask = _NO_MATCHERS
         else:
             matchers, mask = ruleset.code_matchers(code_names, self.source)
         hook = self.engine.event_hook
@@ -282,6 +281,10 @@ class _Evaluator:
             alert = engine.make_alert(rule, evt, ts, self.renderers)
             if alert is not None:
                 engine._deliver(alert, evt)
+
+
+#: the batch path's (matchers, wanted) when no rules are installed
+_NO_MATCHERS: tuple[list, bytes] = ([None] * 65536, bytes(65536))
 
 
 def _code_of(evt: Any) -> int:
