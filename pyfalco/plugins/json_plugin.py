@@ -15,7 +15,6 @@ A payload that is not JSON gives ``<NA>`` for every field.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Callable
 
