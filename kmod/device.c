@@ -3,7 +3,13 @@
  * /dev/pyfalco (a misc device): every open file is a consumer with its own rings, syscall
  * selection and snaplen. open() refuses consumers beyond the max_consumers parameter (EBUSY);
  * the ioctls and the mmap layout are those of driver/abi/pyfalco_kmod.h. An open file holds
- * a reference on the module, so the module cannot be removed while anybody captures.
+ * a reference on the module, so rmmod refuses to remove it while anybody captures.
+ *
+ * A forced removal (rmmod -f, on kernels with CONFIG_MODULE_FORCE_UNLOAD) ignores that
+ * reference and runs the module's exit anyway: freeing the module under an open file would
+ * crash the kernel at its next ioctl, fault or close. The exit therefore stops every consumer,
+ * flags its rings PYFALCO_KMOD_RING_GONE (libpyfalco drains what is left, then ends the
+ * capture with an error) and waits until the last file is closed (pf_device_drain).
  */
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -11,10 +17,24 @@
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
+#include <linux/delay.h>
+#include <linux/jiffies.h>
 
 #include "pf_kmod.h"
 
 static atomic_t pf_nopen = ATOMIC_INIT(0);
+static DEFINE_MUTEX(pf_going_lock);           /* orders START against a forced removal */
+static bool pf_going;
+
+bool pf_going_away(void)
+{
+	bool going;
+
+	mutex_lock(&pf_going_lock);
+	going = pf_going;
+	mutex_unlock(&pf_going_lock);
+	return going;
+}
 
 static int pf_open(struct inode *inode, struct file *filp)
 {
@@ -118,8 +138,13 @@ static long pf_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case PYFALCO_IOCTL_START:
 		if (!c->buffer_bytes)
 			return -ENODATA;
-		WRITE_ONCE(c->capturing, 1);
-		return 0;
+		mutex_lock(&pf_going_lock);
+		if (!pf_going)
+			WRITE_ONCE(c->capturing, 1);
+		else
+			err = -ENODEV;
+		mutex_unlock(&pf_going_lock);
+		return err;
 	case PYFALCO_IOCTL_STOP:
 		WRITE_ONCE(c->capturing, 0);
 		return 0;
@@ -163,6 +188,37 @@ static struct miscdevice pf_misc = {
 int pf_device_init(void)
 {
 	return misc_register(&pf_misc);
+}
+
+void pf_device_drain(void)
+{
+	int n = (int)module_refcount(THIS_MODULE), flagged;
+	unsigned long next_warn = jiffies + 5 * HZ;
+
+	if (n <= 0)
+		return; /* the normal case: rmmod refuses while a file is open */
+	mutex_lock(&pf_going_lock);
+	pf_going = true;
+	mutex_unlock(&pf_going_lock);
+	flagged = pf_consumers_evict();
+	pr_warn("pyfalco: removed by force with %d open capture(s): capturing stopped, %d told to close\n", n,
+		flagged);
+	/*
+	 * Wait for the module's reference count, not for release(): __fput drops the reference
+	 * after release() returns, in code that must still find the module. There is no way out
+	 * before that: the module's code must outlive its open files. Short sleeps (not one long
+	 * uninterruptible wait) so the hung-task detector sees this task run.
+	 */
+	while (module_refcount(THIS_MODULE) > 0) {
+		msleep(10);
+		if (time_after(jiffies, next_warn)) {
+			pr_warn("pyfalco: forced removal waits for %d open capture(s) to close /dev/%s\n",
+				(int)module_refcount(THIS_MODULE), PYFALCO_KMOD_NAME);
+			next_warn = jiffies + 5 * HZ;
+		}
+	}
+	synchronize_rcu(); /* module_put() runs with preemption off after its decrement */
+	pr_info("pyfalco: the last capture closed\n");
 }
 
 void pf_device_exit(void)

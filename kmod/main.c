@@ -87,7 +87,8 @@ fail_tp:
 
 static void __exit pf_exit(void)
 {
-	pf_device_exit(); /* no consumer left: each held a module reference */
+	pf_device_drain(); /* no-op unless removed by force while capturing (device.c) */
+	pf_device_exit();  /* no consumer left */
 	pf_scratch_exit();
 	pf_tracepoints_exit();
 	pf_info("unloaded\n");

@@ -69,6 +69,11 @@ void pf_rings_stats(struct pf_consumer *c, struct pyfalco_counters *out);
 extern struct list_head pf_consumers;
 int pf_consumer_attach(struct pf_consumer *c);  /* first one registers the probes */
 void pf_consumer_detach(struct pf_consumer *c); /* last one unregisters them */
+/* device.c: set (for good) when the module is being removed with consumers open */
+bool pf_going_away(void);
+/* forced removal with consumers open: stop every consumer, flag its rings (PYFALCO_KMOD_RING_GONE)
+ * and refuse new setups; returns how many were flagged */
+int pf_consumers_evict(void);
 int pf_tracepoints_init(void);
 void pf_tracepoints_exit(void);
 
@@ -83,6 +88,8 @@ bool pf_has_filler(long nr);
 
 /* device.c */
 int pf_device_init(void);
+/* waits until no file of /dev/pyfalco is open (only a forced removal gets here with some) */
+void pf_device_drain(void);
 void pf_device_exit(void);
 
 #endif /* PF_KMOD_H */

@@ -206,7 +206,9 @@ int pf_consumer_attach(struct pf_consumer *c)
 	int err = 0;
 
 	mutex_lock(&pf_consumers_lock);
-	if (pf_nconsumers_listed == 0)
+	if (pf_going_away())
+		err = -ENODEV; /* the module is being removed by force */
+	else if (pf_nconsumers_listed == 0)
 		err = pf_register_all();
 	if (!err) {
 		list_add_tail_rcu(&c->node, &pf_consumers);
@@ -229,6 +231,28 @@ void pf_consumer_detach(struct pf_consumer *c)
 			synchronize_rcu(); /* no probe still writes to c's rings */
 	}
 	mutex_unlock(&pf_consumers_lock);
+}
+
+int pf_consumers_evict(void)
+{
+	struct pf_consumer *c;
+	int n = 0;
+	u32 i;
+
+	mutex_lock(&pf_consumers_lock);
+	list_for_each_entry(c, &pf_consumers, node)
+		WRITE_ONCE(c->capturing, 0);
+	/* every probe that still saw capturing set has returned: the rings hold their last record */
+	synchronize_rcu();
+	list_for_each_entry(c, &pf_consumers, node) {
+		for (i = 0; i < c->nrings; i++)
+			if (c->rings[i].info)
+				smp_store_release(&c->rings[i].info->flags,
+						  c->rings[i].info->flags | PYFALCO_KMOD_RING_GONE);
+		n++;
+	}
+	mutex_unlock(&pf_consumers_lock);
+	return n;
 }
 
 int pf_tracepoints_init(void)

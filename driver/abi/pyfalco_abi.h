@@ -43,7 +43,7 @@ typedef uint64_t pf_u64;
 /* Semantic versions of the API (kernel <-> user transport) and of the event schema;
  * see driver/abi/VERSIONING.md for when each number changes. */
 #define PYFALCO_API_VERSION_MAJOR 1
-#define PYFALCO_API_VERSION_MINOR 0
+#define PYFALCO_API_VERSION_MINOR 1 /* 1.1: pyfalco_kmod_ring.flags (forced unload) */
 #define PYFALCO_API_VERSION_PATCH 0
 #define PYFALCO_SCHEMA_VERSION_MAJOR 4 /* libs schema 4.x: exit events carry every parameter */
 #define PYFALCO_SCHEMA_VERSION_MINOR 5

@@ -43,7 +43,18 @@ struct pyfalco_kmod_ring {
 	pf_u64 head;                      /* bytes written by the module (it alone writes it) */
 	pf_u64 tail;                      /* bytes consumed (the consumer alone writes it) */
 	struct pyfalco_counters counters; /* this CPU's driver counters for this consumer */
+	pf_u32 flags;                     /* PYFALCO_KMOD_RING_* (API 1.1), written by the module */
+	pf_u32 reserved;
 };
+
+/*
+ * The module is being removed by force (rmmod -f / delete_module with O_TRUNC) while this
+ * consumer is open: it has stopped writing (every record before is in the ring, every one
+ * after is lost), and its exit waits until the consumer closes the device. Set in every ring
+ * of every consumer, after the last record (release), so a consumer that finds its rings
+ * empty and this flag set has read everything the module wrote.
+ */
+#define PYFALCO_KMOD_RING_GONE 1u
 
 PF_ABI_ASSERT(sizeof(struct pyfalco_kmod_ring) <= PYFALCO_KMOD_PAGE, "the ring header fits in its page");
 

@@ -30,6 +30,7 @@ struct km_ring {
 };
 
 struct km_engine {
+	pyfalco_capture *h;
 	int fd;
 	uint8_t *map;
 	size_t map_len;
@@ -145,9 +146,36 @@ static void km_advance(void *ctx, uint32_t i)
 	__atomic_store_n(&r->info->tail, r->tail, __ATOMIC_RELEASE);
 }
 
+/*
+ * Every ring is empty: has the module been removed by force (PYFALCO_KMOD_RING_GONE)? It set
+ * the flag after its last record, so everything it wrote has been handed out by now; its exit
+ * waits for this consumer to close the device. The error says so, with the module's counters
+ * (read while it still answers): what was lost inside it, as the drop counters have it.
+ */
+static int km_idle(void *ctx)
+{
+	struct km_engine *k = ctx;
+	struct pyfalco_counters c = { 0 };
+	uint64_t drops;
+
+	if (!(__atomic_load_n(&k->rings[0].info->flags, __ATOMIC_ACQUIRE) & PYFALCO_KMOD_RING_GONE))
+		return 0;
+	if (ioctl(k->fd, PYFALCO_IOCTL_GET_STATS, &c))
+		memset(&c, 0, sizeof(c));
+	drops = c.n_drops_buffer + c.n_drops_max_event_size + c.n_drops_bug;
+	return pf_fail(k->h, ENODEV,
+		       "the kmod engine: the pyfalco kernel module was removed by force (rmmod -f) while capturing; "
+		       "every event it wrote was read (%llu), %llu were dropped before (buffer full %llu, too large "
+		       "%llu, bug %llu), nothing after the removal is captured; the capture has ended (load the "
+		       "module again: pyfalco-driver-loader kmod)",
+		       (unsigned long long)c.n_evts, (unsigned long long)drops, (unsigned long long)c.n_drops_buffer,
+		       (unsigned long long)c.n_drops_max_event_size, (unsigned long long)c.n_drops_bug);
+}
+
 static const struct pf_merge_ops km_merge_ops = {
 	.peek = km_peek,
 	.advance = km_advance,
+	.idle = km_idle,
 };
 
 static int km_open(pyfalco_capture *h)
@@ -161,6 +189,7 @@ static int km_open(pyfalco_capture *h)
 	if (!k)
 		return pf_fail(h, ENOMEM, "opening the kmod engine: out of memory");
 	k->fd = -1;
+	k->h = h;
 	h->engine_data = k;
 	k->fd = open(h->settings.kmod_device, O_RDWR | O_CLOEXEC);
 	if (k->fd < 0) {

@@ -16,6 +16,9 @@ import pytest
 
 from pyfalco.driver_loader import detect, main  # detect: the module
 from pyfalco.driver_loader.detect import headers_package
+from pyfalco.driver_loader.kmod import api_version
+
+API = api_version(Path(__file__).resolve().parents[2] / "driver" / "abi")  # the module's version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,12 +89,12 @@ def test_module_builds_without_warnings(kver, tmp_path):
         pytest.fail("no Debian kernel headers in /usr/src: run tools/setup")
     rc, out, err = loader("build", "--kernel-release", kver, "--workdir", str(tmp_path))
     assert rc == 0, err
-    log = (tmp_path / "1.0.0" / kver / "build.log").read_text()
+    log = (tmp_path / API / kver / "build.log").read_text()
     assert not re.search(r"warning:|error:", log), log
     ko = Path(out.strip().splitlines()[-1])
     info = subprocess.run(["modinfo", str(ko)], capture_output=True, text=True).stdout
     assert f"vermagic:       {kver} " in info
-    assert re.search(r"parm:\s+max_consumers:", info) and "api_version:    1.0.0" in info
+    assert re.search(r"parm:\s+max_consumers:", info) and f"api_version:    {API}" in info
 
 
 @pytest.mark.skipif(not Path("/usr/sbin/dkms").exists(), reason="dkms is not installed")
@@ -103,7 +106,7 @@ def test_dkms_build_and_cleanup(tmp_path):
         rc, out, err = loader("build", "--dkms", "--kernel-release", kver)
         assert rc == 0, err
         assert Path(out.strip().splitlines()[-1]).name.startswith("pyfalco.ko")
-        assert "pyfalco/1.0.0" in subprocess.run(["dkms", "status", "-m", "pyfalco"], capture_output=True,
+        assert f"pyfalco/{API}" in subprocess.run(["dkms", "status", "-m", "pyfalco"], capture_output=True,
                                                   text=True).stdout
     finally:
         rc, out, err = loader("cleanup", "--workdir", str(tmp_path / "none"))

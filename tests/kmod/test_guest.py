@@ -39,10 +39,11 @@ def session(tmp_path_factory):
             pytest.fail(f"{tool} is missing: run tools/setup")
     from pyfalco import _native
     from pyfalco.driver_loader import main as loader
+    from pyfalco.driver_loader.kmod import api_version
     kver = guest.default_kver()
     work = REPO / "build" / "kmod-guest" / "ko"
     assert loader(["build", "--kernel-release", kver, "--workdir", str(work)]) == 0
-    ko = work / "1.0.0" / kver / "pyfalco.ko"
+    ko = work / api_version(REPO / "driver" / "abi") / kver / "pyfalco.ko"
     results = REPO / "build" / "kmod-guest" / "session"
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)

@@ -5,7 +5,7 @@ driver, and Falco's 2022 module (scap.ko, built by Debian's falcosecurity-scap-d
 side in one boot (not a test; numbers go to docs/performance.md).
 
 Runs inside the guest (tools/kmod/guest.py), as root, with the module built:
-    tools/kmod/guest.py --timeout 1500 -- python3 tools/kmod/bench_kmod.py --ko build/kmod-guest/ko/1.0.0/<kver>/pyfalco.ko
+    tools/kmod/guest.py --timeout 1500 -- python3 tools/kmod/bench_kmod.py --ko build/kmod-guest/ko/<api version>/<kver>/pyfalco.ko
 
 The loops are tools/bench/syscall_loop.c pinned to CPU 0; each driver's consumer drains on
 CPU 1 (pyfalco: the Python consumer of bench_driver.py, every decodable syscall selected;

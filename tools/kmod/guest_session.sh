@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The in-guest half of tests/kmod/test_guest.py (one boot for everything). Runs, each as its own
 # pytest session with a JUnit report in $PF_RESULTS (the read-write results directory):
-#   loader   tests/kmod/guest/test_loader_guest.py  (load/unload/status/bad params/in use/EBUSY)
+#   loader   tests/kmod/guest/test_loader_guest.py  (load/unload/status/bad params/in use/EBUSY),
+#            then test_forced_unload.py (rmmod -f under a running agent; taints the guest kernel)
 #   kmod     tests/drivers with PYFALCO_TEST_ENGINE=kmod, the module loaded by the loader
 #   parity   tests/kmod/guest/test_parity.py        (both drivers at once, record by record)
 #   ebpf     tests/drivers on the eBPF driver in this kernel (CO-RE on a second kernel version)
@@ -30,7 +31,7 @@ pytest_run() {
 }
 for p in $phases; do
     case $p in
-    loader) phase loader pytest_run loader tests/kmod/guest test_loader_guest.py ;;
+    loader) phase loader pytest_run loader tests/kmod/guest test_loader_guest.py test_forced_unload.py ;;
     kmod)
         "$py" -m pyfalco.driver_loader load --ko "$PYFALCO_KMOD_KO" || status=1
         PYFALCO_TEST_ENGINE=kmod phase kmod pytest_run kmod tests/drivers

@@ -13,6 +13,10 @@ import pytest
 
 import pyfalco
 from conftest import loader, module_loaded
+from pyfalco import _native
+
+# the module and the library are built from the same tree: the same transport version
+API = _native.lib.pyfalco_driver_api_version().decode()
 
 
 def test_detect_in_the_guest_kernel():
@@ -28,7 +32,7 @@ def test_load_status_unload(unloaded):
     assert "loaded" in out.stdout
     assert module_loaded() and Path("/dev/pyfalco").exists()
     st = json.loads(loader("status", "--json", check=True).stdout)
-    assert st["loaded"] and st["device"] and st["version"] == "1.0.0" and st["in_use"] == 0
+    assert st["loaded"] and st["device"] and st["version"] == API and st["in_use"] == 0
     assert st["parameters"]["max_consumers"] == "2" and st["parameters"]["verbose"] == "Y"
     assert "unloaded the pyfalco module" in loader("unload", check=True).stdout
     assert not module_loaded()
@@ -126,7 +130,7 @@ def test_kmod_engine_without_module_says_how_to_load_it(unloaded):
 
 def test_cleanup_unloads_and_removes_the_build(tmp_path, unloaded):
     work = tmp_path / "work"
-    shutil.copytree(Path(unloaded).parent, work / "1.0.0" / "x")
+    shutil.copytree(Path(unloaded).parent, work / API / "x")
     loader("load", "--ko", unloaded, check=True)
     proc = loader("cleanup", "--workdir", str(work), check=True)
     assert "unloaded the pyfalco module" in proc.stdout and f"removed {work}" in proc.stdout
