@@ -209,11 +209,15 @@ send:
 __noinline int pf_kf_close(struct pf_aux *aux)
 {
 	struct pf_kf_fd k;
+	__s64 v;
 
 	if (!aux)
 		return 0;
+	v = *(__s64 *)&aux->data[PYFALCO_EVT_HDR_SIZE + 2 * 2 + 8];
+	if (v < 0)
+		return 0; /* close(-1) and the like: no fd, nothing to look up */
 	k.files = pf_kf_files();
-	k.fd = (__u64)*(__s64 *)&aux->data[PYFALCO_EVT_HDR_SIZE + 2 * 2 + 8];
+	k.fd = (__u64)v;
 	if (!bpf_map_lookup_elem(&pf_kf_fds, &k))
 		return 0;
 	bpf_map_delete_elem(&pf_kf_fds, &k);
