@@ -224,7 +224,9 @@ class Agent:
     # ---- setup ----------------------------------------------------------------------------
     def _provider_for(self, inspector: Any, cfg: dict) -> Any:
         prov = inspector.provider
-        return StaticFields(prov, cfg["static_fields"]) if cfg["static_fields"] else prov
+        prov = StaticFields(prov, cfg["static_fields"]) if cfg["static_fields"] else prov
+        # extractor plugins of syscall events add their fields after the inspector's
+        return self.plugins.extend(prov) if self.plugins is not None else prov
 
     def rules_paths(self, cfg: dict) -> list[str]:
         """The rules files and folders this run loads: ``-r`` if given, else ``rules_files``."""

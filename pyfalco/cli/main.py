@@ -381,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("Error: %s", exc)
             return 1
         try:  # rules of a plugin source are validated against that plugin's fields
+            from pyfalco.plugins.provider import ChainProvider, SyscallPluginProvider
+            syscall_ext = SyscallPluginProvider(plugins)
+            if syscall_ext:
+                provider = ChainProvider(provider, syscall_ext)
             result = load_rules(*args.validate, provider=provider, extra_sources=plugins.providers(),
                                 plugins={**DEFAULT_PLUGINS, **plugins.versions()})
         except PluginError as exc:
@@ -403,10 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if needs_rules:
         from pyfalco.plugins.agent import setup_plugins
         try:
-            provider = agent._provider_for(make_inspector(None), cfg)
             # the plugins' sources and versions, for the rules that need them (sources not opened)
             agent.plugins = setup_plugins(cfg, agent.hostname, args.enable_source, args.disable_source,
                                           open_sources=False)
+            provider = agent._provider_for(make_inspector(None), cfg)
             bundle = agent.load_rules(cfg, provider)
         except (AgentError, ConfigError, PluginError) as exc:
             if args.list_events or args.ignored:

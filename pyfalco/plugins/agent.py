@@ -32,6 +32,15 @@ class AgentPlugins:
     sources: list = field(default_factory=list)
     #: whether the syscall source runs
     syscall: bool = True
+    #: fields extractor plugins add to syscall events (None: no such plugin)
+    syscall_provider: Any = None
+
+    def extend(self, provider: Any) -> Any:
+        """The syscall provider with the syscall extractors' fields chained after it."""
+        if self.syscall_provider is None:
+            return provider
+        from pyfalco.plugins.provider import ChainProvider
+        return ChainProvider(provider, self.syscall_provider)
 
     def versions(self) -> dict[str, str]:
         return self.plugins.versions()
@@ -68,7 +77,9 @@ def setup_plugins(cfg: Mapping[str, Any], hostname: str | None = None, enable: S
             for src in sources:
                 src.close()
             raise
-        return AgentPlugins(ps, providers, sources, "syscall" in active)
+        from pyfalco.plugins.provider import SyscallPluginProvider
+        syscall_ext = SyscallPluginProvider(ps)
+        return AgentPlugins(ps, providers, sources, "syscall" in active, syscall_ext if syscall_ext else None)
     except BaseException:
         ps.destroy()
         raise

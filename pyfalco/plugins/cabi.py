@@ -249,6 +249,7 @@ class CPlugin(Plugin):
         self._index = {f.name: i for i, f in enumerate(self._fields)}
         self._fieldnames = [f.name.encode() for f in self._fields]
         self._requests: dict = {}
+        self._last_syscall: tuple | None = None
         if have_ext:   # one request, reused for every extraction (under the plugin's lock)
             self._req = _ExtractField()
             self._inp = _ExtractInput()
@@ -351,8 +352,10 @@ class CPlugin(Plugin):
             raise PluginError(self.name, f"open failed: {err}")
         return _CInstance(self, handle)
 
-    def _event_input(self, evt: PluginEvent) -> _EventInput:
+    def _event_input(self, evt: Any) -> _EventInput:
         """The event as the ABI passes it, built once per event (kept in the event's cache)."""
+        if not isinstance(evt, PluginEvent):
+            return self._syscall_input(evt)
         cached = evt.cache.get(self)
         if cached is None:
             raw = encode_plugin_event(evt.ts, evt.plugin_id, evt.data)
@@ -361,6 +364,19 @@ class CPlugin(Plugin):
             cached = (_EventInput(C.addressof(buf), evt.num, src), buf, src)
             evt.cache[self] = cached
         return cached[0]
+
+    def _syscall_input(self, ie: Any) -> _EventInput:
+        """A syscall event (the inspector's event) as the libscap bytes it was read from; the
+        last one is kept (the fields of one event are extracted one after the other)."""
+        e = getattr(ie, "evt", ie)
+        last = self._last_syscall
+        if last is not None and last[0] is e:
+            return last[1]
+        raw = bytes(e.buf[e.off:e.off + e.len])
+        buf = (C.c_char * len(raw)).from_buffer_copy(raw)
+        inp = _EventInput(C.addressof(buf), e.num, b"syscall")
+        self._last_syscall = (e, inp, buf)
+        return inp
 
     def event_to_string(self, evt: PluginEvent) -> str:
         fn = self._fn.get("event_to_string")

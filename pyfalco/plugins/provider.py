@@ -22,7 +22,8 @@ from pyfalco.fields.catalog import FieldInfo, lookup
 from pyfalco.plugins.api import FieldSpec, PluginError, PluginEvent
 from pyfalco.plugins.registry import LoadedPlugin, PluginSet
 
-__all__ = ["PluginProvider", "GENERIC_FIELDS", "ChainProvider", "field_info_of"]
+__all__ = ["PluginProvider", "SyscallPluginProvider", "GENERIC_FIELDS", "ChainProvider", "field_info_of",
+           "plugin_accessor"]
 
 #: Falco's generic fields of plugin events (libsinsp's gen_event filtercheck)
 GENERIC_FIELDS = ("evt.num", "evt.time", "evt.time.s", "evt.time.iso8601", "evt.datetime", "evt.datetime.s",
@@ -150,30 +151,75 @@ class PluginProvider:
         return fn
 
     def _plugin_accessor(self, spec: FieldSpec, lp: LoadedPlugin, arg: str | None) -> Callable[[Any], Any]:
-        plugin = lp.plugin
-        name = spec.name
-        key = name if arg is None else f"{name}[{arg}]"
-        check = _checker(spec)
-        if spec.arg_index and not spec.arg_key and arg is not None and not arg.isdigit():
-            return lambda evt: None  # a non-numeric index extracts nothing
+        return plugin_accessor(spec, lp, arg, PluginEvent)
 
-        def extract(evt: Any) -> Any:
-            if not isinstance(evt, PluginEvent):
-                return None
-            try:
-                value = plugin.extract(evt, name, arg)
-            except Exception as exc:
-                lp.record_error(f"extract of field '{key}'", exc)
-                return None
-            if value is None:
-                return None
-            try:
-                return check(value)
-            except (TypeError, ValueError) as exc:
-                lp.record_error(f"extract of field '{key}'",
-                                PluginError(lp.name, f"extract of field '{key}' returned {exc}"))
-                return None
-        return extract
+
+def plugin_accessor(spec: FieldSpec, lp: LoadedPlugin, arg: str | None,
+                    only: type | None = None) -> Callable[[Any], Any]:
+    """``evt -> value`` of a plugin field, isolated: what the plugin raises or returns wrongly is
+    <NA> and reported (once per field). ``only``: the event class the field applies to."""
+    plugin = lp.plugin
+    name = spec.name
+    key = name if arg is None else f"{name}[{arg}]"
+    check = _checker(spec)
+    if spec.arg_index and not spec.arg_key and arg is not None and not arg.isdigit():
+        return lambda evt: None  # a non-numeric index extracts nothing
+
+    def extract(evt: Any) -> Any:
+        if only is not None and not isinstance(evt, only):
+            return None
+        try:
+            value = plugin.extract(evt, name, arg)
+        except Exception as exc:
+            lp.record_error(f"extract of field '{key}'", exc)
+            return None
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except (TypeError, ValueError) as exc:
+            lp.record_error(f"extract of field '{key}'",
+                            PluginError(lp.name, f"extract of field '{key}' returned {exc}"))
+            return None
+    return extract
+
+
+class SyscallPluginProvider:
+    """The fields extractor plugins add to syscall events (plugins whose ``extract_event_sources``
+    name ``syscall``): chained after the syscall provider (:class:`ChainProvider`). A Python
+    plugin's ``extract`` receives the inspector's event (``evt.get("proc.name")`` reads other
+    fields); a C plugin receives the libscap event bytes."""
+
+    def __init__(self, plugins: PluginSet):
+        self._fields: dict[str, tuple[FieldSpec, LoadedPlugin]] = {}
+        for lp in plugins:
+            if lp.has_extraction and "syscall" in (lp.plugin.extract_event_sources or ()):
+                for spec in lp.fields:
+                    other = self._fields.get(spec.name)
+                    if other is not None:
+                        raise PluginError(lp.name, f"field '{spec.name}' for source 'syscall' is already "
+                                                   f"provided by plugin '{other[1].name}'")
+                    self._fields[spec.name] = (spec, lp)
+        self._info = {name: field_info_of(spec) for name, (spec, _lp) in self._fields.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self._fields)
+
+    def field_info(self, name: str) -> FieldInfo | None:
+        return self._info.get(name)
+
+    def accessor(self, name: str, arg: str | None) -> Callable[[Any], Any]:
+        hit = self._fields.get(name)
+        if hit is None:
+            return lambda evt: None
+        return plugin_accessor(hit[0], hit[1], arg)
+
+    def event_type(self, evt: Any) -> str | None:
+        return None
+
+    def plugin_of(self, name: str) -> str | None:
+        hit = self._fields.get(name)
+        return hit[1].name if hit is not None else None
 
 
 def _checker(spec: FieldSpec) -> Callable[[Any], Any]:

@@ -373,9 +373,6 @@ def load_configured(cfg: Mapping[str, Any]) -> PluginSet:
             if entry is None:
                 raise PluginError(name, "cannot load: no entry with this name in 'plugins'")
             loaded = load_plugin(entry)
-            if "syscall" in loaded.extract_sources():
-                log.warning("plugin '%s': field extraction from syscall events is not supported here; its fields "
-                            "serve plugin sources only", loaded.name)
             try:
                 out.add(loaded)
             except PluginError:

@@ -177,3 +177,22 @@ class Slow(Plugin):
 
     def extract(self, evt, field, arg):
         return "x"
+
+
+class ProcTag(Plugin):
+    """An extractor of syscall events: tag.proc = the process name, upper-cased (read through the
+    inspector's event), tag.num = the event number."""
+
+    name = "proctag"
+    version = "0.1.0"
+    extract_event_sources = ["syscall"]
+
+    def fields(self):
+        return [FieldSpec("tag.proc", "string", desc="process name, upper-cased"),
+                FieldSpec("tag.num", "uint64", desc="event number")]
+
+    def extract(self, evt, field, arg):
+        if field == "tag.num":
+            return evt.num
+        name = evt.get("proc.name")
+        return None if name is None else name.upper()

@@ -8,7 +8,8 @@
  * makes next_batch fail after K events.
  * Build variants (-D): BAD_API (requires API 4.0.0), NEWER_MINOR (requires 3.99.0), NO_LAST_ERROR
  * (omits plugin_get_last_error), BAD_FIELDS (invalid fields JSON), EXTRACT_ONLY (no sourcing;
- * extracts cdx.len from events of the "cdummy" source). */
+ * extracts cdx.len from events of the "cdummy" source), SYSCALL_EXTRACT (no sourcing; extracts
+ * cds.type, cds.len and cds.src from syscall events: their libscap header and source name). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,11 @@ const char *plugin_get_required_api_version(void) { return "3.99.0"; }
 const char *plugin_get_required_api_version(void) { return "3.0.0"; }
 #endif
 
-#ifdef EXTRACT_ONLY
+#ifdef SYSCALL_EXTRACT
+#define EXTRACT_ONLY
+const char *plugin_get_name(void) { return "cdsys"; }
+const char *plugin_get_description(void) { return "reads the header of syscall events"; }
+#elif defined(EXTRACT_ONLY)
 const char *plugin_get_name(void) { return "cdummyx"; }
 const char *plugin_get_description(void) { return "extracts the payload length of cdummy events"; }
 #else
@@ -185,6 +190,13 @@ const char *plugin_event_to_string(ss_plugin_t *s, const ss_plugin_event_input *
 
 #ifdef BAD_FIELDS
 const char *plugin_get_fields(void) { return "[{\"name\": \"cd.n\", \"type\": \"uint64\""; }
+#elif defined(SYSCALL_EXTRACT)
+const char *plugin_get_fields(void) {
+	return "[{\"name\": \"cds.type\", \"type\": \"uint64\", \"desc\": \"event type code\"},"
+	       "{\"name\": \"cds.len\", \"type\": \"uint64\", \"desc\": \"event length\"},"
+	       "{\"name\": \"cds.src\", \"type\": \"string\", \"desc\": \"event source\"}]";
+}
+const char *plugin_get_extract_event_sources(void) { return "[\"syscall\"]"; }
 #elif defined(EXTRACT_ONLY)
 const char *plugin_get_fields(void) {
 	return "[{\"name\": \"cdx.len\", \"type\": \"uint64\", \"desc\": \"payload length\"}]";
@@ -208,7 +220,7 @@ const char *plugin_get_fields(void) {
 #endif
 
 /* payload of a plugin event: its bytes and length */
-static const char *payload(const ss_plugin_event_input *in, uint32_t *len) {
+__attribute__((unused)) static const char *payload(const ss_plugin_event_input *in, uint32_t *len) {
 	const uint8_t *b = (const uint8_t *)in->evt;
 	memcpy(len, b + 30, 4);
 	return (const char *)(b + 38);
@@ -217,23 +229,37 @@ static const char *payload(const ss_plugin_event_input *in, uint32_t *len) {
 ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_event_input *in,
                                    const ss_plugin_field_extract_input *req) {
 	state_t *st = s;
-	uint32_t len;
+	uint32_t len = 0;
+	uint64_t num = 0;
+	__attribute__((unused)) int nw = 0;
+#ifndef SYSCALL_EXTRACT /* a syscall event has no plugin payload */
 	const char *p = payload(in, &len);
 	char text[256];
 	snprintf(text, sizeof(text), "%.*s", (int)len, p);
-	uint64_t num = strtoull(text, NULL, 10);
+	num = strtoull(text, NULL, 10);
 	/* words after the number */
-	int nw = 0;
 	char *save = NULL, *tok = strtok_r(text, " ", &save);
 	while ((tok = strtok_r(NULL, " ", &save)) && nw < MAXW) {
 		snprintf(st->words[nw], sizeof(st->words[nw]), "%s", tok);
 		st->strs[nw] = st->words[nw];
 		nw++;
 	}
+#endif
 	for (uint32_t i = 0; i < req->num_fields; i++) {
 		ss_plugin_extract_field *f = &req->fields[i];
 		f->res_len = 0;
-#ifdef EXTRACT_ONLY
+#ifdef SYSCALL_EXTRACT
+		(void)num;
+		(void)len;
+		if (f->field_id == 2) {
+			st->strs[0] = in->evtsrc;
+			f->res.str = st->strs;
+		} else {
+			st->u64 = f->field_id == 0 ? in->evt->type : in->evt->len;
+			f->res.u64 = &st->u64;
+		}
+		f->res_len = 1;
+#elif defined(EXTRACT_ONLY)
 		(void)num;
 		st->u64 = len;
 		f->res.u64 = &st->u64;
