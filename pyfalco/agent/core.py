@@ -328,6 +328,7 @@ class Agent:
             self.outputs = Outputs.from_config(cfg, stdout_stream=self.stdout_stream).start()
             self.metrics.outputs = self.outputs
             self.metrics.capture_stats = self._capture_stats
+            self.metrics.plugin_metrics = plugins.metrics
             self.drops = self._make_drops(cfg)
             self._start_webserver(cfg)
             # last: opening starts the other sources' threads, whose alerts need the outputs
@@ -490,7 +491,8 @@ class Agent:
     def emit_metrics(self) -> dict:
         m = self.cfg["metrics"]
         snap = self.metrics.snapshot(m["convert_memory_to_mb"], m["rules_counters_enabled"],
-                                     m["resource_utilization_enabled"], m["kernel_event_counters_enabled"])
+                                     m["resource_utilization_enabled"], m["kernel_event_counters_enabled"],
+                                     m["plugins_metrics_enabled"])
         if m["output_rule"]:
             self.emit_internal(METRICS_RULE, 6, "Falco metrics snapshot", dict(snap))
         if m["output_file"]:

@@ -67,6 +67,8 @@ class Metrics:
         self.reloads = 0
         self.reload_failures = 0
         self.capture_stats: Callable[[], dict] = dict
+        #: "<plugin>.<metric>" -> value of the loaded plugins (metrics.plugins_metrics_enabled)
+        self.plugin_metrics: Callable[[], dict] = dict
         self.outputs: Any = None
         self.rules_info: Callable[[], dict] = dict
         self._prev_evts = 0
@@ -98,7 +100,7 @@ class Metrics:
         self._prev_evts, self._prev_t = self.n_evts, now
 
     def snapshot(self, convert_memory_to_mb: bool = True, rules_counters: bool = True,
-                 resource: bool = True, kernel: bool = True) -> dict:
+                 resource: bool = True, kernel: bool = True, plugins: bool = True) -> dict:
         """Falco-style metrics names -> values (the output_fields of a metrics snapshot)."""
         self.sample()
         out: dict[str, Any] = {
@@ -148,6 +150,8 @@ class Metrics:
             out["scap.n_drops_page_faults"] = int(st.get("n_drops_page_faults", 0))
             out["scap.n_drops_bug"] = int(st.get("n_drops_bug", 0))
             out["scap.n_drops_perc"] = round(100.0 * drops / max(1, evts + drops), 4)
+        if plugins:
+            out.update(self.plugin_metrics() or {})
         return out
 
     # -- Prometheus ---------------------------------------------------------------------------

@@ -45,6 +45,27 @@ class AgentPlugins:
     def versions(self) -> dict[str, str]:
         return self.plugins.versions()
 
+    def metrics(self) -> dict:
+        """``<plugin>.<metric>`` values, as Falco names plugin metrics: the framework's counters
+        (events of its source, extraction errors) and what the plugin's ``metrics()`` returns."""
+        out: dict = {}
+        n_by_plugin = {src.loaded.name: src.n_events for src in self.sources}
+        for lp in self.plugins:
+            if lp.name in n_by_plugin:
+                out[f"{lp.name}.n_evts"] = n_by_plugin[lp.name]
+            if lp.has_extraction:
+                out[f"{lp.name}.n_extract_errors"] = sum(lp.errors.values())
+            try:
+                own = lp.plugin.metrics()
+            except Exception as exc:  # a plugin's metrics must not stop the snapshot
+                lp.record_error("metrics", exc)
+                continue
+            if isinstance(own, dict):
+                for k, v in own.items():
+                    if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        out[f"{lp.name}.{k}"] = v
+        return out
+
     def close(self) -> None:
         for src in self.sources:
             src.close()

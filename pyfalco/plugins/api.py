@@ -214,6 +214,10 @@ class Plugin:
         """Suggested ``open_params`` values: ``[{"value": ..., "desc": ...}]``."""
         return []
 
+    def metrics(self) -> dict[str, int | float]:
+        """Optional counters for the agent's metrics snapshot (``<plugin name>.<key>``)."""
+        return {}
+
     # ---- helpers used by the framework (not meant to be overridden) ---------------------------
     @classmethod
     def has_sourcing(cls) -> bool:

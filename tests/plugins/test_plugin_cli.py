@@ -283,3 +283,20 @@ def test_hostile_plugin_payloads_do_not_break_outputs(tmp_path):
     r = _run(["-c", cfg, "--disable-source", "syscall", "-o", "json_output=true"])
     (doc,) = map(json.loads, r.stdout.splitlines())
     assert doc["output_fields"]["h.data"] == 'line1\nFAKE: Critical injected\x1b[31m"quote"\x00end'
+
+
+def test_metrics_snapshot_has_plugin_metrics(tmp_path):
+    rules = tmp_path / "s.yaml"
+    rules.write_text("- rule: s\n  desc: d\n  condition: slow.x = y\n  output: o\n  priority: INFO\n  source: slow\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"load_plugins": ["s"], "plugins": [{"name": "s", "library_path": "pyplugins:Slow"}],
+                               "rules_files": [str(rules)], "syslog_output": {"enabled": False},
+                               "webserver": {"enabled": False}, "config_files": [], "json_output": True,
+                               "metrics": {"enabled": True, "interval": "1s", "output_rule": True}}))
+    r = _run(["-c", cfg, "--disable-source", "syscall", "-M", "4"])
+    assert r.returncode == 0, r.stderr
+    snaps = [a["output_fields"] for a in _alerts(r.stdout) if a["rule"] == "Falco internal: metrics snapshot"]
+    assert snaps, r.stdout
+    last = snaps[-1]
+    assert last["slow.n_evts"] >= 1 and last["slow.n_extract_errors"] == 0
+    assert [s["slow.n_evts"] for s in snaps] == sorted(s["slow.n_evts"] for s in snaps)
