@@ -117,6 +117,17 @@ def test_extraction_failure_is_na_and_reported(c_plugins, caplog):
     assert "plugin 'cdummy': extract_fields(cd.broken) failed: cd.broken cannot be extracted from event 1" \
         in caplog.text
     assert ps.get("cdummy").errors == {"extract of field 'cd.broken'": 2}
+    # garbage results: two values for a non-list field, a NULL string: <NA>, reported by name
+    ps2 = load_configured({"load_plugins": ["cd"], "plugins": [
+        {"name": "cd", "library_path": c_plugins["cdummy"], "open_params": "1"}]})
+    (src2,) = ps2.event_sources()
+    (evt,) = _events(src2)
+    with caplog.at_level(logging.ERROR, logger="pyfalco.plugins"):
+        assert src2.provider.accessor("cd.two", None)(evt) is None
+        assert src2.provider.accessor("cd.nullstr", None)(evt) is None
+    assert "plugin 'cdummy': extract_fields(cd.two) returned 2 values for a non-list field" in caplog.text
+    assert "plugin 'cdummy': extract_fields(cd.nullstr) returned a NULL string" in caplog.text
+    ps2.destroy()
     ps.destroy()
 
 

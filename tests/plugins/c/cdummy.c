@@ -214,7 +214,9 @@ const char *plugin_get_fields(void) {
 	       " \"desc\": \"true when the word is present\"},"
 	       "{\"name\": \"cd.even\", \"type\": \"bool\", \"desc\": \"the counter is even\"},"
 	       "{\"name\": \"cd.broken\", \"type\": \"string\", \"desc\": \"fails to extract on odd events\"},"
-	       "{\"name\": \"cd.ip\", \"type\": \"ipaddr\", \"desc\": \"10.0.0.<counter>\"}"
+	       "{\"name\": \"cd.ip\", \"type\": \"ipaddr\", \"desc\": \"10.0.0.<counter>\"},"
+	       "{\"name\": \"cd.two\", \"type\": \"string\", \"desc\": \"garbage: two values for a non-list field\"},"
+	       "{\"name\": \"cd.nullstr\", \"type\": \"string\", \"desc\": \"garbage: a NULL string\"}"
 	       "]";
 }
 #endif
@@ -318,6 +320,17 @@ ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_event_input *
 			st->ipbuf.len = 4;
 			st->ipbuf.ptr = st->ip;
 			f->res.buf = &st->ipbuf;
+			f->res_len = 1;
+			break;
+		case 8:
+			st->strs[0] = "a";
+			st->strs[1] = "b";
+			f->res.str = st->strs;
+			f->res_len = 2;
+			break;
+		case 9:
+			st->strs[0] = NULL;
+			f->res.str = st->strs;
 			f->res_len = 1;
 			break;
 		default:
