@@ -348,9 +348,12 @@ class StateParser:
                 return            # the child's event came first
         if parent is None:
             return
-        if flags & (CL_NEWPID | CL_PARENT | CL_CHILD_IN_PIDNS) or parent.vtid not in (parent.tid, -1, None):
+        if flags & (CL_NEWPID | CL_CHILD_IN_PIDNS) or parent.vtid not in (parent.tid, -1, None):
             # res is the child's id in the caller's pid namespace, not a host tid: libs' caller
-            # parser (parse_clone_exit_caller) leaves the child to the child's own event
+            # parser (parse_clone_exit_caller) leaves the child to the child's own event. (libs
+            # also leaves CLONE_PARENT children to it, for old captures; pyfalco keeps making them
+            # here, from the caller they really come from: runc's init stages are recognised by
+            # the memfd executable they inherit from runc:[0:PARENT])
             return
         if flags & CL_THREAD:
             cpid, cptid = parent.pid, parent.tid      # a thread's parent is the thread that made it
