@@ -71,9 +71,11 @@ def test_process_tree_ancestors_and_cmdlines(live):
 
 def test_exec_chain_keeps_pid_and_updates_names(live):
     # sh execs env, env execs true: one pid, three programs
-    p, events = live.run(lambda: subprocess.Popen(["/bin/sh", "-c", "exec /usr/bin/env /bin/true x1 x2"]))
-    p.wait()
-    live.drain(0.2)
+    def work():
+        p = subprocess.Popen(["/bin/sh", "-c", "exec /usr/bin/env /bin/true x1 x2"])
+        p.wait()      # its events are all in before the drain's marker
+        return p
+    p, events = live.run(work)
     execs = live.of(events, pids={p.pid}, name="execve")
     names = [ie.get("proc.name") for ie in execs if ie.get("evt.res") == "SUCCESS"]
     assert names[:3] == ["sh", "env", "true"], names
