@@ -495,9 +495,14 @@ def _plugin_actions(args: argparse.Namespace, plugins: Any, json_out: bool) -> i
                 return 1
             _print(text)
             return 0
-        _print(_list_fields(args.list, args.names_only, args.format))
-        if args.list == "" and plugins.sources() and args.format == "text":
-            _print(plugin_cli.list_source_fields(plugins, None, args.names_only, args.format) or "")
+        text = _list_fields(args.list, args.names_only, args.format)
+        if args.list == "" and plugins.sources():   # every source: the plugin sources' fields too
+            extra = plugin_cli.list_source_fields(plugins, None, args.names_only, args.format) or ""
+            if args.format == "json" and not args.names_only:
+                text = json.dumps(json.loads(text) + json.loads(extra), indent=2)
+            elif extra:
+                text = text + "\n" + extra
+        _print(text)
         return 0
     if args.list_plugins:
         _print(plugin_cli.list_plugins_text(plugins))

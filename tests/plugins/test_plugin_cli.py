@@ -115,6 +115,14 @@ def test_list_fields_of_a_plugin_source(tmp_path, c_plugins):
     assert [c["name"] for c in classes] == ["pycounter", "pyupper"]
     assert classes[0]["fields"][4] == {"name": "pc.tags", "type": "string", "desc": "tags", "is_list": True,
                                        "arg": {"isRequired": False, "isIndex": False, "isKey": False}}
+    # --list alone: every source, the plugin classes after the syscall ones, in each format
+    r = _run(["-c", cfg, "--list", "--format", "json"])
+    every = json.loads(r.stdout)
+    assert [c["name"] for c in every][-2:] == ["pycounter", "pyupper"] and every[0]["event_sources"] == ["syscall"]
+    r = _run(["-c", cfg, "--list", "-N"])
+    assert "proc.name" in r.stdout.split() and "pu.upper" in r.stdout.split()
+    r = _run(["-c", cfg, "--list", "--format", "markdown"])
+    assert "## Field Class: pyupper" in r.stdout and "`pc.key[key]` | string | a key of the event" in r.stdout
     r = _run(["-c", cfg, "--list", "nosuch"])
     assert r.returncode == 1 and "unknown event source 'nosuch' (sources: syscall, pycounter)" in r.stderr
 
