@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from pyfalco.plugins.api import FieldSpec, Plugin, PluginError
 from pyfalco.plugins.cabi import CPlugin, api_version_compatible
+from pyfalco.plugins.schema import check_init_config
 
 __all__ = ["LoadedPlugin", "PluginSet", "resolve", "load_plugin", "BUILTINS", "ENTRY_POINT_GROUP",
            "PLUGIN_DIRS"]
@@ -164,8 +165,9 @@ class LoadedPlugin:
         """Sources whose events this plugin extracts from (Falco's defaults when none declared:
         its own source, or every source for a plugin without one, marked by ``"*"``)."""
         declared = tuple(self.plugin.extract_event_sources or ())
-        if declared:
-            return declared
+        if declared:   # a sourcing plugin always extracts from its own source too (Falco)
+            own = (self.plugin.event_source,) if self.has_sourcing and self.plugin.event_source not in declared else ()
+            return declared + own
         return (self.plugin.event_source,) if self.has_sourcing else ("*",)
 
     def capabilities(self) -> list[str]:
@@ -256,6 +258,9 @@ def load_plugin(entry: Mapping[str, Any]) -> LoadedPlugin:
         raise PluginError(label, f"creating the plugin failed: {type(exc).__name__}: {exc}") from None
     specs = _validate(plugin, label)
     cfg = _config_text(entry.get("init_config"))
+    schema = getattr(plugin, "init_schema", "") or ""
+    if schema:   # as Falco: checked against the plugin's JSON schema before init ("" -> "{}")
+        cfg = check_init_config(plugin.name, cfg, schema)
     try:
         plugin.init(cfg)
     except PluginError:

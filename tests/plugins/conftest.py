@@ -14,7 +14,7 @@ C_DIR = Path(__file__).parent / "c"
 #: variant name -> extra compiler flags (see the header comment of cdummy.c)
 VARIANTS = {"cdummy": [], "bad_api": ["-DBAD_API"], "newer_minor": ["-DNEWER_MINOR"],
             "no_last_error": ["-DNO_LAST_ERROR"], "bad_fields": ["-DBAD_FIELDS"], "cdummyx": ["-DEXTRACT_ONLY"],
-            "cdsys": ["-DSYSCALL_EXTRACT"]}
+            "cdsys": ["-DSYSCALL_EXTRACT"], "cdschema": ["-DWITH_SCHEMA"]}
 
 
 @pytest.fixture(scope="session")

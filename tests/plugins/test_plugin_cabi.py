@@ -183,3 +183,20 @@ def test_source_errors_stop_the_source_with_the_plugins_error(c_plugins, params,
     assert str(src.error) == message
     assert f"{message}; event source 'cdummy' stopped" in caplog.text
     ps.destroy()
+
+
+def test_init_config_checked_against_the_plugins_schema(c_plugins):
+    so = c_plugins["cdschema"]
+    lp = load_plugin({"name": "s", "library_path": so, "init_config": {"prefix": ">"}})
+    assert lp.init_config == '{"prefix": ">"}' and '"maxLength": 8' in lp.plugin.init_schema
+    lp.plugin.destroy()
+    lp = load_plugin({"name": "s", "library_path": so})          # empty: passed as {} (Falco)
+    assert lp.init_config == "{}"
+    lp.plugin.destroy()
+    for cfg, message in (({"prefix": 3}, "init_config.prefix: expected string, got int"),
+                         ({"prefix": "123456789"}, "init_config.prefix: longer than 8 characters"),
+                         ({"other": 1}, "init_config: unknown property 'other'"),
+                         ("prefix=>", "init config is not valid JSON")):
+        with pytest.raises(PluginError) as exc:
+            load_plugin({"name": "s", "library_path": so, "init_config": cfg})
+        assert str(exc.value).startswith("plugin 'cdummy': ") and message in str(exc.value), str(exc.value)

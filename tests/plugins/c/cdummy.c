@@ -9,7 +9,8 @@
  * Build variants (-D): BAD_API (requires API 4.0.0), NEWER_MINOR (requires 3.99.0), NO_LAST_ERROR
  * (omits plugin_get_last_error), BAD_FIELDS (invalid fields JSON), EXTRACT_ONLY (no sourcing;
  * extracts cdx.len from events of the "cdummy" source), SYSCALL_EXTRACT (no sourcing; extracts
- * cds.type, cds.len and cds.src from syscall events: their libscap header and source name). */
+ * cds.type, cds.len and cds.src from syscall events: their libscap header and source name),
+ * WITH_SCHEMA (exports a JSON init schema: an object with an optional string "prefix"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +63,13 @@ const char *plugin_get_description(void) { return "a test source of numbered wor
 const char *plugin_get_contact(void) { return "pyfalco tests"; }
 const char *plugin_get_version(void) { return "1.2.3"; }
 
+#ifdef WITH_SCHEMA
 const char *plugin_get_init_schema(uint32_t *schema_type) {
 	*schema_type = 1; /* SS_PLUGIN_SCHEMA_JSON */
-	return "{\"type\": \"string\"}";
+	return "{\"type\": \"object\", \"properties\": {\"prefix\": {\"type\": \"string\", \"maxLength\": 8}},"
+	       " \"additionalProperties\": false}";
 }
+#endif
 
 ss_plugin_t *plugin_init(const ss_plugin_init_input *in, ss_plugin_rc *rc) {
 	state_t *s = calloc(1, sizeof(*s));
