@@ -70,6 +70,7 @@ class Alert:
     source: str = "syscall"
 
     def json(self) -> dict:
+        """The alert as a JSON-ready dict (Falco's keys)."""
         return {"rule": self.rule, "priority": self.priority, "output": self.output,
                 "output_fields": self.fields, "tags": list(self.tags), "time": self.time_ns}
 
@@ -350,7 +351,7 @@ class DetectionSession:
         return Watch(self, scope=scope, pid=pid, containers=containers)
 
 
-def _matches(alert: Alert, rule: str | None, priority: str | None, **fields) -> bool:
+def _matches(alert: Alert, rule: str | None, priority: str | None, **fields: Any) -> bool:
     if rule is not None and not fnmatch.fnmatchcase(alert.rule, rule):
         return False
     if priority is not None and alert.priority.lower() != priority.lower():
@@ -386,6 +387,7 @@ class Watch:
         self.containers.add(cid)
 
     def in_scope(self, a: Alert) -> bool:
+        """Whether an alert belongs to this window's scope."""
         if callable(self.scope):
             return bool(self.scope(a))
         if self.scope == "all":
@@ -396,6 +398,7 @@ class Watch:
         return a.pid == self.root_pid or self.root_pid in a.ancestors
 
     def close(self) -> None:
+        """Ends the window at the present (after a sync)."""
         if self.end_index is None:
             self.session.sync()
             self.end_index = len(self.session.sink.alerts)
@@ -403,18 +406,19 @@ class Watch:
     def __enter__(self) -> "Watch":
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: Any) -> bool:
         self.close()
         return False
 
     @property
     def alerts(self) -> list[Alert]:
+        """The alerts of the window, in scope (after a sync while the window is open)."""
         if self.end_index is None:
             self.session.sync()
         alerts = self.session.sink.alerts[self.start_index:self.end_index]
         return [a for a in alerts if self.in_scope(a)]
 
-    def matching(self, rule: str | None = None, *, priority: str | None = None, **fields) -> list[Alert]:
+    def matching(self, rule: str | None = None, *, priority: str | None = None, **fields: Any) -> list[Alert]:
         """Alerts of a rule (``*`` wildcards), optionally with a priority and output field values
         (``proc__name="cat"`` for ``proc.name``)."""
         return [a for a in self.alerts if _matches(a, rule, priority, **fields)]
@@ -434,7 +438,7 @@ class Watch:
         return "\n".join(lines)
 
     def assert_fired(self, rule: str, *, count: int | None = None, min_count: int = 1, priority: str | None = None,
-                     **fields) -> list[Alert]:
+                     **fields: Any) -> list[Alert]:
         """Fails unless ``rule`` fired (at least ``min_count`` times, or exactly ``count``)."""
         hits = self.matching(rule, priority=priority, **fields)
         if (count is not None and len(hits) != count) or len(hits) < (min_count if count is None else 0):
@@ -443,7 +447,7 @@ class Watch:
                                  f"{' with ' + repr(fields) if fields else ''}, got {len(hits)}; {self._summary()}")
         return hits
 
-    def assert_not_fired(self, rule: str, **fields) -> None:
+    def assert_not_fired(self, rule: str, **fields: Any) -> None:
         """Fails if ``rule`` (``*`` wildcards) fired."""
         hits = self.matching(rule, **fields)
         if hits:

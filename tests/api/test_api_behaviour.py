@@ -116,12 +116,15 @@ def test_any_use_after_close_raises():
         list(engine.alerts())
 
 
-PUBLIC = ["Engine", "SyscallSource", "Capture", "Inspector"]
+PUBLIC = ["Engine", "SyscallSource", "Capture", "Inspector", "testing.DetectionSession", "testing.Watch"]
 
 
 @pytest.mark.parametrize("name", PUBLIC)
 def test_public_classes_have_docstrings_and_type_hints(name):
-    cls = getattr(pyfalco, name)
+    import pyfalco.testing
+    cls = pyfalco
+    for part in name.split("."):
+        cls = getattr(cls, part)
     assert inspect.getdoc(cls)
     missing_doc, missing_hints = [], []
     for attr, member in vars(cls).items():
