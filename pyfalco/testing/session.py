@@ -26,9 +26,11 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+
+# the library's one alert type: rule, priority (0-7) and priority_name, message, typed fields,
+# tags, time_ns, source, and who caused it (pid, tid, ancestors, container_id)
+from pyfalco.outputs.alert import Alert
 
 __all__ = ["Alert", "DetectionSession", "Watch", "replay", "default_rules_path", "DetectionError"]
 
@@ -51,31 +53,6 @@ def default_rules_path() -> str:
         raise FileNotFoundError("pyfalco's default rules (pyfalco/data/pyfalco_rules.yaml) are missing from this "
                                 "installation; reinstall pyfalco or pass rules explicitly")
     return path
-
-
-@dataclass
-class Alert:
-    """One alert: the rule, its rendered output and output fields, and who caused it."""
-
-    rule: str
-    priority: str
-    output: str
-    fields: dict
-    tags: tuple
-    time_ns: int
-    pid: int | None
-    tid: int | None
-    ancestors: tuple = ()
-    container_id: str = "host"
-    source: str = "syscall"
-
-    def json(self) -> dict:
-        """The alert as a JSON-ready dict (Falco's keys)."""
-        return {"rule": self.rule, "priority": self.priority, "output": self.output,
-                "output_fields": self.fields, "tags": list(self.tags), "time": self.time_ns}
-
-    def __str__(self) -> str:
-        return f"{self.priority} {self.rule}: {self.output}"
 
 
 Scope = Callable[[Alert], bool]
@@ -290,23 +267,18 @@ class DetectionSession:
                 return True
         return False
 
-    def _on_match(self, alert: Any, ie: Any) -> None:
+    def _on_match(self, alert: Alert, ie: Any) -> None:
         if ie.evt.tid in self._own_tids:
             return      # the session's own threads (the reader, container lookups)
-        self.sink.add(self._alert(alert, ie))
-
-    def _alert(self, alert: Any, ie: Any) -> Alert:
-        fields = dict(alert.fields)
-        fields.pop("evt.time", None)        # the output fields only, as format_output gives them
+        # who caused it, for the windows' scopes (the engine leaves these to its users)
         try:
-            anc = tuple(a for a in (self._acc_apid(ie) or ()) if a is not None)
+            alert.ancestors = tuple(a for a in (self._acc_apid(ie) or ()) if a is not None)
         except Exception:  # noqa: BLE001
-            anc = ()
-        from pyfalco.outputs.alert import PRIORITY_NAMES
-        return Alert(rule=alert.rule, priority=PRIORITY_NAMES[alert.priority], output=alert.message, fields=fields,
-                     tags=tuple(sorted(alert.tags)), time_ns=alert.time_ns, pid=self._acc_pid(ie),
-                     tid=self._acc_tid(ie), ancestors=anc, container_id=self._acc_cid(ie) or "host",
-                     source=alert.source)
+            alert.ancestors = ()
+        alert.pid = self._acc_pid(ie)
+        alert.tid = self._acc_tid(ie)
+        alert.container_id = self._acc_cid(ie) or "host"
+        self.sink.add(alert)
 
     # -- synchronisation ----------------------------------------------------------------------------
     def sync(self, timeout: float = 10.0) -> None:
@@ -354,7 +326,7 @@ class DetectionSession:
 def _matches(alert: Alert, rule: str | None, priority: str | None, **fields: Any) -> bool:
     if rule is not None and not fnmatch.fnmatchcase(alert.rule, rule):
         return False
-    if priority is not None and alert.priority.lower() != priority.lower():
+    if priority is not None and alert.priority_name.lower() != priority.lower():
         return False
     for k, v in fields.items():
         key = k.replace("__", ".")

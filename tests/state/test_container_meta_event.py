@@ -274,9 +274,9 @@ def test_meta_event_alert_names_the_container(default_live, image):
         cid = _podman_true(image, "--privileged", "--name", f"pyfalco-meta-{uuid.uuid4().hex[:8]}")
         w.add_container(cid)
         hits, _ = _alerts_of(default_live, w, cid, "Launch Privileged Container")
-    meta = [a for a in hits if "evt_type=container" in a.output]
+    meta = [a for a in hits if "evt_type=container" in a.message]
     assert meta, [str(a) for a in hits]
-    assert "container_name=pyfalco-meta-" in meta[0].output and meta[0].container_id == cid[:12]
+    assert "container_name=pyfalco-meta-" in meta[0].message and meta[0].container_id == cid[:12]
 
 
 @pytest.mark.root
@@ -306,7 +306,7 @@ def test_short_lived_containers_detected_under_load(default_live, image):
             info = mgr.containers.get(cid)
             why = (cid, info and (info.source, info.privileged, info.lookups, info.complete), [str(a) for a in mine])
             assert any(a.rule == "pyfalco test container event" for a in mine), ("no meta event", why)
-            fired = [a for a in mine if "evt_type=container" in a.output and a.rule == "Launch Privileged Container"]
+            fired = [a for a in mine if "evt_type=container" in a.message and a.rule == "Launch Privileged Container"]
             assert len(fired) == 1, why
     finally:
         for p in load:
@@ -330,7 +330,7 @@ def test_recorded_meta_events_replay_the_same_alert(image, tmp_path):
     res = replay(str(rec), [str(DEFAULT_RULES), META_RULE])
     metas = [a for a in res.alerts if a.rule == "pyfalco test container event" and cid.startswith(a.container_id)]
     assert len(metas) == 1
-    assert [a for a in res.alerts if a.rule == "Launch Privileged Container" and "evt_type=container" in a.output
+    assert [a for a in res.alerts if a.rule == "Launch Privileged Container" and "evt_type=container" in a.message
             and cid.startswith(a.container_id)]
 
 
@@ -370,9 +370,9 @@ def test_containerd_cri_privileged_container(default_live):
                                           timeout=60)
             client.start_container(cid, timeout=60)
             hits, mine = _alerts_of(default_live, w, cid, "Launch Privileged Container", bound=30.0)
-        meta = [a for a in hits if "evt_type=container" in a.output]
+        meta = [a for a in hits if "evt_type=container" in a.message]
         assert meta, [str(a) for a in mine]
-        assert "container_name=priv" in meta[0].output
+        assert "container_name=priv" in meta[0].message
     finally:
         mgr.containerd_tasks, mgr.cri_sockets = saved
         try:
