@@ -61,7 +61,6 @@ struct pf_kf_scan {
 	__u32 n; /* path length, NUL excluded */
 	__u32 flags; /* the open's PPM flags */
 	__u32 keep;
-	__u32 prev;
 };
 
 PF_INLINE int pf_kf_hit(__u64 h, __u32 len, __u32 kind, __u32 flags)
@@ -72,15 +71,23 @@ PF_INLINE int pf_kf_hit(__u64 h, __u32 len, __u32 kind, __u32 flags)
 	return m && ((*m & PF_KF_ANY) || (*m & flags));
 }
 
+/*
+ * One byte of the scan (the bpf_loop callback). The byte before it is read from the path again,
+ * not carried in *s: verifiers before 6.7 check a callback once, with *s as the caller left it,
+ * so a branch on a value the callback itself stores there (prev was 0 on that one pass) is seen
+ * as never taken and removed as dead code. Kernel 6.1 dropped every path with "//" that way.
+ * Branches here may only depend on i, the path's bytes and values no iteration changes.
+ */
 static long pf_kf_step(__u32 i, struct pf_kf_scan *s)
 {
-	__u32 c, at;
+	__u32 c, prev, at;
 
 	if (i >= s->n)
 		return 1;
 	c = s->p[i & (PYFALCO_MAX_PATH - 1)];
+	prev = i ? s->p[(i - 1) & (PYFALCO_MAX_PATH - 1)] : 0;
 	if (c == '/') {
-		if (s->prev == '/') {
+		if (prev == '/') {
 			s->keep = 1;
 			return 1;
 		}
@@ -89,7 +96,7 @@ static long pf_kf_step(__u32 i, struct pf_kf_scan *s)
 		s->hbase = PF_FNV_BASIS;
 		s->baselen = 0;
 	} else {
-		if ((c == '.' && (s->prev == '/' || s->prev == '.')) || c >= 0x80) {
+		if ((c == '.' && (prev == '/' || prev == '.')) || c >= 0x80) {
 			s->keep = 1;
 			return 1;
 		}
@@ -97,7 +104,6 @@ static long pf_kf_step(__u32 i, struct pf_kf_scan *s)
 		s->baselen++;
 	}
 	s->h = (s->h ^ c) * PF_FNV_PRIME;
-	s->prev = c;
 	at = (i + 1) & (PYFALCO_MAX_PATH - 1);
 	if ((pf_kf_prefix_lens[at >> 3] & (1u << (at & 7))) && pf_kf_hit(s->h, i + 1, PF_KF_PREFIX, s->flags)) {
 		s->keep = 1;
@@ -122,7 +128,7 @@ PF_INLINE int pf_kf_path_wanted(__u8 *p, __u32 n, __u32 flags)
 	s.hbase = PF_FNV_BASIS;
 	s.hdir = PF_FNV_BASIS;
 	bpf_loop(PYFALCO_MAX_PATH, pf_kf_step, &s, 0);
-	if (s.keep || s.prev == '/')
+	if (s.keep || p[(n - 1) & (PYFALCO_MAX_PATH - 1)] == '/') /* a trailing "/" */
 		return 1;
 	if (pf_kf_hit(s.h, n, PF_KF_EXACT, flags) || pf_kf_hit(s.hbase, s.baselen, PF_KF_BASE, flags))
 		return 1;
