@@ -51,7 +51,7 @@ from .rules import LoadResult, Priority, Rule, Ruleset, load_rules
 from .rules.provider import FieldProvider
 from .syscalls import select_syscalls
 
-__all__ = ["Engine", "EventSource", "SyscallSource", "Renderer", "RulesSpec", "SourceError"]
+__all__ = ["Engine", "EventSource", "SyscallSource", "SourceEvaluator", "Renderer", "RulesSpec", "SourceError"]
 
 log = logging.getLogger("pyfalco.engine")
 
@@ -177,9 +177,10 @@ class SyscallSource:
         process = self.inspector.process
         return [process(evt) for evt in batch]
 
-    def pump(self, timeout: float, evaluator: "_Evaluator", batch: bool = True) -> int | None:
-        """Reads one batch and evaluates every event right after the state engine parsed it:
-        returns the number of events read, 0 when nothing came, None once the capture ended."""
+    def pump(self, timeout: float, evaluator: "SourceEvaluator", batch: bool = True) -> int | None:
+        """Reads one batch and evaluates every event right after the state engine parsed it with
+        ``evaluator`` (the engine's rules of this source: :meth:`Engine.evaluator`): returns the
+        number of events read, 0 when nothing came, None once the capture ended."""
         cap = self.capture
         ms = int(timeout * 1000)
         if batch and self._raw:
@@ -219,13 +220,14 @@ class SyscallSource:
             self.inspector.close()
 
 
-class _Evaluator:
-    """The rules of one source over its events: matching, then alerts. Built by the Engine for
-    each source (and rebuilt when the rules change)."""
+class SourceEvaluator:
+    """The engine's rules of one source over its events: matching, then alerts delivered through
+    the engine. Made by :meth:`Engine.evaluator` for each source (and made again when the rules
+    or the event hook change: ask the engine for it rather than keeping one)."""
 
     __slots__ = ("engine", "source", "ruleset", "renderers", "provider", "hook_types")
 
-    def __init__(self, engine: "Engine", source: str):
+    def __init__(self, engine: "Engine", source: str) -> None:
         self.engine = engine
         self.source = source
         self.ruleset = engine.ruleset
@@ -368,8 +370,12 @@ class Engine:
         self.renderers: Mapping[int, Renderer] | None = None
         #: events read, per source (each counter has one writer: its source's thread)
         self.events_by_source: dict[str, int] = {}
+        #: per non-syscall source, how often its next_batch found nothing waiting: once it moved
+        #: by two after a moment, every event queued before that moment was evaluated
+        #: (pyfalco.testing's sync); one writer each, the source's thread
+        self.idle_by_source: dict[str, int] = {}
         self.n_alerts = 0
-        self._evaluators: dict[str, _Evaluator] = {}
+        self._evaluators: dict[str, SourceEvaluator] = {}
         self._threads: list[threading.Thread] = []
         self._ended: set[str] = set()
         self._errors: list[BaseException] = []
@@ -476,13 +482,20 @@ class Engine:
         insp = self.inspector
         if insp is not None:
             # container meta events reach the rules from the inspector (per-event path)
-            insp.meta_handler = self._evaluator("syscall").evaluate
+            insp.meta_handler = self.evaluator("syscall").evaluate
 
-    def _evaluator(self, source: str) -> _Evaluator:
+    def evaluator(self, source: str = "syscall") -> SourceEvaluator:
+        """The rules of ``source`` over its events (current rules and event hook)."""
         ev = self._evaluators.get(source)
         if ev is None or ev.ruleset is not self.ruleset:
-            ev = self._evaluators[source] = _Evaluator(self, source)
+            ev = self._evaluators[source] = SourceEvaluator(self, source)
         return ev
+
+    def evaluate(self, evt: Any, source: str = "syscall", ts: int | None = None) -> None:
+        """Matches one event of ``source`` against the rules of that source and delivers its
+        alerts (the per-event path; events read elsewhere, such as plugin events replayed from a
+        capture file). ``ts``: the event's time in ns (default: its ``ts``, or now)."""
+        self.evaluator(source).evaluate(evt, ts)
 
     def set_event_hook(self, hook: Callable[[Any], bool] | None, event_types: Iterable[str] | None = None) -> None:
         """Calls ``hook(event)`` with syscall events before the rules see them (a True result keeps
@@ -562,6 +575,7 @@ class Engine:
         self._threads_started = True
         for src in self.sources:     # every counter exists before a thread writes one
             self.events_by_source.setdefault(src.source, 0)
+            self.idle_by_source.setdefault(src.source, 0)
         for src in self.sources:
             t = threading.Thread(target=self._run_source, args=(src,), name=f"pyfalco-source-{src.source}",
                                  daemon=True)
@@ -577,16 +591,20 @@ class Engine:
         """One non-syscall source's loop (on its own thread, as Falco runs one per source)."""
         try:
             src.open()
-            ev = self._evaluator(src.source)
+            ev = self.evaluator(src.source)
             name = src.source
             counts = self.events_by_source
+            idle = self.idle_by_source
             while not self._stop.is_set():
                 batch = src.next_batch(0.1)
                 if batch is None:
                     log.info("event source %s ended", src.source)
                     break
+                if not batch:
+                    idle[name] += 1
+                    continue
                 if ev.ruleset is not self.ruleset:
-                    ev = self._evaluator(src.source)
+                    ev = self.evaluator(src.source)
                 evaluate = ev.evaluate
                 for evt in batch:
                     evaluate(evt)
@@ -629,7 +647,7 @@ class Engine:
                 return None
             self._stop.wait(timeout)
             return 0
-        n = syscall.pump(timeout, self._evaluator("syscall"), self.batch)
+        n = syscall.pump(timeout, self.evaluator("syscall"), self.batch)
         if n is None:
             return None if self.ended else 0
         counts = self.events_by_source

@@ -113,6 +113,6 @@ def replay_hook(engine: Any, plugins: PluginSet, providers: dict[str, Any]) -> C
         prov = providers.get(pe.source)
         if prov is not None and getattr(prov, "start_ts", 0) is None:
             prov.start_ts = pe.ts
-        engine._evaluator(pe.source).evaluate(pe, pe.ts)
+        engine.evaluate(pe, pe.source, pe.ts)
         return True
     return hook
