@@ -11,11 +11,22 @@ collecting alerts, and windows over them with assertions.
     result = replay("incident.scap", rules=["my_rules.yaml"])      # no root, no driver
     result.assert_fired("Terminal shell in container")
 
+    k8s = {"name": "k8saudit", "library_path": "libk8saudit.so",
+           "open_params": "http://127.0.0.1:0/k8s-audit"}              # a free loopback port
+    with DetectionSession(["k8s_rules.yaml"], engine=None, plugins=[k8s, {"name": "json",
+                          "library_path": "libjson.so"}]) as falco:      # plugin sources only
+        with falco.watch() as w:
+            post_audit_events(falco.webhook_url("k8s_audit"))
+        w.assert_fired("Create Privileged Pod")
+
 The detection loop is :class:`pyfalco.Engine` (the agent's): a session adds the background
 reader, the sync markers, the optional recording and the windows. A live session reads events
 on a background thread. ``sync()`` makes every event that happened
 before it visible: it performs a marker syscall (a failed open of a unique path) and waits until
-the reader has seen it, so assertions never race the capture.
+the reader has seen it, so assertions never race the capture. Plugin sources (``plugins=``) run
+on the engine's source threads; ``sync()`` waits until each has evaluated everything its plugin
+had received before the call (a webhook's POSTs answered 200). It waits as long as the reader
+makes progress: ``timeout`` is how long it may make none.
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ log = logging.getLogger("pyfalco.testing")
 
 _SYNC_DIR = "/nonexistent-pyfalco-sync"
 _OPEN_TYPES = ("open", "openat", "openat2")
+#: a sync fails after this long even while the reader makes progress (a marker the driver keeps
+#: dropping under a flood of events); ``timeout`` bounds the time without progress
+_SYNC_CAP_S = 300.0
 
 
 class DetectionError(AssertionError):
@@ -64,6 +78,38 @@ def _as_rules_sources(rules: Any) -> Any:
     return [default_rules_path()] if rules is None else rules
 
 
+class _ProgressWait:
+    """Waits for a condition while the session's reader makes progress (events read or a plugin
+    source polled): fails after ``timeout`` seconds without any, or after _SYNC_CAP_S."""
+
+    def __init__(self, session: "DetectionSession", timeout: float):
+        self.session = session
+        self.timeout = timeout
+        self.start = time.monotonic()
+
+    def _progress(self) -> tuple:
+        eng = self.session._engine
+        return (eng.n_events, sum(eng.idle_by_source.values()))
+
+    def until(self, cond: Callable[[], bool], what: str, poll: float = 0.02) -> None:
+        session = self.session
+        last, last_t = self._progress(), time.monotonic()
+        with session._sync_cond:
+            while not cond():
+                if session.error is not None:
+                    raise RuntimeError(f"the capture reader stopped: {session.error}") from session.error
+                now = time.monotonic()
+                cur = self._progress()
+                if cur != last:
+                    last, last_t = cur, now
+                elif now - last_t > self.timeout:
+                    raise TimeoutError(f"sync: no progress for {self.timeout}s waiting for {what}")
+                if now - self.start > max(_SYNC_CAP_S, self.timeout):
+                    raise TimeoutError(f"sync: waited {now - self.start:.0f}s for {what} (the reader kept "
+                                       "reading without reaching it)")
+                session._sync_cond.wait(poll)
+
+
 class _AlertSink:
     """Alerts in arrival order, with a condition for waiters."""
 
@@ -81,11 +127,17 @@ class DetectionSession:
     """Rules evaluated over a capture, alerts collected.
 
     ``DetectionSession(rules=None, *, engine="modern_ebpf", capture_file=None, syscalls=None,
-    rule_matching="all", record=None, enable=(), disable=(), buffer_bytes=None)``
+    rule_matching="all", record=None, enable=(), disable=(), buffer_bytes=None, plugins=())``
 
     * ``rules``: rules file paths and/or rules text (default: pyfalco's default ruleset); a
       ruleset with errors raises :class:`pyfalco.RulesLoadError` at start;
-    * ``engine``: ``"modern_ebpf"`` (live, root), ``"kmod"`` or ``"replay"`` (``capture_file``);
+    * ``engine``: ``"modern_ebpf"`` (live, root), ``"kmod"`` or ``"replay"`` (``capture_file``),
+      or None for no syscall source (plugin sources only);
+    * ``plugins``: Falco ``plugins:`` entries (``name``, ``library_path``, ``init_config``,
+      ``open_params``) or a loaded :class:`pyfalco.plugins.registry.PluginSet`; every sourcing
+      plugin's source runs on its own thread (opened at start: a webhook's port is bound then,
+      see :meth:`webhook_url`); rules files may use their sources and fields and their
+      ``required_plugin_versions`` are checked;
     * ``syscalls``: what to capture (default: the rules' syscalls plus the state set, as the agent);
     * ``rule_matching``: ``"all"`` reports every matching rule per event (Falco's default is
       ``"first"``, which hides later rules behind the first match);
@@ -95,9 +147,17 @@ class DetectionSession:
 
     def __init__(self, rules: Any = None, *, engine: str = "modern_ebpf", capture_file: str | None = None,
                  syscalls: Iterable[str] | None = None, rule_matching: str = "all", record: str | None = None,
-                 enable: Sequence[str] = (), disable: Sequence[str] = (), buffer_bytes: int | None = None):
+                 enable: Sequence[str] = (), disable: Sequence[str] = (), buffer_bytes: int | None = None,
+                 plugins: Any = ()):
         self.rules_sources = _as_rules_sources(rules)
         self.engine = "replay" if capture_file is not None and engine == "modern_ebpf" else engine
+        if isinstance(plugins, (str, bytes)) or (isinstance(plugins, dict)):
+            raise TypeError("plugins: expected a list of plugins entries (dicts) or a PluginSet")
+        self.plugin_entries = plugins
+        #: the loaded plugins (after load()); None without plugins
+        self.plugins: Any = None
+        self._own_plugins = False
+        self.plugin_sources: list = []
         self.capture_file = capture_file
         self.syscalls = syscalls
         self.rule_matching = rule_matching
@@ -123,19 +183,79 @@ class DetectionSession:
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def live(self) -> bool:
-        """True for a live capture (eBPF or kmod), False for a replay."""
-        return self.engine != "replay"
+        """True for a live capture (eBPF or kmod), False for a replay or no syscall source."""
+        return self.engine not in (None, "replay")
+
+    def _load_plugins(self) -> Any:
+        entries = self.plugin_entries
+        if not entries:
+            return None
+        from pyfalco.plugins.registry import PluginSet, load_plugin
+        if isinstance(entries, PluginSet):
+            return entries
+        loaded = PluginSet()
+        try:
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    raise TypeError(f"plugins: expected plugins entries (dicts), found {type(entry).__name__}")
+                p = load_plugin(entry)
+                try:
+                    loaded.add(p)
+                except BaseException:
+                    p.plugin.destroy()
+                    raise
+        except BaseException:
+            loaded.destroy()
+            raise
+        self._own_plugins = True
+        return loaded
 
     def load(self) -> Any:
-        """Loads and compiles the rules (done by start(); callable alone to validate rules)."""
+        """Loads the plugins and compiles the rules (done by start(); callable alone to validate
+        rules)."""
         from pyfalco.engine import Engine
         from pyfalco.inspector import Inspector
-        # the inspector is bound to the capture at start(): the rules decide what it captures
-        self._engine = Engine(self.rules_sources, inspector=Inspector(None), rule_matching=self.rule_matching,
-                              enable=self.enable, disable=self.disable)
+        if self.engine is None and not self.plugin_entries:
+            raise ValueError("engine=None needs plugins: a session without a syscall source has no events")
+        self.plugins = self._load_plugins()
+        options: dict[str, Any] = {}
+        sources: list = []
+        if self.plugins is not None:
+            sources = self.plugins.event_sources(self.plugins.providers())
+            options["plugins"] = self.plugins.versions()
+        try:
+            # the inspector is bound to the capture at start(): the rules decide what it captures
+            self._engine = Engine(None, inspector=Inspector(None) if self.engine is not None else None,
+                                  sources=sources, rule_matching=self.rule_matching)
+            self._engine.load_rules(self.rules_sources, enable=self.enable, disable=self.disable, **options)
+        except BaseException:
+            self._destroy_plugins()
+            raise
+        self.plugin_sources = sources
         self.load_result = self._engine.load_result
         self.ruleset = self._engine.ruleset
         return self.ruleset
+
+    def _destroy_plugins(self) -> None:
+        if self.plugins is not None and self._own_plugins:
+            self.plugins.destroy()
+        self.plugins = None
+
+    def webhook_url(self, source: str = "k8s_audit", path: str | None = None) -> str:
+        """The URL a plugin source's webhook listens on (after start; its ``open_params`` may
+        ask for port 0, a free one): ``http://127.0.0.1:PORT/ENDPOINT``."""
+        from urllib.parse import urlsplit
+        for src in self.plugin_sources:
+            if src.source == source:
+                inst = src._instance          # opened by start()
+                port = getattr(inst, "port", None)
+                if port is None:
+                    raise ValueError(f"event source {source!r} has no webhook (open_params {src.params!r})")
+                if path is None:
+                    path = urlsplit(src.params).path or "/k8s-audit"
+                scheme = "https" if src.params.startswith("https:") else "http"
+                return f"{scheme}://127.0.0.1:{port}{path}"
+        raise KeyError(f"no plugin event source {source!r} in this session")
 
     @property
     def detector(self) -> Any:
@@ -164,6 +284,20 @@ class DetectionSession:
         import pyfalco
         if self.ruleset is None:
             self.load()
+        try:
+            # plugin sources open now, not on their threads: a webhook's port is known and a
+            # failure to open is an error of start()
+            for src in self.plugin_sources:
+                src.open()
+        except BaseException:
+            self._engine.close()
+            self._destroy_plugins()
+            raise
+        if self.engine is None:
+            self._engine.on_match = self._on_match
+            self._started = True
+            self._start_reader()
+            return self
         if self.live:
             kwargs: dict[str, Any] = {"syscalls": self.selected_syscalls()}
             if self.buffer_bytes:
@@ -186,17 +320,22 @@ class DetectionSession:
                 eng.set_event_hook(self._hook, _OPEN_TYPES)  # only opens can be sync markers
         except BaseException:
             self.capture.close()
+            self._engine.close()
+            self._destroy_plugins()
             raise
         self._started = True
-        if self.live:
-            ready = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(ready,), name="pyfalco-testing", daemon=True)
-            self._thread.start()
-            ready.wait(5)
-            self.sync()
+        if self.live or self.plugin_sources:
+            self._start_reader()
         else:
             self._read_all()
         return self
+
+    def _start_reader(self) -> None:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="pyfalco-testing", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        self.sync()
 
     def stop(self) -> None:
         """Stops reading and closes the capture (idempotent)."""
@@ -213,6 +352,7 @@ class DetectionSession:
             self._engine.close()          # the capture and the inspector
         if self.capture is not None:
             self.capture.close()
+        self._destroy_plugins()
         self._started = False
 
     close = stop
@@ -238,7 +378,8 @@ class DetectionSession:
         step = self._engine.step
         try:
             while not self._stop.is_set():
-                step(0.05)
+                if step(0.05) is None:
+                    break       # every source ended (a replay, plugin files)
         except BaseException as err:   # surfaced by sync()/alerts so a test fails loudly
             self.error = err
             log.exception("pyfalco.testing: reader stopped")
@@ -268,6 +409,9 @@ class DetectionSession:
         return False
 
     def _on_match(self, alert: Alert, ie: Any) -> None:
+        if alert.source != "syscall":
+            self.sink.add(alert)    # plugin events: no process caused them here
+            return
         if ie.evt.tid in self._own_tids:
             return      # the session's own threads (the reader, container lookups)
         # who caused it, for the windows' scopes (the engine leaves these to its users)
@@ -282,28 +426,46 @@ class DetectionSession:
 
     # -- synchronisation ----------------------------------------------------------------------------
     def sync(self, timeout: float = 10.0) -> None:
-        """Returns once every event that happened before this call has been evaluated (live)."""
-        if not self.live or not self._started:
+        """Returns once every event that happened before this call has been evaluated: the live
+        capture's sync marker was read, a replay read to its end, and each plugin source has
+        evaluated what its plugin held. It waits while the reader makes progress; ``timeout`` is
+        the time it may go without any (TimeoutError then, naming what it waited for)."""
+        if not self._started:
             return
+        wait = _ProgressWait(self, timeout)
+        if self.live:
+            self._sync_marker(wait)
+        elif self._thread is not None and self._engine.syscall is not None:
+            wait.until(lambda: self._engine.syscall.ended or not self._thread.is_alive(),
+                       "the end of the capture file")
+        for src in self.plugin_sources:
+            self._sync_source(src, wait)
+
+    def _sync_marker(self, wait: "_ProgressWait") -> None:
         if self._container_worker_tid() is not None:
             self._own_tids.add(self._container_worker_tid())
         marker = f"{_SYNC_DIR}/{uuid.uuid4().hex}"
-        deadline = time.monotonic() + timeout
-        with self._sync_cond:
-            while marker not in self._synced:
-                if self.error is not None:
-                    raise RuntimeError(f"the capture reader stopped: {self.error}") from self.error
-                try:
-                    os.open(marker, os.O_RDONLY)
-                except OSError:
-                    pass
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"the capture did not deliver the sync marker within {timeout}s "
-                                       f"(events dropped or the reader is stuck)")
-                self._sync_cond.wait(min(left, 0.5))
-            self._synced.discard(marker)
 
+        def seen() -> bool:
+            if marker in self._synced:
+                return True
+            try:    # issued again while waiting: the driver may have dropped it
+                os.open(marker, os.O_RDONLY)
+            except OSError:
+                pass
+            return False
+        wait.until(seen, "the sync marker (events dropped or the reader is stuck)", poll=0.5)
+        self._synced.discard(marker)
+
+    def _sync_source(self, src: Any, wait: "_ProgressWait") -> None:
+        idle = self._engine.idle_by_source
+        name = src.source
+        # two "nothing waiting" answers after now: the second call began after the first had
+        # returned, so whatever the plugin held now was taken and evaluated before it
+        base = idle.get(name, 0)
+        wait.until(lambda: src.ended or idle.get(name, 0) >= base + 2, f"event source {name}")
+        if src.error is not None:
+            raise RuntimeError(f"event source {name} stopped: {src.error}") from src.error
     def _container_worker_tid(self):
         t = getattr(getattr(self.inspector, "containers", None), "_thread", None)
         return getattr(t, "native_id", None) if t is not None else None
@@ -319,7 +481,8 @@ class DetectionSession:
               containers: Iterable[str] = ()) -> "Watch":
         """A window over the alerts from now on (see :class:`Watch`). ``scope``: ``"tree"`` (the
         default when live: this process, its threads and descendants, plus ``containers``),
-        ``"all"`` (the default for replays), or a predicate on :class:`Alert`."""
+        ``"all"`` (the default for replays), or a predicate on :class:`Alert`. Alerts of plugin
+        sources (``source != "syscall"``) are in every named scope."""
         return Watch(self, scope=scope, pid=pid, containers=containers)
 
 
@@ -362,8 +525,8 @@ class Watch:
         """Whether an alert belongs to this window's scope."""
         if callable(self.scope):
             return bool(self.scope(a))
-        if self.scope == "all":
-            return True
+        if self.scope == "all" or a.source != "syscall":
+            return True     # a plugin source's events have no process of this machine
         if a.container_id != "host" and any(c.startswith(a.container_id) or a.container_id.startswith(c)
                                             for c in self.containers if c):
             return True
