@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Python cost per event, by event type: Inspector.process_raw (state) + the rules' matchers.
+
+The events of a capture file are read into memory first (libpyfalco's batches, as the agent gets
+them), then fed to a fresh Inspector with the default rules' matchers, as Engine's batch path does
+(alerts are counted, not formatted). Two figures:
+
+* ``batch``: the whole capture through process_raw in its batches, ns per event;
+* per type: every event on its own (a one-entry process_raw call, timed), minus the cost of an
+  empty call: the ns one event of that type adds, state and rules included.
+
+``--record FILE`` first records an open-heavy live capture (openat/close of files, connect to a
+local port, fork+exec of /bin/true) with the modern eBPF driver. ``--compare DIR`` runs the same
+measure on another checkout (e.g. a ``git worktree`` of an older commit) in the same run, runs
+interleaved, and prints both columns.
+
+    nice -n 19 python3 tools/bench/bench_events.py --record /tmp/open_heavy.scap
+    nice -n 19 python3 tools/bench/bench_events.py --capture /tmp/open_heavy.scap --compare /tmp/old
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEFAULT_CAPTURES = [ROOT.parent / "shared" / "captures" / "inspect_502Error.scap"]
+DEFAULT_RULES = ROOT / "rules" / "pyfalco_rules.yaml"
+#: the types issue 15 names first; the table shows every type with enough events
+HOT = ("openat", "open", "close", "connect", "execve", "clone")
+
+WORKLOAD = r"""
+import os, socket, sys, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(512)
+port = srv.getsockname()[1]
+end = time.monotonic() + float(sys.argv[1])
+i = 0
+while time.monotonic() < end:
+    for p in ("/etc/hostname", "/etc/passwd", "/etc/hosts", "/dev/null"):
+        fd = os.open(p, os.O_RDONLY); os.close(fd)
+    if i % 4 == 0:
+        c = socket.socket(); c.connect(("127.0.0.1", port)); a, _ = srv.accept(); a.close(); c.close()
+    if i % 50 == 0:
+        pid = os.fork()
+        if pid == 0:
+            os.execv("/bin/true", ["true"])
+        os.waitpid(pid, 0)
+    i += 1
+"""
+
+
+def record(path: str, seconds: float) -> int:
+    """An open-heavy live capture in ``path`` (needs root and the modern eBPF driver)."""
+    import pyfalco
+    from pyfalco.capture import state_syscalls
+    from pyfalco.procscan import scan
+    from pyfalco.scap.writer import CaptureWriter
+    sel = state_syscalls() | {"openat", "close", "connect", "execve", "clone", "read", "accept4"}
+    n = 0
+    with pyfalco.Capture("modern_ebpf", syscalls=sorted(sel)) as cap, CaptureWriter(path) as w:
+        w.write_initial_state(scan())
+        load = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(seconds)])
+        while load.poll() is None:
+            raw = cap.next_raw_batch(100)
+            if raw is None:
+                continue
+            buf, k, _first = raw
+            n += w.write_batch(buf, len(buf), k)
+    return n
+
+
+def _entries(buf: bytes, count: int) -> list[tuple[int, bytes]]:
+    """(event code, one-entry buffer) of each entry of a batch."""
+    from pyfalco.events import ENTRY_HDR, ENTRY_SIZE
+    out = []
+    off = 0
+    for _ in range(count):
+        rlen = ENTRY_HDR.unpack_from(buf, off)[2]
+        etype = ENTRY_HDR.unpack_from(buf, off)[6]
+        stride = (ENTRY_SIZE + rlen + 7) & ~7
+        out.append((etype, buf[off:off + stride]))
+        off += stride
+    return out
+
+
+def _setup(capture: str, rules: str):
+    """A fresh inspector over the capture's initial state, the rules' (matchers, wanted), the
+    capture's batches and an alert counter."""
+    import pyfalco
+    engine = pyfalco.Engine(Path(rules), capture=pyfalco.Capture("replay", capture_file=capture))
+    insp = engine.inspector
+    matchers, wanted = engine.ruleset.code_matchers(insp.event_code_names, "syscall")
+    cap = engine.capture
+    batches = []
+    while True:
+        raw = cap.next_raw_batch(0)
+        if raw is None:
+            break
+        batches.append(raw)
+    hits = [0]
+
+    def on_event(ie) -> None:
+        if matchers[ie.evt.type](ie):
+            hits[0] += 1
+    return engine, insp, wanted, batches, on_event, hits
+
+
+def measure(capture: str, rules: str) -> dict:
+    """One run: batch ns/event, per-type added ns/event, counts, alerts."""
+    engine, insp, wanted, batches, on_event, hits = _setup(capture, rules)
+    n = sum(b[1] for b in batches)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter_ns()
+        for buf, k, first in batches:
+            insp.process_raw(buf, k, first, wanted, on_event)
+        batch_ns = (time.perf_counter_ns() - t0) / max(n, 1)
+    finally:
+        gc.enable()
+    alerts = hits[0]
+    engine.close()
+    # per type: a fresh state, every event on its own call
+    engine, insp, wanted, batches, on_event, hits = _setup(capture, rules)
+    entries = [(e, first + i) for buf, k, first in batches for i, e in enumerate(_entries(buf, k))]
+    proc = insp.process_raw
+    clock = time.perf_counter_ns
+    empty = []
+    for _ in range(2000):
+        t0 = clock()
+        proc(b"", 0, 0, wanted, on_event)
+        empty.append(clock() - t0)
+    empty.sort()
+    base = empty[len(empty) // 2]
+    per: dict[str, list[int]] = {}
+    names = insp.event_code_names
+    gc.collect()
+    gc.disable()
+    try:
+        for (etype, one), num in entries:
+            t0 = clock()
+            proc(one, 1, num, wanted, on_event)
+            dt = clock() - t0
+            per.setdefault(names[etype] or str(etype), []).append(dt - base)
+    finally:
+        gc.enable()
+    engine.close()
+    types = {name: sum(v) / len(v) for name, v in per.items()}
+    counts = {name: len(v) for name, v in per.items()}
+    return {"batch_ns": batch_ns, "types": types, "counts": counts, "events": n, "alerts": alerts,
+            "call_ns": base}
+
+
+def _child(root: str, capture: str, rules: str) -> dict:
+    env = dict(os.environ)
+    if "PYFALCO_LIBRARY" not in env:
+        import pyfalco._native as nat
+        env["PYFALCO_LIBRARY"] = nat.lib._name
+    out = subprocess.run([sys.executable, __file__, "--_child", root, "--capture", capture, "--rules", rules],
+                         env=env, check=True, stdout=subprocess.PIPE).stdout
+    return json.loads(out)
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--capture", action="append", type=str, help="capture file (repeatable)")
+    ap.add_argument("--rules", default=str(DEFAULT_RULES))
+    ap.add_argument("--runs", type=int, default=3, help="runs per checkout (the median is shown)")
+    ap.add_argument("--compare", metavar="DIR", help="another checkout measured in the same run")
+    ap.add_argument("--record", metavar="FILE", help="record an open-heavy live capture first")
+    ap.add_argument("--seconds", type=float, default=1.0, help="length of the recorded workload")
+    ap.add_argument("--min-count", type=int, default=40, help="types with fewer events are not shown")
+    ap.add_argument("--_child", help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    if opts._child:
+        sys.path.insert(0, opts._child)
+        print(json.dumps(measure(opts.capture[0], opts.rules)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(HERE))
+    from benchutil import machine
+    if opts.record:
+        print(f"recorded {record(opts.record, opts.seconds)} events in {opts.record}", file=sys.stderr)
+    captures = opts.capture or ([opts.record] if opts.record else [str(p) for p in DEFAULT_CAPTURES])
+    roots = [("this tree", str(ROOT))] + ([("compare", str(Path(opts.compare).resolve()))] if opts.compare else [])
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
+    for capture in captures:
+        runs: dict[str, list[dict]] = {label: [] for label, _ in roots}
+        for _ in range(opts.runs):   # interleaved, so a change of load hits both alike
+            for label, root in roots:
+                runs[label].append(_child(root, capture, opts.rules))
+        first = runs["this tree"][0]
+        print(f"\ncapture: {Path(capture).name}: {first['events']} events, {first['alerts']} rule hits"
+              + ("" if not opts.compare else
+                 f" (compare: {runs['compare'][0]['alerts']})"))
+        cols = [label for label, _ in roots][::-1]
+        print("| event type | events | " + " | ".join(f"{c} ns/event" for c in cols)
+              + (" | ratio |" if opts.compare else " |"))
+        print("|---|---:|" + "---:|" * len(cols) + ("---:|" if opts.compare else ""))
+        shown = [t for t, c in sorted(first["counts"].items(), key=lambda kv: -kv[1]) if c >= opts.min_count]
+        shown = [t for t in HOT if t in shown] + [t for t in shown if t not in HOT]
+        rows = [(t, first["counts"][t], {c: _median([r["types"].get(t, 0.0) for r in runs[c]]) for c in cols})
+                for t in shown]
+        rows.append(("all (batches)", first["events"], {c: _median([r["batch_ns"] for r in runs[c]]) for c in cols}))
+        for t, count, vals in rows:
+            line = f"| {t} | {count} | " + " | ".join(f"{vals[c]:,.0f}" for c in cols)
+            if opts.compare:
+                line += f" | {vals['compare'] / max(vals['this tree'], 1):.2f}x"
+            print(line + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
