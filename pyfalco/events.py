@@ -276,6 +276,14 @@ def _make_decoder(code: int, n: int):
             return f"(_cstr(_r) if (_r := {raw}) else None)"
         return f"_dp({ptypes[i]}, {raw})"
 
+    def one_fixed(i: int) -> str:
+        # one integer of a run whose lengths are not all the types' sizes (a driver that leaves
+        # one parameter empty, as the modern probe does with openat's ino): the others still
+        # read in place; an empty one is None and any other length goes through decode_param,
+        # as param(i) would
+        ns[f"_f{i}"] = struct.Struct(fmts[i]).unpack_from
+        return f"(_f{i}(buf, p{i})[0] if l{i} == {struct.calcsize(fmts[i])} else ({one(i)} if l{i} else None))"
+
     in_group = {}
     for g, (a, b) in enumerate(groups):
         for k in range(a, b):
@@ -293,14 +301,14 @@ def _make_decoder(code: int, n: int):
         if first is not None and g == 0:
             lines.append(f"    if not ({cond}):")
             for k in range(a, b):
-                lines.append(f"        v{k} = {one(k)}")
+                lines.append(f"        v{k} = {one_fixed(k)}")
         else:
             ns[f"_g{g}"] = struct.Struct("<" + "".join(f[1] for f in fmts[a:b])).unpack_from
             lines.append(f"    if {cond}:")
             lines.append(f"        {', '.join(f'v{k}' for k in range(a, b))}, = _g{g}(buf, p{a})")
             lines.append("    else:")
             for k in range(a, b):
-                lines.append(f"        v{k} = {one(k)}")
+                lines.append(f"        v{k} = {one_fixed(k)}")
     lines.append("    return (" + ", ".join(f"v{i}" for i in range(n)) + ",)")
     exec(compile("\n".join(lines) + "\n", f"<decoder {info.name}/{n}>", "exec"), ns)
     return ns["dec"]
