@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import _schema
 from .errors import PyFalcoError
 from .events import ENTRY_HDR, ENTRY_SIZE, Event
+from .record import HDR_SIZE, pack_header
 from .initial_state import InitialState
 from .state.containers import ContainerInfo, ContainerManager, container_from_json
 from .state.event import InspectedEvent
@@ -557,7 +558,6 @@ class Inspector:
 
 _CONTAINER_EVENTS = frozenset(e.code for e in _schema.EVENTS if e.name == "container")
 _CONTAINER_JSON_2_E = next(e.code for e in _schema.EVENTS if e.enum == "PPME_CONTAINER_JSON_2_E")
-_HDR = struct.Struct("<QQIHI")
 _RUNTIME_TYPES = {"docker": 0, "containerd": 7, "cri-o": 6, "podman": 9}
 
 
@@ -590,14 +590,14 @@ def container_json(info: ContainerInfo) -> str:
 def container_event_record(info: ContainerInfo, ts: int) -> bytes:
     """The scap record of a container meta event (PPME_CONTAINER_JSON_2_E, tid -1, u32 length)."""
     payload = container_json(info).encode("utf-8", "surrogateescape") + b"\0"
-    length = _HDR.size + 4 + len(payload)
-    return _HDR.pack(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
+    length = HDR_SIZE + 4 + len(payload)
+    return pack_header(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
 # process_raw's kinds of event codes
 _K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED = 0, 1, 2, 3
 # a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on
 _CLOSE_RECORD = struct.Struct("<qq")
 _CLOSE_LENS = struct.pack("<HH", 8, 8)
-_CLOSE_LENS_AT = ENTRY_SIZE + 26
+_CLOSE_LENS_AT = ENTRY_SIZE + HDR_SIZE
 _CLOSE_VALS_AT = _CLOSE_LENS_AT + 4
-_CLOSE_LEN = 26 + 4 + 16
+_CLOSE_LEN = HDR_SIZE + 4 + 16

@@ -17,7 +17,6 @@ CHECKOUT = ROOT.parent
 #: the struct formats of the header, and the files that still spell them out (with the fix);
 #: the test fails when one of these no longer does (remove it here) or another one starts to
 KNOWN_COPIES = {
-    "inspector.py": "container_event_record and the close fast path: use record.HDR / record.HDR_SIZE",
     "plugins/cabi.py": "plugin event records: use record.HDR / record.HDR_SIZE",
 }
 _FORMATS = re.compile(r"""["']<(?:HHI)?QQIHI["']""")
