@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class PyFalcoError(Exception):
     """Base class of every error pyfalco raises on purpose."""
@@ -49,3 +51,16 @@ class RuleError(PyFalcoError):
 
 class ConfigError(PyFalcoError, ValueError):
     """A malformed configuration: the message names the key."""
+
+
+class UnknownFieldError(PyFalcoError, ValueError):
+    """A field name no provider knows (``ie.get("proc.nmae")``); the message suggests close names
+    (``suggestions``) and ``field`` is the name asked for."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()):
+        import difflib
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        super().__init__(f"unknown field {name!r}{hint}")
+        self.field = name
+        self.suggestions = close

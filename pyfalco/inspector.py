@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _schema
-from .errors import PyFalcoError
+from .errors import UnknownFieldError  # defined with the other exceptions; importable from here too
 from .events import ENTRY_HDR, ENTRY_SIZE, Event
 from .record import HDR_SIZE, pack_header
 from .initial_state import InitialState
@@ -41,17 +41,6 @@ log = logging.getLogger("pyfalco.state")
 
 __all__ = ["Inspector", "UnknownFieldError"]
 
-
-class UnknownFieldError(PyFalcoError, ValueError):
-    """A field name no provider knows (``ie.get("proc.nmae")``); the message suggests close names."""
-
-    def __init__(self, name: str, known: Any = ()):
-        import difflib
-        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        super().__init__(f"unknown field {name!r}{hint}")
-        self.field = name
-        self.suggestions = close
 
 _PATH_TYPES = frozenset(_schema.PT[n] for n in ("FSPATH", "FSRELPATH") if n in _schema.PT)
 _DIRFD_NAMES = ("dirfd", "olddirfd", "newdirfd", "olddir", "newdir", "linkdirfd")
