@@ -257,8 +257,16 @@ def _make_decoder(code: int, n: int):
     if first is not None:
         # the lengths and the first run in one read (checked below before use)
         a, b = first
-        ns["_L"] = struct.Struct(lenfmt + "".join(f[1] for f in fmts[a:b]))
-        lines.append(f"    {', '.join(lens + [f'v{k}' for k in range(a, b)])}, = _L.unpack_from(buf, off + {HDR_SIZE})")
+        ns["_L"] = fused = struct.Struct(lenfmt + "".join(f[1] for f in fmts[a:b]))
+        ns["_LL"] = struct.Struct(lenfmt)
+        # the fused read may run past the buffer when the run's last parameters are empty and
+        # the record ends its buffer (a batch's last event): then the lengths alone
+        lines.append(f"    if off + {HDR_SIZE + fused.size} <= len(buf):")
+        lines.append(f"        {', '.join(lens + [f'v{k}' for k in range(a, b)])}, = _L.unpack_from(buf, off + {HDR_SIZE})")
+        lines.append("        _ok = True")
+        lines.append("    else:")
+        lines.append(f"        {', '.join(lens)}, = _LL.unpack_from(buf, off + {HDR_SIZE})")
+        lines.append("        _ok = False")
     else:
         ns["_L"] = struct.Struct(lenfmt)
         lines.append(f"    {', '.join(lens)}, = _L.unpack_from(buf, off + {HDR_SIZE})")
@@ -299,7 +307,7 @@ def _make_decoder(code: int, n: int):
         sizes = [struct.calcsize(fmts[k]) for k in range(a, b)]
         cond = " and ".join(f"l{k} == {sz}" for k, sz in zip(range(a, b), sizes))
         if first is not None and g == 0:
-            lines.append(f"    if not ({cond}):")
+            lines.append(f"    if not (_ok and {cond}):")
             for k in range(a, b):
                 lines.append(f"        v{k} = {one_fixed(k)}")
         else:

@@ -86,7 +86,8 @@ def _entries(buf: bytes, count: int) -> list[tuple[int, bytes]]:
         rlen = ENTRY_HDR.unpack_from(buf, off)[2]
         etype = ENTRY_HDR.unpack_from(buf, off)[6]
         stride = (ENTRY_SIZE + rlen + 7) & ~7
-        out.append((etype, buf[off:off + stride]))
+        # padded as if another entry followed (what the event has inside a batch)
+        out.append((etype, buf[off:off + stride] + bytes(64)))
         off += stride
     return out
 
