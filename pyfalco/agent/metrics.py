@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The agent's counters: snapshots (Falco's "metrics snapshot" names) and Prometheus text.
 
-Counters are plain ints updated by the event loop (one thread); readers (the webserver thread,
-the metrics timer) only read them, so no lock sits on the event path.
+Event counts are plain ints updated by the main loop (one writer). Alerts are counted from
+every source's thread (each source runs its own loop), so the alert counters take a lock; readers
+(the webserver thread, the metrics timer) copy them under it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import threading
 import time
 from typing import Any, Callable
 
@@ -62,6 +64,7 @@ class Metrics:
         self.kernel = platform.release()
         self.n_evts = 0
         self.alerts_by_rule: dict[tuple, int] = {}     # (rule, priority, source) -> count
+        self._alerts_lock = threading.Lock()           # count_alert runs on every source's thread
         self.alerts_by_priority = [0] * 8
         self.internal_alerts = 0
         self.reloads = 0
@@ -84,9 +87,16 @@ class Metrics:
         return t.user + t.system
 
     def count_alert(self, rule: str, priority: int, source: str) -> None:
+        """Counts one alert (called from the thread of the source that produced it)."""
         key = (rule, priority, source)
-        self.alerts_by_rule[key] = self.alerts_by_rule.get(key, 0) + 1
-        self.alerts_by_priority[priority] += 1
+        with self._alerts_lock:
+            self.alerts_by_rule[key] = self.alerts_by_rule.get(key, 0) + 1
+            self.alerts_by_priority[priority] += 1
+
+    def alert_counts(self) -> tuple[dict[tuple, int], list[int]]:
+        """A consistent copy of (alerts by (rule, priority, source), alerts by priority)."""
+        with self._alerts_lock:
+            return dict(self.alerts_by_rule), list(self.alerts_by_priority)
 
     def sample(self) -> None:
         """Update the rates (events/s, CPU %) since the previous sample."""
@@ -135,8 +145,9 @@ class Metrics:
                 out["falco.memory_rss_kb"] = ru["rss"] // 1024
                 out["falco.memory_vsz_kb"] = ru["vsz"] // 1024
         if rules_counters:
-            out["falco.rules.matches_total"] = sum(self.alerts_by_rule.values())
-            for (rule, _p, _s), n in sorted(self.alerts_by_rule.items()):
+            by_rule, _ = self.alert_counts()
+            out["falco.rules.matches_total"] = sum(by_rule.values())
+            for (rule, _p, _s), n in sorted(by_rule.items()):
                 out[f"falco.rules.{rule}"] = n
         if kernel:
             st = self.capture_stats() or {}
@@ -189,11 +200,12 @@ class Metrics:
                  (("buffer", "n_drops_buffer"), ("max_event_size", "n_drops_max_event_size"),
                   ("page_faults", "n_drops_page_faults"), ("bug", "n_drops_bug"))]
         metric("falcosecurity_scap_n_drops_total", "counter", "events dropped by the driver, by reason", drops)
+        by_rule, by_priority = self.alert_counts()
         metric("falcosecurity_falco_rules_matches_total", "counter", "alerts by rule",
                [({"rule_name": r, "priority": PRIORITY_NAMES[p], "source": s}, n)
-                for (r, p, s), n in sorted(self.alerts_by_rule.items())])
+                for (r, p, s), n in sorted(by_rule.items())])
         metric("falcosecurity_falco_alerts_by_priority_total", "counter", "alerts by priority",
-               [({"priority": PRIORITY_NAMES[i]}, n) for i, n in enumerate(self.alerts_by_priority)])
+               [({"priority": PRIORITY_NAMES[i]}, n) for i, n in enumerate(by_priority)])
         outs = self.outputs
         if outs is not None:
             cnt = outs.counters()
