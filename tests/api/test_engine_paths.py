@@ -3,7 +3,8 @@
 (Capture.next_raw_batch -> Inspector.process_raw, only the events some rule can match decoded)
 and the per-event path (every Event parsed by Inspector.process, matched by Ruleset.match), on
 every shared capture, with pyfalco's default rules, Falco's stable rules and a broad ruleset whose
-conditions hold often (many alerts, fields shared between rules, fds read after later closes)."""
+conditions hold often (many alerts, fields shared between rules, fds read after later closes);
+with Falco's "first" rule matching too, and the state engine's counters equal at the end."""
 
 from __future__ import annotations
 
@@ -53,20 +54,34 @@ RULES = {"broad": BROAD, "default": ROOT / "rules" / "pyfalco_rules.yaml",
          "stable": ROOT.parent / "shared" / "rules" / "falco_rules.yaml"}
 
 
-def _alerts(capture: Path, rules, batch: bool) -> tuple[list, int]:
+def _alerts(capture: Path, rules, batch: bool, matching: str = "all") -> tuple[list, int]:
+    return _run(capture, rules, batch, matching)[:2]
+
+
+def _run(capture: Path, rules, batch: bool, matching: str) -> tuple[list, int, dict]:
     engine = pyfalco.Engine(rules, capture=pyfalco.Capture("replay", capture_file=str(capture)),
-                            rule_matching="all", batch=batch)
+                            rule_matching=matching, batch=batch)
     with engine:
         got = [(a.rule, a.time_ns, a.priority, a.source, a.message, a.fields) for a in engine.alerts()]
-    return got, engine.n_events
+        stats = engine.inspector.stats()
+    return got, engine.n_events, stats
 
 
 @pytest.mark.parametrize("rules", sorted(RULES))
 @pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
 def test_batch_and_per_event_paths_give_the_same_alerts(capture, rules):
-    batch, n_batch = _alerts(capture, RULES[rules], batch=True)
-    single, n_single = _alerts(capture, RULES[rules], batch=False)
+    batch, n_batch, st_batch = _run(capture, RULES[rules], True, "all")
+    single, n_single, st_single = _run(capture, RULES[rules], False, "all")
     assert n_batch == n_single
+    assert batch == single
+    assert st_batch == st_single      # the same state: threads, fds, users seen by both
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
+def test_first_match_is_the_same_on_both_paths(capture):
+    """Falco's default "first": the batch path's per-code matchers stop at the same rule."""
+    batch, _ = _alerts(capture, BROAD, batch=True, matching="first")
+    single, _ = _alerts(capture, BROAD, batch=False, matching="first")
     assert batch == single
 
 
