@@ -10,24 +10,52 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
+import struct
 import time
 import weakref
-from typing import TYPE_CHECKING
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _native, _schema
-from .errors import CaptureClosedError, CaptureFileError, NativeError
+from .errors import CaptureClosedError, DriverUnavailableError
 from .events import Event, split_batch
 from .syscalls import STATE_SET
 
 if TYPE_CHECKING:
     from .initial_state import InitialState
 
-if TYPE_CHECKING:
-    from .kfilter import KernelFilter
-
 log = logging.getLogger("pyfalco.native")
+
+#: the kernel-side filter's spec (libpyfalco/include/pyfalco/kfilter.h): its magic, and a spec
+#: that turns the filter off (the header with no event type on and no pattern). pyfalco.kfilter
+#: derives the others from rules.
+KF_SPEC_MAGIC = 0x464B4650
+KF_SPEC_OFF = struct.pack("<IIII", KF_SPEC_MAGIC, 0, 0, 0)
+
+
+class KernelFilterSpec(Protocol):
+    """What :meth:`Capture.set_kernel_filter` installs: ``spec()`` the binary form
+    (``pyfalco.kfilter.KernelFilter`` is one)."""
+
+    def spec(self) -> bytes: ...
+
+
+_KF_FUNCS: dict[str, Any] = {}
+
+
+def _kf_fn(name: str) -> Any:
+    """A kernel-filter function of libpyfalco, bound on first use (None in a libpyfalco built
+    before the filter existed)."""
+    if name not in _KF_FUNCS:
+        fn = getattr(_native.lib, name, None)
+        if fn is not None:
+            if name == "pyfalco_capture_set_kernel_filter":
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+            else:
+                fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint32]
+            fn.restype = ctypes.c_int
+        _KF_FUNCS[name] = fn
+    return _KF_FUNCS[name]
 
 #: syscalls captured when the caller does not choose: everything the drivers decode except the
 #: plain I/O syscalls (read/write), which Falco also ignores by default (`falco -i`), and
@@ -141,14 +169,8 @@ class Capture:
         self._count = ctypes.c_uint32()
 
     def _check(self, rc: int, what: str) -> int:
-        """_native.check, with a replay engine's file errors as CaptureFileError."""
-        try:
-            return _native.check(rc, self._handle, what)
-        except NativeError as err:
-            if self.engine == "replay" and err.errno in (errno.EINVAL, errno.EIO, errno.ENOTSUP, errno.ENOENT,
-                                                         errno.ENOMEM):
-                raise CaptureFileError(err.strerror) from err
-            raise
+        """_native.check (the one error translation), a replay's input errors as CaptureFileError."""
+        return _native.check(rc, self._handle, what, file=self.engine == "replay")
 
     # -- lifecycle
     @property
@@ -267,17 +289,28 @@ class Capture:
         return self.events()
 
     # -- statistics and metadata
-    def set_kernel_filter(self, kf: "KernelFilter | None") -> None:
+    def set_kernel_filter(self, kf: KernelFilterSpec | None) -> None:
         """Installs a kernel-side filter (a ``pyfalco.kfilter.KernelFilter``, derived from the
-        rules by ``pyfalco.kfilter.derive``; modern_ebpf only); None turns it off."""
-        from pyfalco import kfilter
-        kfilter.apply(self._h(), kf)
+        rules by ``pyfalco.kfilter.derive``; modern_ebpf only); None turns it off. Raises
+        DriverUnavailableError (ENOTSUP) for other engines or a libpyfalco without the filter."""
+        h = self._h()
+        fn = _kf_fn("pyfalco_capture_set_kernel_filter")
+        if fn is None:
+            raise DriverUnavailableError(errno.ENOTSUP, "this libpyfalco has no kernel filter (rebuild it)")
+        spec = KF_SPEC_OFF if kf is None else kf.spec()
+        _native.check(fn(h, spec, len(spec)), h, "installing the kernel filter")
         self.kernel_filter = kf
 
     def kernel_filter_stats(self) -> dict[str, int]:
-        """What the kernel-side filter dropped: ``{"opens": n, "closes": n}``."""
-        from pyfalco import kfilter
-        return kfilter.stats(self._h())
+        """What the kernel-side filter dropped: ``{"opens": n, "closes": n}`` (``{}`` with a
+        libpyfalco without the filter)."""
+        h = self._h()
+        fn = _kf_fn("pyfalco_capture_kernel_filter_stats")
+        if fn is None:
+            return {}
+        out = (ctypes.c_uint64 * 2)()
+        _native.check(fn(h, out, 2), h, "reading the kernel filter statistics")
+        return {"opens": out[0], "closes": out[1]}
 
     def stats(self) -> dict[str, int]:
         """Counters: events, drops by reason (ring buffer full, too large, ...), skipped records."""

@@ -36,7 +36,6 @@ dropped, and only when no rule selects close events.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import struct
 from dataclasses import dataclass, field
@@ -44,13 +43,14 @@ from typing import Any, Iterable, Sequence
 
 from pyfalco.rules import nodes as n
 
-__all__ = ["KernelFilter", "derive", "apply", "stats", "fnv1a64", "OPEN_TYPES",
+__all__ = ["KernelFilter", "derive", "fnv1a64", "OPEN_TYPES",
            "KF_OPEN", "KF_OPENAT", "KF_OPENAT2", "KF_CLOSE"]
 
 # keep in sync with libpyfalco/include/pyfalco/kfilter.h and driver/filter.bpf.h
 KF_OPEN, KF_OPENAT, KF_OPENAT2, KF_CLOSE = 1, 2, 4, 8
 EXACT, PREFIX, DIR, BASE = 1, 2, 3, 4
 ANY = 1 << 31
+# pyfalco.capture.KF_SPEC_MAGIC (the capture installs the spec; this module loads without libpyfalco)
 MAGIC = 0x464B4650
 _TYPE_BITS = {"open": KF_OPEN, "openat": KF_OPENAT, "openat2": KF_OPENAT2}
 OPEN_TYPES = frozenset(_TYPE_BITS)
@@ -545,50 +545,6 @@ def _clauses_text(clauses: list) -> str:
         parts.append(" and ".join(bits))
     more = f" (+{len(clauses) - 6} more)" if len(clauses) > 6 else ""
     return "opens with " + "; ".join(parts) + more
-
-
-# ---- libpyfalco ---------------------------------------------------------------------------------
-
-_BOUND: dict = {}
-
-
-def _fn(name: str):
-    """The library function, bound on first use (an older libpyfalco has none: ENOTSUP)."""
-    from pyfalco import _native
-    lib = _native.lib
-    if name not in _BOUND:
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            if name == "pyfalco_capture_set_kernel_filter":
-                fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-            else:
-                fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint32]
-            fn.restype = ctypes.c_int
-        _BOUND[name] = fn
-    return _BOUND[name]
-
-
-def apply(handle: Any, kf: KernelFilter | None) -> None:
-    """Install ``kf`` (None: turn the filter off) on a libpyfalco capture handle. Raises
-    NativeError (ENOTSUP for engines other than modern_ebpf)."""
-    from pyfalco import _native
-    from pyfalco.errors import DriverUnavailableError
-    fn = _fn("pyfalco_capture_set_kernel_filter")
-    if fn is None:
-        raise DriverUnavailableError(errno.ENOTSUP, "this libpyfalco has no kernel filter (rebuild it)")
-    spec = (kf if kf is not None else KernelFilter()).spec()
-    _native.check(fn(handle, spec, len(spec)), handle, "installing the kernel filter")
-
-
-def stats(handle: Any) -> dict[str, int]:
-    """What the driver dropped: ``{"opens": n, "closes": n}``."""
-    from pyfalco import _native
-    fn = _fn("pyfalco_capture_kernel_filter_stats")
-    if fn is None:
-        return {}
-    out = (ctypes.c_uint64 * 2)()
-    _native.check(fn(handle, out, 2), handle, "reading the kernel filter statistics")
-    return {"opens": out[0], "closes": out[1]}
 
 
 def _append_fields(cfg: dict) -> list[str]:
