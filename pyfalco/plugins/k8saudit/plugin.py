@@ -139,7 +139,9 @@ class K8sAuditPlugin(Plugin):
         url = urlsplit(params)
         if url.scheme in ("http", "https"):
             try:
-                port = url.port or (443 if url.scheme == "https" else 80)
+                port = url.port
+                if port is None:    # no port given; ':0' asks for a free port, it is not "none"
+                    port = 443 if url.scheme == "https" else 80
             except ValueError as exc:
                 raise PluginError(self.name, f"open_params {params!r}: {exc}") from None
             hook = AuditWebhook(url.hostname or "", port, url.path or "/",
