@@ -43,7 +43,8 @@ from typing import Any, Callable, Iterable, Sequence
 # tags, time_ns, source, and who caused it (pid, tid, ancestors, container_id)
 from pyfalco.outputs.alert import Alert
 
-__all__ = ["Alert", "DetectionSession", "Watch", "replay", "default_rules_path", "DetectionError"]
+__all__ = ["Alert", "DetectionSession", "Watch", "replay", "default_rules_path", "default_k8s_rules_path",
+           "k8saudit_plugins", "DetectionError"]
 
 log = logging.getLogger("pyfalco.testing")
 
@@ -67,6 +68,25 @@ def default_rules_path() -> str:
         raise FileNotFoundError("pyfalco's default rules (pyfalco/data/pyfalco_rules.yaml) are missing from this "
                                 "installation; reinstall pyfalco or pass rules explicitly")
     return path
+
+
+def default_k8s_rules_path() -> str:
+    """pyfalco's default Kubernetes audit rules (pyfalco_k8s_audit_rules.yaml, next to the default
+    ruleset)."""
+    from pyfalco.agent.config import PACKAGED_K8S_RULES, packaged_path
+    path = packaged_path(PACKAGED_K8S_RULES)
+    if path is None:
+        raise FileNotFoundError("pyfalco's default k8s audit rules (pyfalco/data/pyfalco_k8s_audit_rules.yaml) are "
+                                "missing from this installation; reinstall pyfalco or pass rules explicitly")
+    return path
+
+
+def k8saudit_plugins(open_params: str = "http://127.0.0.1:0/k8s-audit") -> list[dict]:
+    """The ``plugins`` entries of the Kubernetes audit source, as a Falco configuration has them:
+    the built-in ``k8saudit`` (``open_params``: a webhook URL, port 0 = a free port, or a file
+    of audit events) and the ``json`` extractor."""
+    return [{"name": "k8saudit", "library_path": "libk8saudit.so", "init_config": "", "open_params": open_params},
+            {"name": "json", "library_path": "libjson.so", "init_config": ""}]
 
 
 Scope = Callable[[Alert], bool]

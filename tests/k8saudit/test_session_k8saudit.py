@@ -10,6 +10,8 @@ import json
 import socket
 import subprocess
 import sys
+import textwrap
+from importlib import metadata
 
 import pytest
 
@@ -30,6 +32,7 @@ def k8s_session():
 def test_generator_actions_fire_in_a_watch(k8s_session):
     url = k8s_session.webhook_url("k8s_audit")
     assert url.startswith("http://127.0.0.1:") and url.endswith("/k8s-audit")
+    assert int(url.split(":")[2].split("/")[0]) >= 1024     # port 0: a free port, not http's 80
     with k8s_session.watch() as w:
         gen.run_k8s_action(gen.K8S_ACTIONS["k8saudit.privileged_pod"], url)
     hits = w.assert_fired("Create Privileged Pod", count=1)
@@ -77,3 +80,45 @@ def test_a_file_source_and_a_bad_plugin(tmp_path):
                              plugins=[dict(K8S, open_params=f"http://127.0.0.1:{taken}/k8s-audit"), JSON]).start()
     with pytest.raises(ValueError, match="engine=None needs plugins"):
         DetectionSession([str(DEFAULT_K8S_RULES)], engine=None).start()
+
+
+SAMPLE = '''
+import os
+import subprocess
+import sys
+
+
+def test_privileged_pod_is_detected(falco_k8saudit):
+    assert os.environ["PYFALCO_K8S_AUDIT_URL"].startswith("http://127.0.0.1:")
+    # the generator posts to $PYFALCO_K8S_AUDIT_URL: the session's webhook
+    subprocess.run([sys.executable, "-m", "pyfalco.generator", "run", "k8saudit.privileged_pod"], check=True)
+    hits = falco_k8saudit.assert_fired("Create Privileged Pod", count=1)
+    assert hits[0].source == "k8s_audit"
+    falco_k8saudit.assert_not_fired("Attach/Exec Pod")
+
+
+def test_the_next_window_is_empty(falco_k8saudit):
+    falco_k8saudit.assert_no_alerts()
+
+
+def test_exec_is_detected(falco_k8saudit):
+    subprocess.run([sys.executable, "-m", "pyfalco.generator", "run", "k8saudit.exec_pod"], check=True)
+    falco_k8saudit.assert_fired_only("Attach/Exec Pod")
+'''
+
+
+def _plugin_args() -> list[str]:
+    eps = metadata.entry_points()
+    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
+    return [] if any(ep.value.startswith("pyfalco.testing") for ep in group) else ["-p", "pyfalco.testing.plugin"]
+
+
+def test_pytest_fixture_in_another_project(tmp_path):
+    """The pytest plugin's falco_k8saudit fixture in a separate pytest run, as another project
+    uses it (no root needed): three tests, the generator's actions posted through the CLI."""
+    (tmp_path / "test_k8s_sample.py").write_text(textwrap.dedent(SAMPLE))
+    cp = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_plugin_args(),
+                         str(tmp_path / "test_k8s_sample.py")],
+                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert cp.returncode == 0, cp.stdout[-4000:] + cp.stderr[-2000:]
+    assert "3 passed" in cp.stdout
