@@ -25,7 +25,7 @@ from .cgroups import container_from_cgroups
 from .event import InspectedEvent
 from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
-from .threads import Proc, Thread, ThreadTable
+from .threads import Proc, Thread, ThreadTable, _split_nul
 
 log = logging.getLogger("pyfalco.state")
 
@@ -398,7 +398,6 @@ class StateParser:
             t.exe = exe
         args = p.get("args")
         if args is not None:
-            from .threads import _split_nul
             t.args = _split_nul(args)
             t.reset_strings()
         cwd = p.get("cwd")
@@ -439,7 +438,6 @@ class StateParser:
             self.table._unlink(t)
             t.ptid = ptid
             self.table._link(t)
-        from .threads import _split_nul
         exe = p.get("exe")
         t.exe = exe if exe is not None else t.exe
         t.args = _split_nul(p.get("args"))

@@ -42,6 +42,9 @@ def _split_nul(raw: bytes | None) -> tuple[str, ...]:
     return tuple(i.decode("utf-8", "surrogateescape") for i in items)
 
 
+#: Thread.set_cgroups's parsed lists by their raw bytes (immutable tuples, shared)
+_CGROUPS_CACHE: dict[bytes, tuple] = {}
+
 #: libs' names for some cgroup subsystems (sinsp_threadinfo::set_cgroups): the kernel's cgroup v2
 #: "io" is v1's "blkio", and "perf"/"mem" are short forms
 _SUBSYS_NAMES = {"perf": "perf_event", "mem": "memory", "io": "blkio"}
@@ -151,12 +154,20 @@ class Thread:
     def set_cgroups(self, raw: bytes | None) -> None:
         if raw is None:
             return
-        out = []
-        for item in _split_nul(raw):
-            subsys, sep, path = item.partition("=")
-            if sep:
-                out.append((cgroup_subsys_name(subsys), path))
-        self.cgroups = tuple(out)
+        raw = bytes(raw)
+        # the same few cgroup lists come with every clone and execve: parsed once each
+        hit = _CGROUPS_CACHE.get(raw)
+        if hit is None:
+            out = []
+            for item in _split_nul(raw):
+                subsys, sep, path = item.partition("=")
+                if sep:
+                    out.append((cgroup_subsys_name(subsys), path))
+            hit = tuple(out)
+            if len(_CGROUPS_CACHE) > 4096:
+                _CGROUPS_CACHE.clear()
+            _CGROUPS_CACHE[raw] = hit
+        self.cgroups = hit
 
     def cgroup(self, subsys: str) -> str | None:
         for s, p in self.cgroups:
