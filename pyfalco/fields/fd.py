@@ -30,9 +30,14 @@ def _uses_fd(ie: FieldEvent) -> bool:
     return ie.thread is not None and ie.evt.type in _USES_FD
 
 
+#: connect's exit events (the codes whose name is "connect" and direction "<")
+_CONNECT_EXITS = frozenset(e.code for e in EVENTS if e.name == "connect" and e.code & 1)
+
+
 def _connect_failed(ie: FieldEvent) -> bool:
     evt = ie.evt
-    if evt.name != "connect" or not evt.type & 1:
+    # by code: fd.name runs this for every event a rule reads it on (evt.name is a table lookup)
+    if evt.type not in _CONNECT_EXITS:
         return False
     res = evt.get("res")
     return isinstance(res, int) and res < 0
