@@ -149,8 +149,9 @@ class DetectionSession:
     ``DetectionSession(rules=None, *, engine="modern_ebpf", capture_file=None, syscalls=None,
     rule_matching="all", record=None, enable=(), disable=(), buffer_bytes=None, plugins=())``
 
-    * ``rules``: rules file paths and/or rules text (default: pyfalco's default ruleset); a
-      ruleset with errors raises :class:`pyfalco.RulesLoadError` at start;
+    * ``rules``: rules file paths and/or rules text (default: pyfalco's default ruleset, plus its
+      k8s audit rules with a ``k8s_audit`` plugin source, without the syscall rules when
+      ``engine=None``); a ruleset with errors raises :class:`pyfalco.RulesLoadError` at start;
     * ``engine``: ``"modern_ebpf"`` (live, root), ``"kmod"`` or ``"replay"`` (``capture_file``),
       or None for no syscall source (plugin sources only);
     * ``plugins``: Falco ``plugins:`` entries (``name``, ``library_path``, ``init_config``,
@@ -170,6 +171,7 @@ class DetectionSession:
                  enable: Sequence[str] = (), disable: Sequence[str] = (), buffer_bytes: int | None = None,
                  plugins: Any = ()):
         self.rules_sources = _as_rules_sources(rules)
+        self._default_rules = rules is None
         self.engine = "replay" if capture_file is not None and engine == "modern_ebpf" else engine
         if isinstance(plugins, (str, bytes)) or (isinstance(plugins, dict)):
             raise TypeError("plugins: expected a list of plugins entries (dicts) or a PluginSet")
@@ -243,6 +245,11 @@ class DetectionSession:
         if self.plugins is not None:
             sources = self.plugins.event_sources(self.plugins.providers())
             options["plugins"] = self.plugins.versions()
+            if self._default_rules:
+                # as the agent: the default k8s audit rules with a k8s_audit source, the syscall
+                # ones with a syscall source
+                self.rules_sources = ([default_rules_path()] if self.engine is not None else []) + \
+                    ([default_k8s_rules_path()] if any(s.source == "k8s_audit" for s in sources) else [])
         try:
             # the inspector is bound to the capture at start(): the rules decide what it captures
             self._engine = Engine(None, inspector=Inspector(None) if self.engine is not None else None,

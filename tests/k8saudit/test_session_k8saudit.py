@@ -61,6 +61,17 @@ def test_every_action_through_the_cli(k8s_session):
             w.assert_fired(rule)
 
 
+def test_default_rules_with_the_k8s_audit_source():
+    """rules=None with a k8s_audit source loads pyfalco's default k8s audit rules (engine=None:
+    those alone), as the agent does."""
+    from pyfalco.testing import default_k8s_rules_path, k8saudit_plugins
+    with DetectionSession(engine=None, plugins=k8saudit_plugins()) as falco:
+        assert falco.rules_sources == [default_k8s_rules_path()]
+        with falco.watch() as w:
+            gen.run_k8s_action(gen.K8S_ACTIONS["k8saudit.kube_system_pod"], falco.webhook_url())
+        w.assert_fired_only("Pod Created in Kube Namespace")
+
+
 def test_a_file_source_and_a_bad_plugin(tmp_path):
     f = tmp_path / "audit.jsonl"
     f.write_text("\n".join(json.dumps(e) for e in gen.exec_pod(name="from-file")) + "\n")
