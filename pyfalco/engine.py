@@ -264,7 +264,8 @@ class SourceEvaluator:
 
     def evaluate(self, evt: Any, ts: int | None = None) -> None:
         """Matches one event and delivers its alerts (the per-event path)."""
-        hook = self.engine.event_hook
+        # the event hook sees syscall events only (its users read evt.name, evt.record, ...)
+        hook = self.engine.event_hook if self.source == "syscall" else None
         if hook is not None and (self.hook_types is None or self.hook_types[_code_of(evt)]) and hook(evt):
             return
         ruleset = self.ruleset

@@ -99,6 +99,20 @@ def test_syscall_source_and_another_together():
     assert engine.ended and src.closed == 1
 
 
+def test_the_event_hook_sees_syscall_events_only():
+    """An event hook for every event (no types: pyfalco.testing's recording) gets the capture's
+    events, never another source's; both sources' rules still see theirs."""
+    src = Logins(RECORDS)
+    got, hooked = [], []
+    engine = pyfalco.Engine([LOGIN_RULES, ETC_RULES], capture=pyfalco.Capture("replay", capture_file=str(CURL)),
+                            sources=[src], on_alert=got.append, batch=False)
+    engine.set_event_hook(lambda ie: hooked.append(type(ie).__name__) and False)
+    with engine:
+        engine.run()
+    assert hooked and set(hooked) == {"InspectedEvent"} and len(hooked) == engine.events_by_source["syscall"]
+    assert sorted({a.source for a in got}) == ["logins", "syscall"]
+
+
 def test_a_failing_source_is_an_error_of_the_loop():
     src = Logins(RECORDS * 10, fail_after=1)
     engine = pyfalco.Engine(LOGIN_RULES, sources=[src])
