@@ -162,7 +162,8 @@ class DetectionSession:
     * ``syscalls``: what to capture (default: the rules' syscalls plus the state set, as the agent);
     * ``rule_matching``: ``"all"`` reports every matching rule per event (Falco's default is
       ``"first"``, which hides later rules behind the first match);
-    * ``record``: a path to write the live capture to (a .scap file ``replay()`` reads back);
+    * ``record``: a path to write the live capture to (a .scap file ``replay()`` reads back; syscall
+      events: plugin sources are not recorded);
     * ``enable``/``disable``: rule name patterns (``*`` wildcards) to switch on/off after loading.
     """
 
