@@ -18,14 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from pyfalco.plugins.api import FieldSpec, Plugin, PluginError, PluginEvent
-from pyfalco.plugins.k8saudit.fields import as_text
-from pyfalco.plugins.k8saudit.plugin import event_doc
+from pyfalco.plugins.api import FieldSpec, Plugin, PluginEvent
+from pyfalco.plugins.k8saudit.fields import MISSING, as_text, walk
+from pyfalco.plugins.k8saudit.plugin import cached_extract, event_doc
 
 __all__ = ["JsonPlugin", "json_pointer", "indent_json"]
 
-_MISSING = object()
-_UNSET = object()
 
 
 def json_pointer(text: str) -> tuple[str, ...]:
@@ -70,23 +68,6 @@ def indent_json(text: str, indent: str = "  ") -> str:
     return "".join(out)
 
 
-def _walk(doc: Any, tokens: tuple[str, ...]) -> Any:
-    v = doc
-    for t in tokens:
-        if isinstance(v, dict):
-            v = v.get(t, _MISSING)
-            if v is _MISSING:
-                return _MISSING
-        elif isinstance(v, list) and t.isdigit():
-            i = int(t)
-            if i >= len(v):
-                return _MISSING
-            v = v[i]
-        else:
-            return _MISSING
-    return v
-
-
 class JsonPlugin(Plugin):
     """The json plugin: extraction only, for every source."""
 
@@ -129,8 +110,8 @@ class JsonPlugin(Plugin):
                 doc = event_doc(evt)
                 if doc is None:
                     return None
-                v = _walk(doc, tokens)
-                return None if v is _MISSING else as_text(v)
+                v = walk(doc, tokens)
+                return None if v is MISSING else as_text(v)
         elif kind in ("obj", "rawtime"):
             if arg is not None:
                 raise ValueError(f"field '{field}' does not take an argument")
@@ -150,18 +131,4 @@ class JsonPlugin(Plugin):
         return getter
 
     def extract(self, evt: PluginEvent, field: str, arg: str | None) -> Any:
-        key = (field, arg)
-        # rules ask for the same few fields many times per event: values are kept on the event
-        cache = getattr(evt, "cache", None)
-        if cache is not None:
-            value = cache.get(key, _UNSET)
-            if value is not _UNSET:
-                return value
-        try:
-            getter = self._getters.get(key) or self.compile_extractor(field, arg)
-        except (KeyError, ValueError) as exc:
-            raise PluginError(self.name, str(exc)) from None
-        value = getter(evt)
-        if cache is not None:
-            cache[key] = value
-        return value
+        return cached_extract(self, evt, field, arg)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["KaField", "KA_FIELDS", "compile_field", "as_text", "FieldArgError"]
 
 _MISSING = object()
+MISSING = _MISSING           # what walk() returns for an absent key
 _NA = None
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 Getter = Callable[[dict], Any]
@@ -57,8 +58,9 @@ def as_text(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
-def _get(doc: Any, keys: tuple) -> Any:
-    """Walk ``keys`` (object keys; numeric keys index arrays, as fastjson's Get); _MISSING if absent."""
+def walk(doc: Any, keys: tuple) -> Any:
+    """Walk ``keys`` (object keys; numeric keys index arrays, as fastjson's Get); MISSING if absent
+    (the json plugin's pointers walk the same way)."""
     v = doc
     for k in keys:
         if isinstance(v, dict):
@@ -130,7 +132,7 @@ def _all_or_na(values: list | None) -> tuple | None:
 def _scalar(*keys: str) -> Callable[[Any], Getter]:
     def make(arg: Any) -> Getter:
         def get(doc: dict) -> Any:
-            v = _get(doc, keys)
+            v = walk(doc, keys)
             return _NA if v is _MISSING else as_text(v)
         return get
     return make
@@ -139,7 +141,7 @@ def _scalar(*keys: str) -> Callable[[Any], Getter]:
 def _scalar_list(*keys: str) -> Callable[[Any], Getter]:
     def make(arg: Any) -> Getter:
         def get(doc: dict) -> Any:
-            v = _get(doc, keys)
+            v = walk(doc, keys)
             if not isinstance(v, list) or not v:
                 return _NA
             return tuple(as_text(x) for x in v)
@@ -213,9 +215,9 @@ def _effective(kind: str, key: str) -> Callable[[Any], Getter]:
     """The id every container starts with: its own securityContext value, else the pod's, else 0."""
     def make(index: Any) -> Getter:
         def get(doc: dict) -> Any:
-            pod = _get(doc, ("requestObject", "spec", "securityContext", key))
+            pod = walk(doc, ("requestObject", "spec", "securityContext", key))
             default = "0" if pod is _MISSING else as_text(pod)
-            per = _get(doc, ("requestObject", "spec", kind))
+            per = walk(doc, ("requestObject", "spec", kind))
             if not isinstance(per, list):
                 return _NA
             if index is not None:
@@ -224,7 +226,7 @@ def _effective(kind: str, key: str) -> Callable[[Any], Getter]:
                 per = per[index:index + 1]
             out = []
             for c in per:
-                v = _get(c, ("securityContext", key)) if isinstance(c, dict) else _MISSING
+                v = walk(c, ("securityContext", key)) if isinstance(c, dict) else _MISSING
                 out.append(default if v is _MISSING else as_text(v))
             return _tup(out)
         return get
@@ -263,7 +265,7 @@ def _items(*keys: str) -> Callable[[Any], Getter]:
     """Each element of the array at ``keys`` (or element ``index``) as text."""
     def make(index: Any) -> Getter:
         def get(doc: dict) -> Any:
-            v = _get(doc, keys)
+            v = walk(doc, keys)
             if not isinstance(v, list):
                 return _NA
             if index is not None:
@@ -275,7 +277,7 @@ def _items(*keys: str) -> Callable[[Any], Getter]:
 
 def _uri_param(key: Any) -> Getter:
     def get(doc: dict) -> Any:
-        uri = _get(doc, ("requestURI",))
+        uri = walk(doc, ("requestURI",))
         if uri is _MISSING:
             return _NA
         try:
@@ -323,7 +325,7 @@ def _volume_types(index: Any) -> Getter:
 def _subjects(kind: str, with_ns: bool = False) -> Callable[[Any], Getter]:
     def make(arg: Any) -> Getter:
         def get(doc: dict) -> Any:
-            subs = _get(doc, ("requestObject", "subjects"))
+            subs = walk(doc, ("requestObject", "subjects"))
             if not isinstance(subs, list):
                 return _NA
             out = []

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pyfalco.plugins.api import FieldSpec, Plugin, PluginError, PluginEvent, PluginInstance
 
-from .fields import KA_FIELDS, FieldArgError, compile_field
+from .fields import KA_FIELDS, compile_field
 from .payload import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_EVENT_SIZE, PayloadError, parse_payload
 from .webhook import AuditWebhook, parse_header_fields
 
@@ -175,21 +175,7 @@ class K8sAuditPlugin(Plugin):
         return getter
 
     def extract(self, evt: PluginEvent, field: str, arg: str | None) -> Any:
-        key = (field, arg)
-        # rules ask for the same few fields many times per event: values are kept on the event
-        cache = getattr(evt, "cache", None)
-        if cache is not None:
-            value = cache.get(key, _UNSET)
-            if value is not _UNSET:
-                return value
-        try:
-            getter = self._getters.get(key) or self.compile_extractor(field, arg)
-        except (KeyError, FieldArgError) as exc:
-            raise PluginError(self.name, str(exc)) from None
-        value = getter(evt)
-        if cache is not None:
-            cache[key] = value
-        return value
+        return cached_extract(self, evt, field, arg)
 
     def event_to_string(self, evt: PluginEvent) -> str:
         return bytes(evt.data).decode("utf-8", "replace")
@@ -303,3 +289,22 @@ class FileInstance(PluginInstance):
     def close(self) -> None:
         self._iter = None
 
+
+def cached_extract(plugin: Any, evt: PluginEvent, field: str, arg: str | None) -> Any:
+    """``plugin.extract`` of the built-in JSON plugins: the compiled getter of (field, arg), its
+    value kept on the event (rules ask for the same few fields many times per event). A plugin
+    without the field or with a bad argument raises PluginError naming it."""
+    key = (field, arg)
+    cache = getattr(evt, "cache", None)
+    if cache is not None:
+        value = cache.get(key, _UNSET)
+        if value is not _UNSET:
+            return value
+    try:
+        getter = plugin._getters.get(key) or plugin.compile_extractor(field, arg)
+    except (KeyError, ValueError) as exc:      # FieldArgError is a ValueError
+        raise PluginError(plugin.name, str(exc)) from None
+    value = getter(evt)
+    if cache is not None:
+        cache[key] = value
+    return value
