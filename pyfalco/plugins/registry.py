@@ -71,7 +71,11 @@ def _import_dotted(spec: str, label: str) -> Any:
 
 def _entry_point(name: str) -> Any:
     from importlib.metadata import entry_points
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    try:
+        eps = entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:    # Python 3.9 (PyPy 3.9 too): no selection, a dict of groups
+        eps = entry_points().get(ENTRY_POINT_GROUP, ())
+    for ep in eps:
         if ep.name == name:
             return ep
     return None
