@@ -39,7 +39,7 @@ DEFAULT_CONFIG_PATHS = ("/etc/pyfalco/pyfalco.yaml",)
 #: file names of the packaged defaults (pyfalco/data/ in a wheel)
 PACKAGED_CONFIG = "pyfalco.yaml"
 PACKAGED_RULES = "pyfalco_rules.yaml"
-#: the default Kubernetes audit rules, next to them (skipped with a warning without a k8s_audit source)
+#: the default Kubernetes audit rules, next to them (not in the packaged rules_files: they go with the k8saudit plugin)
 PACKAGED_K8S_RULES = "pyfalco_k8s_audit_rules.yaml"
 
 _PKG = Path(__file__).resolve().parents[1]

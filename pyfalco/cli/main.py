@@ -516,7 +516,8 @@ def _plugin_actions(args: argparse.Namespace, plugins: Any, json_out: bool) -> i
 
 def _print_default_config() -> int:
     """The packaged default configuration, its relative default-rules entries made absolute so the
-    text works wherever it is saved (e.g. as /etc/pyfalco/pyfalco.yaml)."""
+    text works wherever it is saved (e.g. as /etc/pyfalco/pyfalco.yaml); commented-out entries
+    too (the k8s audit rules line), so uncommenting one works as well."""
     import re
     from pyfalco.agent.config import PACKAGED_CONFIG, PACKAGED_K8S_RULES, PACKAGED_RULES, packaged_path
     path = packaged_path(PACKAGED_CONFIG)
@@ -528,7 +529,7 @@ def _print_default_config() -> int:
     with open(path) as f:
         text = f.read()
     for name, where in rules.items():
-        text = re.sub(r"(?m)^([ \t]*-[ \t]*)" + re.escape(name) + r"[ \t]*$",
+        text = re.sub(r"(?m)^([ \t]*#?[ \t]*-[ \t]*)" + re.escape(name) + r"[ \t]*$",
                       lambda m, where=where: m.group(1) + os.path.realpath(where), text)
     sys.stdout.write(text)
     return 0

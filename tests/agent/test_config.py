@@ -142,10 +142,10 @@ def test_deploy_config_is_valid_and_uses_the_default_rules():
     from agenttools import REPO
     c = load_config(str(REPO / "deploy" / "pyfalco.yaml"))
     # the relative entry resolves next to the file (deploy/pyfalco_rules.yaml links to the rules)
-    assert c["rules_files"] == [str(REPO / "deploy" / "pyfalco_rules.yaml"),
-                                str(REPO / "deploy" / "pyfalco_k8s_audit_rules.yaml")]
+    # only the syscall rules, as Falco's falco.yaml: the k8s audit rules go with the k8saudit plugin
+    assert c["rules_files"] == [str(REPO / "deploy" / "pyfalco_rules.yaml")]
     assert Path(c["rules_files"][0]).resolve() == (REPO / "rules" / "pyfalco_rules.yaml").resolve()
-    assert Path(c["rules_files"][1]).resolve() == (REPO / "rules" / "pyfalco_k8s_audit_rules.yaml").resolve()
+    assert c["load_plugins"] == [] and c["plugins"] == []
     assert not [w for w in c.warnings if "unknown" in w]
     for key in DEFAULTS:
         assert key in c.data

@@ -144,8 +144,7 @@ def test_without_c_the_etc_file_else_the_packaged_default(tmp_path, monkeypatch)
     monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (str(etc),))
     c = load_config(None)
     assert c.path == packaged_path("pyfalco.yaml")
-    assert [Path(p).resolve() for p in c["rules_files"]] == [Path(packaged_path("pyfalco_rules.yaml")).resolve(),
-                                                          Path(packaged_path("pyfalco_k8s_audit_rules.yaml")).resolve()]
+    assert [Path(p).resolve() for p in c["rules_files"]] == [Path(packaged_path("pyfalco_rules.yaml")).resolve()]
     etc.write_text("rules_files: [local.yaml]\njson_output: true\n")
     c = load_config(None)
     assert c.path == str(etc) and c["rules_files"] == [str(tmp_path / "local.yaml")] and c["json_output"]
@@ -158,11 +157,25 @@ def test_print_default_config_is_a_working_config(tmp_path):
     saved.parent.mkdir()
     saved.write_text(r.stdout)
     c = load_config(str(saved))
-    assert [Path(p).resolve() for p in c["rules_files"]] == [(REPO / "rules" / "pyfalco_rules.yaml").resolve(),
-                                                          (REPO / "rules" / "pyfalco_k8s_audit_rules.yaml").resolve()]
+    assert [Path(p).resolve() for p in c["rules_files"]] == [(REPO / "rules" / "pyfalco_rules.yaml").resolve()]
     r = cli(["-c", saved, "--dry-run", "-o", "log_syslog=false"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "rules from 2 file(s) loaded" in r.stderr
+    assert "rules from 1 file(s) loaded" in r.stderr
+    assert "warning(s)" not in r.stderr, r.stderr       # a default start loads with no warning
+    # the commented k8s audit lines, uncommented, work where the text was saved: the rules line
+    # was made absolute too, and the plugin entries are served by the built-ins
+    lines = saved.read_text().splitlines()
+    first, last = lines.index("# plugins:"), lines.index("# load_plugins: [k8saudit, json]")
+    lines[first:last + 1] = [line[2:] for line in lines[first:last + 1]]
+    lines = [line[1:] if line.startswith("#  - ") and "k8s_audit" in line else line for line in lines]
+    saved.write_text("\n".join(lines) + "\n")
+    c = load_config(str(saved))
+    assert [Path(p).resolve() for p in c["rules_files"]] == [(REPO / "rules" / "pyfalco_rules.yaml").resolve(),
+                                                          (REPO / "rules" / "pyfalco_k8s_audit_rules.yaml").resolve()]
+    assert c["load_plugins"] == ["k8saudit", "json"]
+    r = cli(["-c", saved, "--dry-run", "-o", "log_syslog=false"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "rules from 2 file(s) loaded" in r.stderr and "warning(s)" not in r.stderr, r.stderr
 
 
 def test_python_m_pyfalco_is_the_cli(tmp_path, etc_rules, cfg):

@@ -2,7 +2,7 @@
 """The agent (pyfalco CLI) with a Falco-style k8saudit configuration: the webhook source alone
 (--disable-source syscall) alerting on pyfalco-event-generator's POSTs, bad bodies that never
 stop it, a file source after which the agent exits, and the packaged default configuration
-(k8s audit rules named, no plugin loaded) validating without an error."""
+(k8s audit rules named with -V, no plugin loaded) validating without an error."""
 
 from __future__ import annotations
 
@@ -111,8 +111,8 @@ def test_file_source_ends_and_the_agent_exits(tmp_path):
 
 
 def test_packaged_configuration_validates_the_k8s_rules_without_the_plugin():
-    # the default configuration names pyfalco_k8s_audit_rules.yaml and loads no plugin: the rules
-    # of the unknown source are skipped with warnings, not errors (Falco's behaviour)
+    # the default configuration loads no plugin: the k8s audit rules named with it (-V) are
+    # skipped with warnings, not errors (Falco's behaviour)
     cp = subprocess.run(PYFALCO + ["-c", str(REPO / "deploy" / "pyfalco.yaml"), "-V", str(DEFAULT_K8S_RULES)],
                         capture_output=True, text=True, timeout=120, env=env(), cwd=str(REPO))
     assert cp.returncode == 0, cp.stdout + cp.stderr
