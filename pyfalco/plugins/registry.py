@@ -29,7 +29,7 @@ from pyfalco.plugins.api import FieldSpec, Plugin, PluginError
 from pyfalco.plugins.cabi import CPlugin, api_version_compatible
 from pyfalco.plugins.schema import check_init_config
 
-__all__ = ["LoadedPlugin", "PluginSet", "resolve", "load_plugin", "BUILTINS", "ENTRY_POINT_GROUP",
+__all__ = ["LoadedPlugin", "PluginSet", "resolve", "load_plugin", "load_entries", "BUILTINS", "ENTRY_POINT_GROUP",
            "PLUGIN_DIRS"]
 
 log = logging.getLogger("pyfalco.plugins")
@@ -375,16 +375,26 @@ def load_configured(cfg: Mapping[str, Any]) -> PluginSet:
         if unknown:
             log.warning("plugins[%d] (%s): unknown key(s) %s ignored", i, name, ", ".join(sorted(map(str, unknown))))
         by_name.setdefault(name, e)
+    for name in wanted:
+        if name not in by_name:
+            raise PluginError(name, "cannot load: no entry with this name in 'plugins'")
+    return load_entries(by_name[name] for name in wanted)
+
+
+def load_entries(entries: Iterable[Mapping[str, Any]]) -> PluginSet:
+    """Load ``plugins`` entries in order into one PluginSet, checked as Falco checks a
+    configuration's plugins (conflicting names, ids, sources; an extractor must serve a source
+    that exists). On any failure every plugin loaded so far is destroyed and the error raised."""
     out = PluginSet()
     try:
-        for name in wanted:
-            entry = by_name.get(name)
-            if entry is None:
-                raise PluginError(name, "cannot load: no entry with this name in 'plugins'")
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                raise PluginError("", f"plugins: expected a map with name, library_path, init_config, open_params, "
+                                      f"found {type(entry).__name__}")
             loaded = load_plugin(entry)
             try:
                 out.add(loaded)
-            except PluginError:
+            except BaseException:
                 loaded.plugin.destroy()
                 raise
         known = {"syscall", *out.sources()}

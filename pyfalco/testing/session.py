@@ -213,23 +213,13 @@ class DetectionSession:
         entries = self.plugin_entries
         if not entries:
             return None
-        from pyfalco.plugins.registry import PluginSet, load_plugin
+        from pyfalco.plugins.registry import PluginSet, load_entries
         if isinstance(entries, PluginSet):
             return entries
-        loaded = PluginSet()
-        try:
-            for entry in entries:
-                if not isinstance(entry, dict):
-                    raise TypeError(f"plugins: expected plugins entries (dicts), found {type(entry).__name__}")
-                p = load_plugin(entry)
-                try:
-                    loaded.add(p)
-                except BaseException:
-                    p.plugin.destroy()
-                    raise
-        except BaseException:
-            loaded.destroy()
-            raise
+        entries = [] if isinstance(entries, (str, bytes)) else list(entries)
+        if not entries or not all(isinstance(e, dict) for e in entries):
+            raise TypeError("plugins: expected plugins entries (dicts) or a PluginSet")
+        loaded = load_entries(entries)     # the agent's loader: same checks, destroyed on failure
         self._own_plugins = True
         return loaded
 

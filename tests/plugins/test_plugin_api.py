@@ -281,3 +281,19 @@ def test_ip_fields_accept_what_falco_passes():
     with pytest.raises(TypeError):
         _checker(FieldSpec("a.n", "uint64"))(True)
     assert _checker(FieldSpec("a.l", "uint64", is_list=True))([1, 2]) == (1, 2)
+
+
+def test_detection_session_loads_plugins_with_the_agents_loader(monkeypatch):
+    """DetectionSession(plugins=[entries]) goes through registry.load_entries: the same conflict
+    checks as the agent's configuration, and every plugin loaded before a failure destroyed."""
+    from pyfalco.testing import DetectionSession
+    destroyed = []
+    monkeypatch.setattr(pyplugins.PyCounter, "destroy", lambda self: destroyed.append(self.name), raising=False)
+    two = [{"name": "a", "library_path": "pyplugins:PyCounter"}, {"name": "b", "library_path": "pyplugins:PyCounter"}]
+    with pytest.raises(PluginError, match="plugin 'pycounter': a plugin with the same name is already loaded"):
+        DetectionSession(rules=[], engine=None, plugins=two).load()
+    assert destroyed == ["pycounter", "pycounter"]      # the one refused and the one loaded before it
+    with pytest.raises(PluginError, match="plugin 'pyupper': has field extraction capability"):
+        DetectionSession(rules=[], engine=None, plugins=[{"name": "up", "library_path": "pyplugins:PyUpper"}]).load()
+    with pytest.raises(TypeError, match="expected plugins entries"):
+        DetectionSession(rules=[], engine=None, plugins=["pyplugins:PyCounter"]).load()
