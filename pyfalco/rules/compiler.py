@@ -375,24 +375,31 @@ _UNSET = _Unset()
 
 
 def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_error: Callable[[Any], Any],
-                   name: str = "bucket") -> Callable[[Any], Any]:
+                   name: str = "bucket", guard: Callable[[Any], bool] | None = None) -> Callable[[Any], Any]:
     """One function for the conditions of the rules an event type selects (``trees``, in rule
     order): ``fn(evt)`` returns ``results[i]`` (a tuple) of the first condition that holds
     (``first``), or those of every condition that holds added up (a tuple; ``()`` when none).
     Each field is extracted at most once per call and shared by every condition (accessors are
     pure for one event: the state does not change while rules are evaluated); evaluation order
     and short-circuits are each condition's own. If evaluating raises, the result is
-    ``on_error(evt)`` (the caller evaluates the rules one by one, isolating the one that raised)."""
+    ``on_error(evt)`` (the caller evaluates the rules one by one, isolating the one that raised).
+    ``guard(evt)``: a cheap necessary condition of the whole bucket (prefilter.open_guard), tested
+    first; when it is false no condition is evaluated."""
     em = _Emitter(provider, memo=True)
     folded = [fold_constants(tree, provider) for tree in trees]
     em.shared = _subtree_counts(folded, em._key_cache)
     bodies = [em.visit(tree) for tree in folded]
     em.consts["_U"] = _UNSET
     em.consts["_on_error"] = on_error
+    if guard is not None:
+        em.consts["_guard"] = guard
     for i, res in enumerate(results):
         em.consts[f"_r{i}"] = tuple(res)
     params = "".join(f", {k}={k}" for k in em.consts)
     lines = [f"# rules of {name}", f"def bucket(evt{params}):", "    try:"]
+    if guard is not None:
+        lines.append("        if not _guard(evt):")
+        lines.append("            return ()")
     if em.memos:
         lines.append("        " + " = ".join(em.memos) + " = _U")
     if not first:

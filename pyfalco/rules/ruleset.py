@@ -21,6 +21,8 @@ from pyfalco.rules import nodes as n
 __all__ = ["Priority", "Rule", "Ruleset"]
 
 log = logging.getLogger(__name__)
+#: event types whose bucket may get the open prefilter (pyfalco.rules.prefilter)
+_OPEN_TYPES = frozenset(("open", "openat", "openat2"))
 
 
 class Priority(enum.IntEnum):
@@ -271,24 +273,28 @@ class Ruleset:
             m = stubs.get(id(pairs))
             if m is None:
                 codes_of[id(pairs)] = []
-                m = stubs[id(pairs)] = self._lazy_bucket(pairs, matchers, codes_of[id(pairs)])
+                m = stubs[id(pairs)] = self._lazy_bucket(pairs, matchers, codes_of[id(pairs)], code_names, source)
             codes_of[id(pairs)].append(code)
             matchers.append(m)
         self._code_indexes[key] = (code_names, (matchers, mask))
         return matchers, mask
 
-    def _lazy_bucket(self, pairs: Sequence, matchers: list, codes: list) -> Callable[[Any], tuple]:
+    def _lazy_bucket(self, pairs: Sequence, matchers: list, codes: list, code_names: Sequence[str | None] = (),
+                     source: str | None = None) -> Callable[[Any], tuple]:
         made: list = []
 
         def compile_then_match(evt):
             if not made:
-                made.append(self._bucket(pairs))
+                # syscall opens: a bucket of open types only gets the open prefilter
+                opens = source in (None, "syscall") and bool(codes) and all(
+                    code < len(code_names) and code_names[code] in _OPEN_TYPES for code in codes)
+                made.append(self._bucket(pairs, opens))
                 for code in codes:
                     matchers[code] = made[0]
             return made[0](evt)
         return compile_then_match
 
-    def _bucket(self, pairs: Sequence) -> Callable[[Any], tuple]:
+    def _bucket(self, pairs: Sequence, opens: bool = False) -> Callable[[Any], tuple]:
         first = self.rule_matching == "first"
 
         def one_by_one(evt, pairs=pairs):
@@ -298,10 +304,14 @@ class Ruleset:
             return one_by_one
         from pyfalco.rules.compiler import compile_bucket
         rules = [rule for _fn, rule in pairs]
+        guard = None
+        if opens and all(r.event_source == "syscall" for r in rules):
+            from pyfalco.rules.prefilter import open_guard
+            guard = open_guard([r.tree for r in rules])
         try:
             return compile_bucket([r.tree for r in rules], rules[0].provider, [(r,) for r in rules], first,
                                   lambda evt: tuple(self._match_safely(pairs, evt)),
-                                  name=f"{len(rules)} rules: {rules[0].name!r}...")
+                                  name=f"{len(rules)} rules: {rules[0].name!r}...", guard=guard)
         except (SyntaxError, RecursionError, MemoryError, ValueError, TypeError) as exc:
             log.debug("rules %s compiled one by one: %s", [r.name for r in rules], exc)
             return one_by_one
