@@ -119,6 +119,16 @@ def webserver_asked(config: Config, overrides: list[str] | tuple) -> bool:
     return bool(asked)
 
 
+def retire_timeout(cfg: dict) -> float:
+    """Seconds the outputs a reload replaced get to deliver what they hold (off the event loop):
+    one delivery attempt (``output_timeout``) plus the stop's grace, at least shutdown's 3.5 s."""
+    try:
+        per_attempt = float(cfg.get("output_timeout", 2000)) / 1000.0
+    except (TypeError, ValueError):
+        per_attempt = 2.0
+    return max(3.5, per_attempt + 1.5)
+
+
 def _file_signature(paths: list[str]) -> dict:
     sig = {}
     for p in paths:
@@ -572,10 +582,14 @@ class Agent:
                 return self._refuse(f"selecting syscalls failed: {exc}")
         for w in new.warnings:
             log.warning("%s", w)
-        old_outputs = None
         if new_outputs is not None:
+            # the old outputs are stopped off the event loop (a slow destination must not stall
+            # the capture): their queued alerts get one delivery attempt's time at least, then
+            # count as dropped_shutdown; their counters stay in the new set's account
             old_outputs, self.outputs = self.outputs, new_outputs.start()
             self.metrics.outputs = self.outputs
+            if old_outputs is not None:
+                self.outputs.retire(old_outputs, timeout=retire_timeout(self.cfg))
         ws_changed = cfg["webserver"] != self.cfg["webserver"] or cfg["metrics"] != self.cfg["metrics"]
         self.config, self.cfg = new, cfg
         self.provider, self.bundle, self.selection = provider, bundle, sel
@@ -583,8 +597,6 @@ class Agent:
         self._rules_with_content = _with_content(bundle.files)
         self.drops = self._make_drops(cfg)
         self._schedule_metrics(cfg)
-        if old_outputs is not None:
-            old_outputs.stop(timeout=2.0)
         if ws_changed:
             if self.webserver is not None:
                 self.webserver.stop()

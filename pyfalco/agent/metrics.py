@@ -131,6 +131,8 @@ class Metrics:
         if outs is not None:
             out["falco.outputs_queue_num_drops"] = outs.dropped
             out["falco.outputs_queue_depth"] = outs.queue_depth
+            # pyfalco: output sets replaced by a reload still delivering their queues (off the loop)
+            out["falco.outputs_retiring"] = outs.retiring
             # pyfalco: each output's account (offered = sent + failed + dropped_* + pending)
             for name, c in outs.counters().items():
                 for key in ("offered", "sent", "failed", "dropped_full", "dropped_shutdown"):

@@ -47,6 +47,9 @@ class Outputs:
         for ch in self.channels:
             ch.on_drop = self._on_drop
         self._offers = [ch.offer for ch in self.channels]
+        #: output sets this one replaced (a reload), being stopped or stopped: their counters
+        #: stay in this set's account
+        self._retired: list[tuple["Outputs", threading.Thread]] = []
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], stdout_stream=None) -> "Outputs":
@@ -113,10 +116,35 @@ class Outputs:
             ch.start()
         return self
 
+    def retire(self, old: "Outputs", timeout: float = 3.5) -> threading.Thread:
+        """Take over from ``old`` (the outputs a reload replaced): ``old`` is stopped on a thread
+        of its own, so the event loop never waits for a slow destination; its queued alerts are
+        delivered within ``timeout`` seconds or counted as ``dropped_shutdown``, and its counters
+        are added to this set's :meth:`counters` (same output names summed), now and after."""
+        t = threading.Thread(target=old.stop, args=(timeout,), daemon=True, name="pyfalco-retire-outputs")
+        self._retired.append((old, t))
+        t.start()
+        return t
+
+    @property
+    def retiring(self) -> int:
+        """Replaced output sets still being stopped."""
+        return sum(1 for _, t in self._retired if t.is_alive())
+
     def stop(self, timeout: float = 3.5) -> None:
         """Deliver what is queued (all channels in parallel) and stop within ``timeout`` seconds
-        (plus a few tenths at most): a channel still stuck is abandoned, its alerts counted."""
+        (plus a few tenths at most): a channel still stuck is abandoned, its alerts counted.
+        Replaced sets still being stopped (:meth:`retire`) get the same deadline, then abandoned."""
         end = time.monotonic() + timeout + 0.3
+        self._stop_own(timeout, end)
+        for old, t in self._retired:
+            t.join(max(0.0, end - time.monotonic()))
+            if t.is_alive():
+                for ch in old.channels:
+                    ch.abandon()
+                log.warning("outputs replaced by a reload: still blocked at shutdown; abandoned")
+
+    def _stop_own(self, timeout: float, end: float) -> None:
         threads = [threading.Thread(target=ch.stop, args=(timeout,), daemon=True,
                                     name=f"pyfalco-stop-{ch.name}") for ch in self.channels]
         for t in threads:
@@ -132,13 +160,23 @@ class Outputs:
             ch.request_reopen()
 
     # -- counters ---------------------------------------------------------------------------
+    def _all_channels(self) -> list[Channel]:
+        return [ch for old, _ in self._retired for ch in old._all_channels()] + self.channels
+
     def counters(self) -> dict[str, dict]:
-        return {ch.name: ch.counters() for ch in self.channels}
+        """Each output's account by name, the channels of replaced sets (reloads) included."""
+        out: dict[str, dict] = {}
+        for ch in self._all_channels():
+            c = ch.counters()
+            if ch.name in out:
+                c = {k: out[ch.name][k] + v for k, v in c.items()}
+            out[ch.name] = c
+        return out
 
     @property
     def queue_depth(self) -> int:
-        return sum(ch.pending for ch in self.channels)
+        return sum(ch.pending for ch in self._all_channels())
 
     @property
     def dropped(self) -> int:
-        return sum(ch.dropped_full for ch in self.channels)
+        return sum(ch.dropped_full for ch in self._all_channels())
