@@ -14,7 +14,7 @@ from .stateview import FieldEvent
 
 if TYPE_CHECKING:
     from ..state.threads import Thread
-__all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "LOGIN_SHELLS", "on_thread", "proc_name"]
+__all__ = ["EXTRACTORS", "INDEXED", "KEYED", "UNWRAPPED", "LOGIN_SHELLS", "on_thread", "proc_name", "libs_main"]
 
 LOGIN_SHELLS = frozenset(("sh", "bash", "zsh", "ksh", "csh", "tcsh", "dash", "ash", "fish", "mksh", "busybox"))
 
@@ -95,15 +95,77 @@ def _g_pid(t: Thread, ie: FieldEvent):
 
 
 def _g_exeline(t: Thread, ie: FieldEvent):
-    a = t.args_str()
-    return f"{t.exe} {a}" if a else t.exe
+    # libs (TYPE_EXELINE): the exe, a space, then the arguments; the space is there without any
+    return f"{t.exe} {t.args_str()}"
 
 
-def _g_cwd(t: Thread, ie: FieldEvent):
-    cwd = t.proc.cwd
-    if not cwd:
+def libs_main(ie: FieldEvent):
+    """The main thread as libs finds it (sinsp_threadinfo::get_main_thread): the thread itself when
+    it leads its process, else its thread group's leader; None for an invalid thread (no group) or
+    a leader missing from the table (pyfalco's main_thread() falls back to the thread instead)."""
+    t = ie.thread
+    if t is None:
         return None
-    return cwd if cwd.endswith("/") else cwd + "/"
+    if t.tid == t.pid:
+        return t
+    if t.pid < 0:
+        return None
+    return ie.inspector.threads.threads.get(t.pid)
+
+
+def proc_cwd(ie: FieldEvent):
+    """libs' get_cwd(): the main thread's cwd ("" when never known), "./" without a main thread."""
+    if ie.thread is None:
+        return None
+    m = libs_main(ie)
+    if m is None:
+        return "./"
+    cwd = m.proc.cwd
+    return cwd if not cwd or cwd.endswith("/") else cwd + "/"
+
+
+def proc_fdlimit(ie: FieldEvent):
+    """libs' get_fd_limit(): the main thread's limit (-1 when unknown), 0 without a main thread."""
+    if ie.thread is None:
+        return None
+    m = libs_main(ie)
+    return 0 if m is None else m.fdlimit
+
+
+def proc_fdopencount(ie: FieldEvent):
+    """libs' get_fd_opencount(): the size of the main thread's fd table, 0 without a main thread."""
+    if ie.thread is None:
+        return None
+    m = libs_main(ie)
+    return 0 if m is None else len(m.proc.fds)
+
+
+def proc_fdusage(ie: FieldEvent):
+    """libs' get_fd_usage_pct_d(): open fds * 100 / limit (capped at 100), 0 for no positive limit."""
+    if ie.thread is None:
+        return None
+    m = libs_main(ie)
+    if m is None or m.fdlimit <= 0:
+        return 0.0
+    return min(100.0 * len(m.proc.fds) / m.fdlimit, 100.0)
+
+
+def proc_ppid(ie: FieldEvent):
+    """libs (TYPE_PPID): the main thread's ptid, -1 and 0 included; none without a main thread."""
+    m = libs_main(ie)
+    return None if m is None or m.ptid < -1 else m.ptid
+
+
+def _xid(v: int):
+    # libs prints -1 for an unknown virtual id as "no value" (TYPE_VTID/TYPE_VPID)
+    return None if v == -1 else v
+
+
+def _own_if_main(attr: str, scale: int = 1):
+    """thread.vmsize/vmrss: libs reads them on the main thread only; other threads show 0."""
+    def f(t: Thread, ie: FieldEvent):
+        return getattr(t, attr) * scale if t.tid == t.pid else 0
+    return f
 
 
 def _g_duration(t: Thread, ie: FieldEvent):
@@ -237,13 +299,13 @@ EXTRACTORS: dict[str, Callable] = {
     "proc.pcmdline": _on(_g_cmdline, _par), "proc.exeline": _on(_g_exeline, _self),
     "proc.cmdnargs": _on(lambda t, ie: len(t.args), _self),
     "proc.cmdlenargs": _on(lambda t, ie: sum(len(a) for a in t.args), _self),
-    "proc.cwd": _on(_g_cwd, _self), "proc.loginshellid": proc_loginshellid,
+    "proc.cwd": proc_cwd, "proc.loginshellid": proc_loginshellid,
     "proc.tty": _on(lambda t, ie: t.tty, _self), "proc.pid": _on(_g_pid, _self),
-    "proc.ppid": _on(lambda t, ie: t.ptid if t.ptid > 0 else None, _mainw),
-    "proc.vpid": _on(lambda t, ie: t.vpid, _self), "proc.pvpid": _on(lambda t, ie: t.vpid, _par),
-    "proc.sid": _on(lambda t, ie: t.sid, _mainw), "proc.sname": _via(_sid_leader, _g_comm),
+    "proc.ppid": proc_ppid,
+    "proc.vpid": _on(lambda t, ie: _xid(t.vpid), _self), "proc.pvpid": _on(lambda t, ie: t.vpid, _par),
+    "proc.sid": _on(lambda t, ie: t.sid, _self), "proc.sname": _via(_sid_leader, _g_comm),
     "proc.sid.exe": _via(_sid_leader, _g_exe), "proc.sid.exepath": _via(_sid_leader, _g_exepath),
-    "proc.vpgid": _on(lambda t, ie: t.vpgid, _mainw), "proc.vpgid.name": _via(_vpgid_leader, _g_comm),
+    "proc.vpgid": _on(lambda t, ie: t.vpgid, _self), "proc.vpgid.name": _via(_vpgid_leader, _g_comm),
     "proc.vpgid.exe": _via(_vpgid_leader, _g_exe), "proc.vpgid.exepath": _via(_vpgid_leader, _g_exepath),
     "proc.pgid": _on(lambda t, ie: t.pgid, _mainw), "proc.pgid.name": _via(_pgid_leader, _g_comm),
     "proc.pgid.exe": _via(_pgid_leader, _g_exe), "proc.pgid.exepath": _via(_pgid_leader, _g_exepath),
@@ -260,11 +322,10 @@ EXTRACTORS: dict[str, Callable] = {
     "proc.exe_ino.ctime_duration_proc_start": _on(_ctime_proc_start, _self),
     "proc.exe_ino.ctime_duration_pidns_start": _on(_ctime_pidns_start, _self),
     "proc.pidns_init_start_ts": _on(lambda t, ie: t.pidns_init_start_ts or None, _self),
-    "proc.fdopencount": _on(lambda t, ie: len(t.proc.fds), _self),
-    "proc.fdlimit": _on(lambda t, ie: t.fdlimit or None, _mainw),
-    "proc.fdusage": _on(lambda t, ie: 100.0 * len(t.proc.fds) / t.fdlimit if t.fdlimit else None, _mainw),
-    "proc.vmsize": _on(lambda t, ie: t.vmsize, _mainw), "proc.vmrss": _on(lambda t, ie: t.vmrss, _mainw),
-    "proc.vmswap": _on(lambda t, ie: t.vmswap, _mainw),
+    # fd counts and limit, memory: where libs' sinsp_filter_check_thread reads them
+    "proc.fdopencount": proc_fdopencount, "proc.fdlimit": proc_fdlimit, "proc.fdusage": proc_fdusage,
+    "proc.vmsize": _on(lambda t, ie: t.vmsize, _self), "proc.vmrss": _on(lambda t, ie: t.vmrss, _self),
+    "proc.vmswap": _on(lambda t, ie: t.vmswap, _self),
     "proc.nthreads": _on(lambda t, ie: max(t.proc.nthreads, 1), _mainw),
     "proc.nchilds": _on(lambda t, ie: max(t.proc.nthreads - 1, 0), _mainw),
     "proc.stdin.type": _on(_std(0, "type"), _self), "proc.stdin.name": _on(_std(0, "name"), _self),
@@ -275,11 +336,11 @@ EXTRACTORS: dict[str, Callable] = {
     "thread.cap_effective": _on(lambda t, ie: render.cap_names(t.cap_effective), _self),
     "thread.pfmajor": _on(lambda t, ie: t.pfmajor, _self), "thread.pfminor": _on(lambda t, ie: t.pfminor, _self),
     "thread.tid": _on(lambda t, ie: t.tid, _self), "thread.ismain": _on(lambda t, ie: t.tid == t.pid, _self),
-    "thread.vtid": _on(lambda t, ie: t.vtid, _self),
+    "thread.vtid": _on(lambda t, ie: _xid(t.vtid), _self),
     "thread.nametid": _on(lambda t, ie: f"{t.comm}{t.tid}", _self),
     "thread.cgroups": _on(lambda t, ie: " ".join(f"{s}={p}" for s, p in t.cgroups) or None, _self),
-    "thread.vmsize": _on(lambda t, ie: t.vmsize, _mainw), "thread.vmsize.b": _on(lambda t, ie: t.vmsize * 1024, _mainw),
-    "thread.vmrss": _on(lambda t, ie: t.vmrss, _mainw), "thread.vmrss.b": _on(lambda t, ie: t.vmrss * 1024, _mainw),
+    "thread.vmsize": _on(_own_if_main("vmsize"), _self), "thread.vmsize.b": _on(_own_if_main("vmsize", 1024), _self),
+    "thread.vmrss": _on(_own_if_main("vmrss"), _self), "thread.vmrss.b": _on(_own_if_main("vmrss", 1024), _self),
 }
 
 #: fields whose argument is an ancestor index (none = any ancestor): name -> thread getter

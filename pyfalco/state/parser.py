@@ -25,7 +25,7 @@ from .cgroups import container_from_cgroups
 from .event import InspectedEvent
 from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
-from .threads import Proc, Thread, ThreadTable, _split_nul
+from .threads import Proc, Thread, ThreadTable, _split_nul, invalid_thread
 
 log = logging.getLogger("pyfalco.state")
 
@@ -184,9 +184,13 @@ class StateParser:
                 name = _fd_param_name(info)
                 if name is not None:
                     self.fd_param[info.code] = [p.name for p in info.params].index(name)
+        #: event codes libs parses without looking their thread up (EF_SKIPPARSERESET: procinfo,
+        #: drop, switch, meta events): they never make a thread entry
+        self.no_lookup = frozenset(e.code for e in _schema.EVENTS if "SKIPPARSERESET" in e.flags)
         #: by event code (any u16): 1 when an event of that type changes nothing but its thread's
         #: activity time (no handler, no fd parameter): what Inspector.process_raw skips decoding
-        self.plain_codes = bytes(0 if code in handlers or code in self.fd_param else 1 for code in range(65536))
+        self.plain_codes = bytes(0 if code in handlers or code in self.fd_param or code in self.no_lookup else 1
+                                 for code in range(65536))
 
     # -- threads
     def get_thread(self, tid: int, ts: int = 0) -> Thread | None:
@@ -201,8 +205,9 @@ class StateParser:
         if t is None:
             if self.thread_loader is not None:
                 return None
-            # a replay: a thread the capture never described; keep its fds from now on
-            t = Thread(tid)
+            # a replay: a thread the capture never described; libs makes an "invalid" entry for it
+            # (ids -1, comm <NA>, ...) that later clone/execve events fill in; its fds are kept
+            t = invalid_thread(tid)
         if t.tid != t.pid and t.pid in self.table.threads:
             main = self.table.threads[t.pid]
             t.proc = main.proc
@@ -292,7 +297,7 @@ class StateParser:
                     if t is not None:
                         ie.fd = self.lookup_fd(t, fd)
         t = ie.thread
-        if t is None:
+        if t is None and evt.type not in self.no_lookup:
             t = ie.thread = self.get_thread(tid, evt.ts)
         if t is not None:
             t.last_ts = evt.ts
@@ -326,18 +331,22 @@ class StateParser:
                 parent = threads.get(cptid)
                 if flags & CL_THREAD:
                     main = threads.get(cpid)
-                    if main is None and cpid != ctid:
-                        # a thread of a process the capture never described: libs makes up its main
-                        # thread from the thread's own description (same comm/exe/args, parent
-                        # unknown), so proc.pname of the thread is its process's name
-                        main = Thread(cpid, cpid, -1)
-                        main.proc.nthreads = 1
-                        self._fill_from_clone(main, p, evt.ts, own=False)
-                        self.set_container(main)
-                        self.table.add(main)
+                    if (main is None or main.is_invalid) and cpid != ctid:
+                        # a thread of a process the capture never described: libs'
+                        # parse_clone_exit_child makes the main thread an invalid entry and
+                        # patches it from the thread's event (pid, vpid, comm/exe/args; its parent
+                        # unknown: ptid 0), and the thread copies nothing from it (cwd, sid,
+                        # vpgid, exepath, fds stay unset); proc.pname is its process's name
+                        main = self._patch_invalid_main(main, cpid, p)
+                        child = self._new_child(ctid, cpid, cpid, main, flags, p, evt.ts, own=True,
+                                                from_invalid=True)
+                        ie.thread = child
+                        return
                     parent = main or parent
                     cptid = cpid if cpid != ctid else cptid
-                child = self._new_child(ctid, cpid, cptid, parent, flags, p, evt.ts, own=True)
+                # replay: a process whose parent the capture never described copies nothing from it
+                orphan = self.thread_loader is None and not flags & CL_THREAD and (parent is None or parent.is_invalid)
+                child = self._new_child(ctid, cpid, cptid, parent, flags, p, evt.ts, own=True, from_invalid=orphan)
             ie.thread = child
             return
         # the parent's event: res is the child's tid
@@ -348,6 +357,12 @@ class StateParser:
                 return            # the child's event came first
         if parent is None:
             return
+        from_invalid = parent.is_invalid
+        if from_invalid:
+            # libs' parse_clone_exit_caller: an invalid caller takes pid, ptid, vtid and vpid from
+            # the event (its parent unknown: ptid 0) and gives the child nothing but the event's
+            # own values; the caller takes the child's comm/exe/args
+            self._patch_invalid_caller(parent, p)
         if flags & (CL_NEWPID | CL_CHILD_IN_PIDNS) or parent.vtid not in (parent.tid, -1, None):
             # res is the child's id in the caller's pid namespace, not a host tid: libs' caller
             # parser (parse_clone_exit_caller) leaves the child to the child's own event. (libs
@@ -360,16 +375,72 @@ class StateParser:
         else:
             cpid = res
             cptid = parent.ptid if flags & CL_PARENT else parent.tid
-        child = self._new_child(res, cpid, cptid, parent, flags, p, evt.ts, own=False)
+        child = self._new_child(res, cpid, cptid, parent, flags, p, evt.ts, own=False, from_invalid=from_invalid)
         child.flags |= _FROM_PARENT_EVENT
         if not flags & CL_NEWPID and parent.vpid == parent.pid:
             child.vtid = res
             child.vpid = cpid
 
+    def _patch_invalid_main(self, main: Thread | None, pid: int, p: dict) -> Thread:
+        """The invalid main thread of a thread whose own clone event is the first word of its
+        process (libs' parse_clone_exit_child, lookup thread invalid)."""
+        if main is None:
+            main = invalid_thread(pid)
+            main.proc.nthreads = 1
+            self.table.add(main)
+        self.table._unlink(main)
+        main.pid = pid
+        main.ptid = self._known_parent(p.get("ptid"))
+        vpid = p.get("vpid")
+        main.vpid = main.vtid = vpid if vpid is not None and vpid > 0 else pid
+        self._take_names(main, p)
+        self.table._link(main)
+        return main
+
+    def _patch_invalid_caller(self, t: Thread, p: dict) -> None:
+        """libs' parse_clone_exit_caller on an invalid caller."""
+        self.table._unlink(t)
+        pid = p.get("pid")
+        if pid is not None and pid > 0:
+            t.pid = pid
+        t.ptid = self._known_parent(p.get("ptid"))
+        vtid, vpid = p.get("vtid"), p.get("vpid")
+        if vpid is not None and vpid > 0:
+            t.vtid, t.vpid = (vtid if vtid is not None else t.tid), vpid
+        else:
+            t.vtid, t.vpid = t.tid, -1
+        self._take_names(t, p)
+        self.table._link(t)
+
+    def _known_parent(self, ptid) -> int:
+        """libs' create_thread_dependencies: a parent missing from the table (or invalid) is 0."""
+        par = self.table.threads.get(ptid) if ptid is not None else None
+        return ptid if par is not None and not par.is_invalid else 0
+
+    @staticmethod
+    def _take_names(t: Thread, p: dict) -> None:
+        exe = p.get("exe")
+        if exe is not None:
+            t.exe = exe
+        comm = p.get("comm")
+        t.comm = comm if comm is not None else t.exe
+        args = p.get("args")
+        if args is not None:
+            t.args = _split_nul(args)
+        t.reset_strings()
+
     def _new_child(self, tid: int, pid: int, ptid: int, parent: Thread | None, flags: int, p: dict, ts: int,
-                   own: bool) -> Thread:
+                   own: bool, from_invalid: bool = False) -> Thread:
         child = Thread(tid, pid, ptid)
-        if parent is not None:
+        if from_invalid:
+            # a child of an invalid caller/lookup thread copies nothing from it (libs: valid_caller /
+            # valid_lookup_thread false): sinsp_threadinfo::init's defaults until the event's own values
+            child.sid = child.vpgid = child.pgid = -1
+            child.loginuid = 0
+            child.fdlimit = -1
+            if not flags & CL_THREAD:
+                parent = None
+        elif parent is not None:
             child.inherit(parent)
         child.clone_ts = ts
         child.flags = flags
@@ -382,9 +453,11 @@ class StateParser:
                 fds = pproc.fds if flags & CL_FILES else dict(pproc.fds)
                 child.proc = pproc if flags & CL_FS and flags & CL_FILES else Proc(fds, pproc.cwd, pproc.root)
             else:
-                child.proc = Proc()
+                child.proc = Proc(cwd="" if from_invalid else "/")
         child.proc.nthreads += 1
         self._fill_from_clone(child, p, ts, own=own)
+        if from_invalid and not flags & CL_THREAD:
+            child.proc.cwd = ""           # libs takes a child's cwd from its parent only
         self.set_container(child)
         self.table.add(child)
         return child
@@ -434,7 +507,16 @@ class StateParser:
         if pid and pid != t.pid:
             t.pid = pid
         ptid = p.get("ptid")
-        if ptid is not None and ptid > 0 and ptid != t.ptid:
+        was_invalid = t.is_invalid
+        if was_invalid:
+            # libs' parse_execve_exit patches an invalid entry: pid and ptid from the event (a parent
+            # missing from the table: 0), vtid/vpid = tid/pid; the cwd stays unknown (libs never
+            # takes it from an execve)
+            self.table._unlink(t)
+            t.ptid = self._known_parent(ptid)
+            t.vtid, t.vpid = t.tid, t.pid
+            self.table._link(t)
+        elif ptid is not None and ptid > 0 and ptid != t.ptid:
             self.table._unlink(t)
             t.ptid = ptid
             self.table._link(t)
@@ -453,7 +535,7 @@ class StateParser:
         t.exepath = exepath
         t.reset_strings()
         cwd = p.get("cwd")
-        if cwd:
+        if cwd and not was_invalid:
             t.proc.cwd = cwd
         env = p.get("env")
         if env is not None:

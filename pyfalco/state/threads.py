@@ -15,7 +15,7 @@ from ..initial_state import ThreadInfo
 from .fds import Fd, fd_from_info
 
 __all__ = ["Thread", "Proc", "ThreadTable", "PPM_EXE_WRITABLE", "PPM_EXE_UPPER_LAYER", "PPM_EXE_FROM_MEMFD",
-           "PPM_EXE_LOWER_LAYER"]
+           "PPM_EXE_LOWER_LAYER", "invalid_thread", "UNKNOWN_ID"]
 
 PPM_EXE_WRITABLE, PPM_EXE_UPPER_LAYER, PPM_EXE_FROM_MEMFD, PPM_EXE_LOWER_LAYER = 1, 2, 4, 8
 LOGINUID_NONE = 0xFFFFFFFF
@@ -115,6 +115,11 @@ class Thread:
         return self.tid == self.pid
 
     @property
+    def is_invalid(self) -> bool:
+        """libs' sinsp_threadinfo::is_invalid: an id is unknown (a thread a capture never described)."""
+        return self.tid < 0 or self.pid < 0 or self.ptid < 0
+
+    @property
     def fds(self) -> dict[int, Fd]:
         return self.proc.fds
 
@@ -185,6 +190,26 @@ class Thread:
 
     def __repr__(self) -> str:
         return f"<Thread {self.tid} pid={self.pid} ptid={self.ptid} {self.comm!r}>"
+
+
+#: libs' uid/gid/loginuid of a thread whose ids are unknown
+UNKNOWN_ID = 0xFFFFFFFF
+
+
+def invalid_thread(tid: int) -> Thread:
+    """The entry libs makes for a thread of a replay that neither the capture's process list nor a
+    clone describes (sinsp_thread_manager::get_thread when scap_proc_get fails: "a fake entry to
+    avoid a continuous lookup"): pid and ptid -1, comm and exe ``<NA>``, uid/gid/loginuid
+    0xffffffff, and sinsp_threadinfo::init's defaults for the rest (sid, vpgid, vtid, vpid and
+    fdlimit -1, no cwd). Later clone and execve events of the thread fill in what they carry."""
+    t = Thread(tid, -1, -1)
+    t.comm = t.exe = "<NA>"
+    t.uid = t.gid = t.loginuid = UNKNOWN_ID
+    t.sid = t.vpgid = t.pgid = -1
+    t.vtid = t.vpid = -1
+    t.fdlimit = -1
+    t.proc.cwd = ""
+    return t
 
 
 def thread_from_info(info: ThreadInfo) -> Thread:
