@@ -91,6 +91,8 @@ def value_text(value: Any) -> str:
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, tuple):
         return ",".join(value_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.1f}"        # libs' rawval_to_string prints PT_DOUBLE as "%.1lf" (proc.fdusage)
     return value if isinstance(value, str) else str(value)
 
 
