@@ -36,6 +36,7 @@ PPM_O_TRUNC = 1 << 8
 EINPROGRESS = 115
 CL_FILES, CL_FS, CL_PARENT, CL_THREAD = 1 << 0, 1 << 1, 1 << 8, 1 << 13
 CL_NEWPID = 1 << 6
+CL_VFORK = 1 << 27              # PPM_CL_CLONE_VFORK
 CL_CHILD_IN_PIDNS = 1 << 29     # PPM_CL_CHILD_IN_PIDNS: the caller is in a pid namespace
 CLOSE_RANGE_CLOEXEC = 1 << 2
 FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC = 1, 26
@@ -370,6 +371,11 @@ class StateParser:
             # here, from the caller they really come from: runc's init stages are recognised by
             # the memfd executable they inherit from runc:[0:PARENT])
             return
+        if flags & CL_VFORK or evt.type == E_VFORK:
+            # vfork: the caller resumes only after the child exec'd or exited, so the child's
+            # procexit can come before this event; made here, a child already gone would stay in
+            # the table (falco#3664). libs leaves vfork children to their own event too.
+            return
         if flags & CL_THREAD:
             cpid, cptid = parent.pid, parent.tid      # a thread's parent is the thread that made it
         else:
@@ -480,7 +486,8 @@ class StateParser:
         if cg is not None:
             t.set_cgroups(cg)
         for key, slot in (("uid", "uid"), ("gid", "gid"), ("fdlimit", "fdlimit"), ("vm_size", "vmsize"),
-                          ("vm_rss", "vmrss"), ("vm_swap", "vmswap"), ("pidns_init_start_ts", "pidns_init_start_ts")):
+                          ("vm_rss", "vmrss"), ("vm_swap", "vmswap"), ("pgft_maj", "pfmajor"), ("pgft_min", "pfminor"),
+                          ("pidns_init_start_ts", "pidns_init_start_ts")):
             v = p.get(key)
             if v is not None:
                 setattr(t, slot, v)
