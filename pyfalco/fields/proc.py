@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import event_codes as _ec
 from . import render
 from .common import main_thread as _main
 from .common import parent_thread as _parent
@@ -132,12 +133,26 @@ def proc_fdlimit(ie: FieldEvent):
     return 0 if m is None else m.fdlimit
 
 
+_CLOSE_X = _ec.PPME_SYSCALL_CLOSE_X
+
+
+def _open_count(ie: FieldEvent, m) -> int:
+    """The size of m's fd table as libs sees it while the event's fields are read: the fd a
+    successful close removes still counts (parse_close_exit only schedules the removal,
+    verdict.add_fd_to_remove, applied after the event)."""
+    fds = m.proc.fds
+    n = len(fds)
+    if ie.evt.type == _CLOSE_X and ie.fd is not None and ie.fdnum not in fds:
+        n += 1
+    return n
+
+
 def proc_fdopencount(ie: FieldEvent):
     """libs' get_fd_opencount(): the size of the main thread's fd table, 0 without a main thread."""
     if ie.thread is None:
         return None
     m = libs_main(ie)
-    return 0 if m is None else len(m.proc.fds)
+    return 0 if m is None else _open_count(ie, m)
 
 
 def proc_fdusage(ie: FieldEvent):
@@ -147,7 +162,7 @@ def proc_fdusage(ie: FieldEvent):
     m = libs_main(ie)
     if m is None or m.fdlimit <= 0:
         return 0.0
-    return min(100.0 * len(m.proc.fds) / m.fdlimit, 100.0)
+    return min(100.0 * _open_count(ie, m) / m.fdlimit, 100.0)
 
 
 def proc_ppid(ie: FieldEvent):
