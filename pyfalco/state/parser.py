@@ -325,7 +325,11 @@ class StateParser:
             child = threads.get(ctid)
             if child is not None and child.flags & _FROM_PARENT_EVENT:
                 child.flags &= ~_FROM_PARENT_EVENT
+                # libs' parse_clone_exit_child leaves a fresh entry made by the caller as it is; the
+                # ids are taken here (pid namespaces), the caller's page-fault counts kept
+                pf = child.pfmajor, child.pfminor
                 self._fill_from_clone(child, p, evt.ts, own=True)
+                child.pfmajor, child.pfminor = pf
             elif child is None or child.clone_ts != evt.ts:
                 cpid = p.get("pid") or ctid
                 cptid = p.get("ptid") or 0
