@@ -320,10 +320,80 @@ def _args_of_old_exit(field, got, want, ie):
     return not rest
 
 
+# -- threads a capture never describes (libs' "invalid" entries) and other thread-table cases ------
+
+_INVALID_FIELDS = {"proc.pid": None, "thread.ismain": None, "proc.cwd": None, "proc.fdlimit": None,
+                   "proc.fdopencount": None, "proc.fdusage": None, "proc.ppid": None, "proc.nchilds": None}
+
+
+def _invalid_thread_pid(field, got, want, ie):
+    """A thread neither the process list nor a clone describes: libs master's fake entry has pid -1
+    (thread_manager.cpp sinsp_thread_manager::get_thread, "Add a fake entry to avoid a continuous
+    lookup"), so it is not a main thread and has no main thread: proc.pid -1, thread.ismain false,
+    get_cwd() "./", get_fd_limit()/get_fd_opencount() 0, proc.ppid none. sysdig 0.29 gave the fake
+    entry pid = tid, making it its own main thread (cwd "", fdlimit -1, ppid -1)."""
+    t = ie.thread
+    return field in _INVALID_FIELDS and t is not None and t.pid < 0
+
+
+def _unknown_parent_is_0(field, got, want, ie):
+    """proc.ppid of a process whose parent the table lacks: libs master's create_thread_dependencies
+    sets ptid 0 when the parent is missing or invalid (the invalid main thread of a clone's child
+    event, patched by parse_clone_exit_child, goes through it); sysdig 0.29 kept -1."""
+    return field == "proc.ppid" and got == "0" and want == "-1"
+
+
+def _nchilds_of_thread(field, got, want, ie):
+    """proc.nchilds on a thread that is not its process's main thread: libs master returns the
+    number of live non-leader threads of the thread group from any of its threads
+    (sinsp_threadinfo::get_num_not_leader_threads); sysdig 0.29 read a counter (m_nchilds) that
+    only a main thread keeps, so every other thread showed 0."""
+    t = ie.thread
+    return field == "proc.nchilds" and want == "0" and t is not None and t.tid != t.pid
+
+
+def _execve_patches_invalid(field, got, want, ie):
+    """A thread first seen as an invalid entry, then running an execve: libs master's
+    parse_execve_exit patches the entry (ptid from the event, vtid/vpid = tid/pid) and, for
+    captures whose execve exit has no trusted_exepath, rebuilds proc.exepath from the enter event's
+    filename and the cwd; sysdig 0.29 left vtid/vpid -1 (printed <NA>) and had no exepath."""
+    t = ie.thread
+    if t is None or not t.lastexec_ts:
+        return False
+    if field in ("proc.vpid", "thread.vtid"):
+        return want == "<NA>" and got in (str(t.pid), str(t.tid))
+    return field == "proc.exepath" and want == "" and got != ""
+
+
+def _gid_high_word(field, got, want, ie):
+    """group.gid: libs' group filtercheck types it PT_UINT32 (sinsp_filter_check_group); sysdig 0.29
+    printed it with 32 bits of the neighbouring memory above the gid (4294967296 for gid 0)."""
+    if field != "group.gid":
+        return False
+    try:
+        w, g = int(want), int(got)
+    except ValueError:
+        return False
+    return w > 0xFFFFFFFF and w & 0xFFFFFFFF == g
+
+
+def _loginuid_unread(field, got, want, ie):
+    """user.loginuid of a thread from the capture's process list: libs master reads the entry's
+    loginuid, UINT32_MAX (-1) when the entry lacks it (libscap scap_read_proclist); sysdig 0.29
+    printed an uninitialized value (-420151296 on libs_sample.scap)."""
+    if field != "user.loginuid" or got != "-1":
+        return False
+    try:
+        return int(want) < -1
+    except ValueError:
+        return False
+
+
 KNOWN = [_param_not_in_old_exit, _args_of_old_exit, _empty_is_null, _mmap_res_is_errno, _socket_l4_at_exit,
          _no_argless_ancestors,
          _user_root, _group_root, _connect_overwrites_dest, _sendmsg_tuple_misread, _port_of_non_connection,
-         _dev_of_non_file, _unconnected_is_server]
+         _dev_of_non_file, _unconnected_is_server, _invalid_thread_pid, _unknown_parent_is_0, _nchilds_of_thread,
+         _execve_patches_invalid, _gid_high_word, _loginuid_unread]
 
 
 def explain(field: str, got: str, want: str, ie) -> str | None:
