@@ -73,6 +73,45 @@ def _cstr(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+class _IPv4(ipaddress.IPv4Address):
+    """An IPv4Address that keeps its text: socket names, tuples and fields format the same few
+    addresses on every event (ipaddress builds the dotted text in Python each time)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, address: Any) -> None:
+        super().__init__(address)
+        self._text = ipaddress.IPv4Address.__str__(self)
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __format__(self, fmt: str) -> str:
+        return self._text if not fmt else ipaddress.IPv4Address.__format__(self, fmt)
+
+    def __repr__(self) -> str:
+        return f"IPv4Address({self._text!r})"
+
+
+class _IPv6(ipaddress.IPv6Address):
+    """An IPv6Address that keeps its text (see _IPv4)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, address: Any) -> None:
+        super().__init__(address)
+        self._text = ipaddress.IPv6Address.__str__(self)
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __format__(self, fmt: str) -> str:
+        return self._text if not fmt else ipaddress.IPv6Address.__format__(self, fmt)
+
+    def __repr__(self) -> str:
+        return f"IPv6Address({self._text!r})"
+
+
 _IP4_CACHE: dict = {}
 _IP6_CACHE: dict = {}
 
@@ -83,7 +122,7 @@ def _ip4(b: bytes) -> ipaddress.IPv4Address:
     if ip is None:
         if len(_IP4_CACHE) >= 4096:
             _IP4_CACHE.clear()
-        ip = _IP4_CACHE[b] = ipaddress.IPv4Address(b)
+        ip = _IP4_CACHE[b] = _IPv4(b)
     return ip
 
 
@@ -92,7 +131,7 @@ def _ip6(b: bytes) -> ipaddress.IPv6Address:
     if ip is None:
         if len(_IP6_CACHE) >= 4096:
             _IP6_CACHE.clear()
-        ip = _IP6_CACHE[b] = ipaddress.IPv6Address(b)
+        ip = _IP6_CACHE[b] = _IPv6(b)
     return ip
 
 

@@ -33,6 +33,7 @@ _HELPERS = {
     "_to_bytes": ops.to_bytes,
     "_to_ip": ops.to_ip,
     "_ip_match": ops.ip_match,
+    "_ip_in": ops.ip_in,
     "_apply": ops.apply_scalar,
     **{f"_t_{name}": fn for name, fn in ops.TRANSFORMS.items()},
 }
@@ -255,12 +256,11 @@ class _Emitter(n.NodeVisitor):
                     return f"{pm}({lhs}, {s})"
                 if kind == "ip":
                     targets = tuple(conv)
-                    s = self.const("_c", ("ip", repr(targets)), lambda: targets, repr(targets))
-                    im = self.helper("_ip_match")
-                    test = f"any({im}(_x, _t) for _t in {s})"
+                    s = self.const("_c", ("ip", repr(targets)), lambda: ops.IpTargets(targets), repr(targets))
+                    im = self.helper("_ip_in")
                     if lt.multi:
-                        return f"(({v} := {lhs}) is not None and any({test} for _x in {v} if _x is not None))"
-                    return f"(({v} := {lhs}) is not None and any({im}({v}, _t) for _t in {s}))"
+                        return f"(({v} := {lhs}) is not None and any({im}(_x, {s}) for _x in {v} if _x is not None))"
+                    return f"(({v} := {lhs}) is not None and {s}.has({v}))"
                 items = frozenset(conv)
                 s = self.const("_s", ("set", kind, tuple(sorted(map(repr, items)))), lambda: items,
                                f"frozenset of {len(items)} values")

@@ -160,6 +160,46 @@ def ip_match(value, target) -> bool:
     return addr == target
 
 
+class IpTargets:
+    """The addresses and networks of one ``in``/``intersects`` list over an ip field, with the
+    answers for recent addresses kept (events name the same few addresses again and again)."""
+
+    __slots__ = ("targets", "_seen")
+
+    def __init__(self, targets: tuple) -> None:
+        self.targets = targets
+        self._seen: dict = {}
+
+    def __repr__(self) -> str:
+        return repr(self.targets)
+
+    def has(self, value) -> bool:
+        """``any(ip_match(value, t) for t in targets)``."""
+        addr = to_ip(value)
+        if addr is None:
+            return False
+        seen = self._seen
+        hit = seen.get(addr)
+        if hit is None:
+            hit = False
+            for t in self.targets:
+                if isinstance(t, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+                    if addr in t:
+                        hit = True
+                        break
+                elif addr == t:
+                    hit = True
+                    break
+            if len(seen) >= 1024:
+                seen.clear()
+            seen[addr] = hit
+        return hit
+
+
+def ip_in(value, targets: IpTargets) -> bool:
+    return targets.has(value)
+
+
 def to_bytes(value) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)

@@ -55,17 +55,13 @@ def open_guard(trees: Sequence[Any]) -> Callable[[Any], bool] | None:
     # for any other code (enter events, older layouts) ie.fd is not that open's fd
     made = frozenset((E_OPEN, E_OPENAT, E_OPENAT2))
 
-    def guard(ie: Any) -> bool:
-        f = ie.fd
-        if f is None or ie.evt.type not in made:
-            return True
-        fl = f.flags
-        if fl & flags_any or f.type == FD_DIRECTORY:
-            return True
-        path = f.name
+    # paths repeat (the same files are opened again and again): the answer by flags then path
+    cache: dict = {}
+
+    def decide(path: str, fl: int) -> bool:
         # what the analysis assumes: fd.name == fd.nameraw == a normalized absolute path
-        if (f.nameraw != path or len(path) < 2 or path[0] != "/" or path[-1] == "/" or "//" in path
-                or "/." in path or ".." in path or not path.isascii() or len(path) >= max_path):
+        if (len(path) < 2 or path[0] != "/" or path[-1] == "/" or "//" in path or "/." in path or ".." in path
+                or not path.isascii() or len(path) >= max_path):
             return True
         fl |= any_bit
         m = exact.get(path)
@@ -83,4 +79,26 @@ def open_guard(trees: Sequence[Any]) -> Callable[[Any], bool] | None:
             if m is not None and m & fl:
                 return True
         return False
+
+    def guard(ie: Any) -> bool:
+        f = ie.fd
+        if f is None or ie.evt.type not in made:
+            return True
+        fl = f.flags
+        if fl & flags_any or f.type == FD_DIRECTORY:
+            return True
+        path = f.name
+        if f.nameraw != path:
+            return True
+        by_path = cache.get(fl)
+        if by_path is None:
+            if len(cache) >= 64:
+                cache.clear()
+            by_path = cache[fl] = {}
+        hit = by_path.get(path)
+        if hit is None:
+            if len(by_path) >= 4096:
+                by_path.clear()
+            hit = by_path[path] = decide(path, fl)
+        return hit
     return guard
