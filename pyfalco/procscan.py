@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
+import stat as _stat
 import struct
 import time
 from pathlib import Path
@@ -327,7 +329,7 @@ def scan_thread(tid: int, pid: int | None = None, boot_ns: int | None = None, ne
         t.args = argv[1:]
     else:
         t.exe = t.comm          # kernel threads
-    exe = _readlink(f"{pbase}/exe") or ""
+    exe = exepath_raw = _readlink(f"{pbase}/exe") or ""
     if exe.endswith(" (deleted)"):
         exe = exe[:-10]
     t.exepath = exe
@@ -338,6 +340,8 @@ def scan_thread(tid: int, pid: int | None = None, boot_ns: int | None = None, ne
             t.exe_ino, t.exe_ino_ctime, t.exe_ino_mtime = st.st_ino, st.st_ctime_ns, st.st_mtime_ns
         except OSError:
             pass
+        if t.exe_ino:
+            t.exe_upper_layer, t.exe_lower_layer = exe_layer(pid, exe, t.exe_ino, deleted=exe != exepath_raw)
     t.cwd = _readlink(f"{base}/cwd") or "/"
     t.root = _readlink(f"{pbase}/root") or "/"
     env = _read(f"{pbase}/environ", "rb") or b""
@@ -360,6 +364,60 @@ def scan_thread(tid: int, pid: int | None = None, boot_ns: int | None = None, ne
     if with_fds and tid == pid:
         t.fds = _fds(pid, net or NetTables())
     return t
+
+
+def _unescape_mount(text: str) -> str:
+    """A mountinfo field: the kernel writes space, tab, newline and backslash as octal escapes."""
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def exe_layer(pid: int, exepath: str, exe_ino: int, deleted: bool = False) -> tuple[bool, bool]:
+    """(upper, lower): the overlayfs layer of a running process's executable, for processes that
+    were running before the capture (the drivers compute it at execve: PPM_EXE_UPPER_LAYER /
+    PPM_EXE_LOWER_LAYER, from the overlay inode's upper dentry).
+
+    The mount holding the executable in the process's own mount table (/proc/PID/mountinfo,
+    longest mount point that is a prefix of the path) must be an overlay. The file is in the upper
+    layer when the overlay's upperdir has it with the running executable's inode number (overlayfs
+    reports the real inode of a non-directory whose layers share one filesystem): a file written
+    in the container or copied up there. Otherwise it is the image's (lower). A deleted executable
+    is upper unless the upper layer holds a whiteout at its path (a lower file deleted from the
+    container). Not overlay: neither."""
+    if not exepath.startswith("/"):
+        return False, False
+    text = _read(f"{PROC}/{pid}/mountinfo")
+    if not text:
+        return False, False
+    best: tuple[str, str, str] | None = None
+    for line in text.splitlines():
+        parts = line.split(" ")
+        try:
+            sep = parts.index("-", 6)
+        except ValueError:
+            continue
+        if len(parts) < sep + 4:
+            continue
+        mnt = _unescape_mount(parts[4])
+        if exepath == mnt or exepath.startswith(mnt.rstrip("/") + "/"):
+            if best is None or len(mnt) >= len(best[0]):
+                best = (mnt, parts[sep + 1], parts[sep + 3])
+    if best is None or best[1] != "overlay":
+        return False, False
+    upperdir = next((o[len("upperdir="):] for o in best[2].split(",") if o.startswith("upperdir=")), "")
+    if not upperdir:
+        return False, True            # a read-only overlay: only lower layers
+    rel = exepath[len(best[0].rstrip("/")):]
+    try:
+        st = os.lstat(host_path(_unescape_mount(upperdir)) + rel)
+    except OSError:
+        return deleted, not deleted   # a deleted exe missing from the upper layer was only there
+    if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+        return False, True            # a whiteout: the lower file, deleted in the container
+    if deleted:
+        return False, False           # another file has the path now: which layer ran is unknown
+    return (True, False) if st.st_ino == exe_ino else (False, True)
 
 
 def _ns_pgid(pid: int, pgid: int) -> int:
