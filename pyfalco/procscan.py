@@ -264,8 +264,9 @@ def _cgroups(text: str | None) -> list[tuple[str, str]]:
 
 
 def scan_thread(tid: int, pid: int | None = None, boot_ns: int | None = None, net: NetTables | None = None,
-                with_fds: bool = True) -> ThreadInfo | None:
-    """One thread from /proc (its process's fds too when it is the main thread), or None."""
+                with_fds: bool = True, layers: dict | None = None) -> ThreadInfo | None:
+    """One thread from /proc (its process's fds too when it is the main thread), or None.
+    ``layers`` memoizes the exe's overlay layer per (pid, exe inode) across a process's threads."""
     if pid is None:
         st = _read(f"{PROC}/{tid}/status")
         if st is None:
@@ -341,7 +342,13 @@ def scan_thread(tid: int, pid: int | None = None, boot_ns: int | None = None, ne
         except OSError:
             pass
         if t.exe_ino:
-            t.exe_upper_layer, t.exe_lower_layer = exe_layer(pid, exe, t.exe_ino, deleted=exe != exepath_raw)
+            key = (pid, t.exe_ino)
+            hit = layers.get(key) if layers is not None else None
+            if hit is None:
+                hit = exe_layer(pid, exe, t.exe_ino, deleted=exe != exepath_raw)
+                if layers is not None:
+                    layers[key] = hit
+            t.exe_upper_layer, t.exe_lower_layer = hit
     t.cwd = _readlink(f"{base}/cwd") or "/"
     t.root = _readlink(f"{pbase}/root") or "/"
     env = _read(f"{pbase}/environ", "rb") or b""
@@ -438,8 +445,9 @@ def scan_process(pid: int, boot_ns: int | None = None, net: NetTables | None = N
     except OSError:
         return []
     out = []
+    layers: dict = {}
     for tid in tids:
-        t = scan_thread(tid, pid, boot_ns, net)
+        t = scan_thread(tid, pid, boot_ns, net, layers=layers)
         if t is not None:
             out.append(t)
     return out
