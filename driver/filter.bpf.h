@@ -4,8 +4,8 @@
  * writes the globals and maps of driver/maps.bpf.h). Falco's drivers filter by syscall only; this
  * one also drops, after the filler built the record and before it reaches the ring:
  *
- *   - an open/openat/openat2 that no selected rule can match and whose fd nothing reads later
- *     (user space proved that from the rules: pf_kf_on has the type's bit only then). An open
+ *   - an open/openat/openat2 that no selected rule can match (user space proved that from the
+ *     rules: pf_kf_on has the type's bit only then). An open
  *     is sent whenever one of these holds (each is a reason the rules or the state need it):
  *       * its PPM flags share a bit with pf_kf_flags_any (O_DIRECTORY always: user space names
  *         a directory fd by its path, for *at() calls and fchdir);
@@ -15,9 +15,10 @@
  *         byte >= 0x80, empty, or too long;
  *       * its whole path, its directory, its file name or one of its prefixes is a pattern of
  *         pf_kf_paths whose flag mask matches (hash hits; a collision only sends more).
- *   - a close of an fd whose open was dropped (pf_kf_fds), when no rule wants close events. An
- *     fd number leaves pf_kf_fds when its close is seen, and when a sent event creates an fd of
- *     that number (pf_kf_mkfd: the fd went away without close(2), by dup2, close_range, exec).
+ *   - a close of an fd whose open was dropped (held in pf_kf_held), when no rule wants close
+ *     events. A dropped open is not forgotten but held (see "held opens" below): a sent event
+ *     that reads its fd from user space's fd table gets it sent first, so user space's table is
+ *     the one it would have without the filter.
  *
  * The record is read back from the scratch slot, so the filter sees exactly what user space
  * would have seen.
@@ -152,18 +153,228 @@ PF_INLINE __u64 pf_kf_files(void)
 	return (__u64)BPF_CORE_READ(t, files);
 }
 
+/*=== held opens ===
+ * A dropped open's record waits in pf_kf_held, keyed like the fd it made. It reaches user space
+ * (tid made the current thread's, timestamp just before the event that needs it) when a sent
+ * event uses that fd (pf_kf_uses), or when a fork is about to copy the table (pf_kf_fork). Its
+ * entry goes without a trace when the kernel closes the fd and user space would drop it too:
+ * close (the close is dropped as well), an exec (O_CLOEXEC), close_range, an fd number made anew
+ * (dup2 over it), the exit of the table's last user. pf_kf_files counts the held opens of each
+ * table, so that a sent event of a process holding nothing costs one lookup. */
+
+#define PF_KF_ST_HELD 0
+#define PF_KF_ST_CLOSES 1
+#define PF_KF_ST_RELEASED 2
+#define PF_KF_ST_FLUSHED 3
+#define PF_KF_ST_DISCARDED 4
+#define PF_KF_ST_SENT_FULL 5
+
+#define PF_KF_WALK_FLUSH 1	   /* send every held open of the table (a fork copies it) */
+#define PF_KF_WALK_PURGE 2	   /* forget every one (the table is gone, or new at a reused address) */
+#define PF_KF_WALK_EXEC 3	   /* forget the O_CLOEXEC ones (an exec closed them) */
+#define PF_KF_WALK_RANGE_CLOSE 4   /* close_range(first, last, 0) */
+#define PF_KF_WALK_RANGE_CLOEXEC 5 /* close_range(first, last, CLOSE_RANGE_CLOEXEC) */
+
+PF_INLINE void pf_kf_held_add(__u64 files, __s64 n)
+{
+	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+
+	if (st)
+		__sync_fetch_and_add(&st->held, n);
+}
+
+/* Sends a held record (rec->len checked here) on this CPU's ring, as thread tid at time ts. */
+PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 ts, __u64 tid)
+{
+	struct pyfalco_evt_hdr *hdr = (struct pyfalco_evt_hdr *)rec->data;
+	__u64 len = rec->len;
+	__u32 cpu, ring;
+	void *rb;
+
+	if (len < PYFALCO_EVT_HDR_SIZE || len > PF_KF_REC_MAX)
+		return;
+	hdr->ts = ts;
+	hdr->tid = tid;
+	if (rec->cloexec && rec->flags_off + 4 <= len) {
+		__u64 off = rec->flags_off & (PF_KF_REC_MAX - 1);
+
+		barrier_var(off);
+		if (off <= PF_KF_REC_MAX - 4)
+			*(__u32 *)&rec->data[off] |= PPM_O_CLOEXEC;
+	}
+	barrier_var(len);
+	len &= (2 * PF_KF_REC_MAX - 1);
+	if (len > PF_KF_REC_MAX)
+		return;
+	cpu = bpf_get_smp_processor_id();
+	ring = pf_cpu_to_ring[cpu & (PYFALCO_MAX_CPUS - 1)];
+	rb = bpf_map_lookup_elem(&pf_ringbufs, &ring);
+	if (!rb) {
+		pf_count(PF_COUNT_BUG);
+		return;
+	}
+	if (bpf_ringbuf_output(rb, rec->data, len, BPF_RB_NO_WAKEUP))
+		pf_count(PF_COUNT_DROP_BUFFER);
+	else
+		pf_count(PF_COUNT_EVT);
+}
+
+/* Forgets the held open of (files, fd), if any: the kernel closed that fd and user space drops
+ * it at the same event. 1 when there was one. */
+PF_INLINE int pf_kf_discard(__u64 files, __s64 fd)
+{
+	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_fd k = {.files = files, .fd = (__u64)fd};
+
+	if (!st || st->held <= 0 || fd < 0)
+		return 0;
+	if (bpf_map_delete_elem(&pf_kf_held, &k))
+		return 0;
+	__sync_fetch_and_add(&st->held, -1);
+	return 1;
+}
+
+/* Sends the held open of (current files, fd) before the event being submitted (its timestamp
+ * ts): user space then has the fd in its table when it reads that event. A global function: the
+ * verifier checks it once. */
+__noinline int pf_kf_release(__u64 files, __s64 fd, __u64 ts)
+{
+	struct pf_kf_fd k = {.files = files, .fd = (__u64)fd};
+	__u32 zero = 0;
+	struct pf_kf_rec *v, *rec;
+
+	v = bpf_map_lookup_elem(&pf_kf_held, &k);
+	if (!v)
+		return 0;
+	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
+	if (!rec)
+		return 0;
+	/* copied out first: once deleted, the entry's memory may be reused */
+	if (bpf_probe_read_kernel(rec, sizeof(*rec), v))
+		return 0;
+	/* whoever deletes it sends it (two threads of the table may use the fd at once) */
+	if (bpf_map_delete_elem(&pf_kf_held, &k))
+		return 0;
+	pf_kf_held_add(files, -1);
+	pf_kf_emit(rec, ts - 1, (__u32)bpf_get_current_pid_tgid());
+	pf_kf_count(PF_KF_ST_RELEASED);
+	return 1;
+}
+
+struct pf_kf_walk {
+	__u64 files;
+	__u64 first;
+	__u64 last;
+	__u64 ts;
+	__u64 tid;
+	__u32 mode;
+	__u32 removed;
+};
+
+/* bpf_for_each_map_elem callback over pf_kf_held. Every branch depends on the entry or on *w's
+ * fields the caller set and no iteration changes (see pf_kf_step on pre-6.7 verifiers); removed
+ * is only ever added to. Deleting the current element is allowed in a hash map walk. */
+static long pf_kf_walk_cb(struct bpf_map *map, struct pf_kf_fd *key, struct pf_kf_rec *val, struct pf_kf_walk *w)
+{
+	__u32 mode = w->mode;
+
+	if (key->files != w->files)
+		return 0;
+	if (mode == PF_KF_WALK_EXEC && !val->cloexec)
+		return 0;
+	if ((mode == PF_KF_WALK_RANGE_CLOSE || mode == PF_KF_WALK_RANGE_CLOEXEC) &&
+	    (key->fd < w->first || key->fd > w->last))
+		return 0;
+	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
+		val->cloexec = 1;
+		return 0;
+	}
+	if (mode == PF_KF_WALK_FLUSH)
+		pf_kf_emit(val, w->ts, w->tid);
+	if (bpf_map_delete_elem(map, key) == 0)
+		w->removed++;
+	return 0;
+}
+
+/* One walk over the held opens of a table (PF_KF_WALK_*). Global: checked once, with mode and
+ * the range unknown, so that no branch of the callback is taken for dead. */
+__noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
+{
+	struct pf_kf_walk w = {};
+	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	__u32 i;
+
+	if (!st || st->held <= 0)
+		return 0;
+	w.files = files;
+	w.mode = mode;
+	w.first = first;
+	w.last = last;
+	w.ts = pf_boot_time_ns + bpf_ktime_get_boot_ns();
+	w.tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_for_each_map_elem(&pf_kf_held, pf_kf_walk_cb, &w, 0);
+	if (w.removed)
+		__sync_fetch_and_add(&st->held, -(__s64)w.removed);
+	for (i = 0; i < 64 && i < w.removed; i++)
+		pf_kf_count(mode == PF_KF_WALK_FLUSH ? PF_KF_ST_FLUSHED : PF_KF_ST_DISCARDED);
+	return w.removed;
+}
+
+/* Holds the open record being submitted (len bytes in aux) under (current files, fd): 1 when held,
+ * 0 when it must be sent (too long, table full, a table shared by processes). */
+__noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, __u32 flags_off)
+{
+	struct pf_kf_fd k;
+	struct pf_kf_fstate zero_st = {}, *st;
+	struct pf_kf_rec *rec;
+	__u32 zero = 0;
+	long err;
+
+	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
+		return 0;
+	k.files = pf_kf_files();
+	k.fd = (__u64)fd;
+	st = bpf_map_lookup_elem(&pf_kf_tables, &k.files);
+	if (!st) {
+		bpf_map_update_elem(&pf_kf_tables, &k.files, &zero_st, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&pf_kf_tables, &k.files);
+		if (!st)
+			return 0;
+	}
+	if (st->nohold)
+		return 0;
+	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
+	if (!rec)
+		return 0;
+	rec->len = len;
+	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
+	rec->flags_off = flags_off;
+	if (bpf_probe_read_kernel(rec->data, sizeof(rec->data), aux->data))
+		return 0;
+	/* pf_submit sets the length: the header in aux has the previous record's */
+	((struct pyfalco_evt_hdr *)rec->data)->len = len;
+	/* counted before it is visible: a reader that finds it also finds held > 0 */
+	__sync_fetch_and_add(&st->held, 1);
+	err = bpf_map_update_elem(&pf_kf_held, &k, rec, BPF_NOEXIST);
+	if (err) {
+		__sync_fetch_and_add(&st->held, -1);
+		/* an entry of that fd number is left from an fd closed unseen: this open replaces it */
+		err = bpf_map_update_elem(&pf_kf_held, &k, rec, BPF_EXIST);
+	}
+	return err == 0;
+}
+
 /*
  * 1: drop this open record (parameters: fd first, the name at name_off of the payload, the flags
- * right after the name). A global function: the verifier checks it once, not in every filler.
+ * right after the name; len: the record's length). Dropped means held (pf_kf_hold). A global
+ * function: the verifier checks it once, not in every filler.
  */
-__noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u32 name_off)
+__noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u32 name_off, __u32 len)
 {
 	struct pf_ctx c = {};
 	__u64 base, at;
 	__s64 fd;
-	__u32 n, flags;
-	struct pf_kf_fd k;
-	__u8 one = 1;
+	__u32 n, flags, flags_off;
 
 	if (!aux)
 		return 0;
@@ -178,6 +389,7 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u
 	barrier_var(at);
 	at &= PF_AUX_MASK;
 	flags = *(__u32 *)&aux->data[at];
+	flags_off = (__u32)at;
 	if (flags & pf_kf_flags_any)
 		goto send;
 	if (fd >= 0) {
@@ -195,65 +407,173 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u
 	if (n == 0 || pf_kf_path_wanted(&aux->data[at], n - 1, flags))
 		goto send;
 	if (fd >= 0) {
-		k.files = pf_kf_files();
-		k.fd = (__u64)fd;
-		bpf_map_update_elem(&pf_kf_fds, &k, &one, BPF_ANY);
+		if (!pf_kf_hold(aux, len, fd, flags, flags_off)) {
+			pf_kf_count(PF_KF_ST_SENT_FULL);
+			goto send;
+		}
 	}
-	pf_kf_count(0);
+	/* a failed open (fd < 0) makes no fd: nothing to hold */
+	pf_kf_count(PF_KF_ST_HELD);
 	return 1;
 send:
-	if (fd >= 0) {
-		/* this fd number is user space's again, whatever an earlier dropped open left */
-		k.files = pf_kf_files();
-		k.fd = (__u64)fd;
-		bpf_map_delete_elem(&pf_kf_fds, &k);
-	}
+	/* this fd number is user space's again, whatever a held open of it was */
+	pf_kf_discard(pf_kf_files(), fd);
 	return 0;
 }
 
-/* 1: drop this close record (res, fd): its fd's open was dropped. */
+/* 1: drop this close record (res, fd): its fd's open is held (and forgotten now). When a rule
+ * wants closes, the close is sent and pf_kf_uses sends the held open just before it. */
 __noinline int pf_kf_close(struct pf_aux *aux)
 {
-	struct pf_kf_fd k;
 	__s64 v;
 
-	if (!aux)
+	if (!aux || !(pf_kf_on & PF_KF_CLOSE))
 		return 0;
 	v = *(__s64 *)&aux->data[PYFALCO_EVT_HDR_SIZE + 2 * 2 + 8];
 	if (v < 0)
 		return 0; /* close(-1) and the like: no fd, nothing to look up */
-	k.files = pf_kf_files();
-	k.fd = (__u64)v;
-	if (!bpf_map_lookup_elem(&pf_kf_fds, &k))
+	if (!pf_kf_discard(pf_kf_files(), v))
 		return 0;
-	bpf_map_delete_elem(&pf_kf_fds, &k);
-	if (!(pf_kf_on & PF_KF_CLOSE))
-		return 0;
-	pf_kf_count(1);
+	pf_kf_count(PF_KF_ST_CLOSES);
 	return 1;
 }
 
-/* A sent event created fds: they are user space's now (pf_kf_fds may hold their numbers from an
- * fd closed without close(2): dup2 over it, close_range, exec, a files_struct reused). */
+/* A sent event created fds: they are user space's now (a held open of that number is of an fd
+ * closed without close(2): dup2 over it, close_range, exec, a files_struct reused). */
 __noinline int pf_kf_forget(struct pf_aux *aux, __u32 how)
 {
-	struct pf_kf_fd k;
-	__u64 base;
+	__u64 base, files;
 	__s64 v;
 	int i;
 
 	if (!aux)
 		return 0;
 	base = (PYFALCO_EVT_HDR_SIZE + 2 * (__u64)((struct pyfalco_evt_hdr *)aux->data)->nparams) & 127;
-	k.files = pf_kf_files();
+	files = pf_kf_files();
 	for (i = 0; i < 3; i++) {
 		if (!(how & (i == 0 ? PF_KF_MKFD_RET : PF_KF_MKFD_PARAMS)))
 			continue;
 		v = *(__s64 *)&aux->data[(base + 8 * i) & 255];
-		if (v >= 0) {
-			k.fd = (__u64)v;
-			bpf_map_delete_elem(&pf_kf_fds, &k);
+		if (pf_kf_discard(files, v))
+			pf_kf_count(PF_KF_ST_DISCARDED);
+	}
+	return 0;
+}
+
+/* The event being submitted reads the fds of the parameters in mask (pf_kf_uses): send their
+ * held opens first. */
+__noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
+{
+	struct pf_kf_fstate *st;
+	__u64 files, off, ts;
+	__u32 i, np, plen;
+
+	if (!aux)
+		return 0;
+	files = pf_kf_files();
+	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	if (!st || st->held <= 0)
+		return 0;
+	ts = ((struct pyfalco_evt_hdr *)aux->data)->ts;
+	np = ((struct pyfalco_evt_hdr *)aux->data)->nparams;
+	off = PYFALCO_EVT_HDR_SIZE + 2 * (__u64)(np & (PF_MAX_PARAMS - 1));
+	for (i = 0; i < 16; i++) {
+		if (i >= np)
+			break;
+		plen = *(__u16 *)&aux->data[PYFALCO_EVT_HDR_SIZE + 2 * i];
+		if ((mask & (1u << i)) && plen == 8) {
+			__s64 fd = *(__s64 *)&aux->data[off & PF_AUX_MASK];
+
+			if (fd >= 0)
+				pf_kf_release(files, fd, ts);
 		}
+		off += plen;
+	}
+	return 0;
+}
+
+/* 1 when a clone/fork tracepoint's parent/child pair needs the parent's held opens sent. */
+PF_INLINE void pf_kf_fork(struct task_struct *parent, struct task_struct *child)
+{
+	__u64 pf = (__u64)BPF_CORE_READ(parent, files), cf = (__u64)BPF_CORE_READ(child, files);
+	struct pf_kf_fstate *st;
+
+	if (!pf || !cf)
+		return;
+	if (pf == cf) {
+		/* CLONE_FILES: one table. Threads need nothing. Processes sharing it: user space shares
+		 * it too, but an exec (or close_range with CLOSE_RANGE_UNSHARE) in one of them would copy
+		 * it out of reach of the held opens: send them, and hold nothing there from now on. */
+		if (BPF_CORE_READ(parent, tgid) == BPF_CORE_READ(child, tgid))
+			return;
+		st = bpf_map_lookup_elem(&pf_kf_tables, &pf);
+		if (!st) {
+			struct pf_kf_fstate z = {.nohold = 1};
+
+			bpf_map_update_elem(&pf_kf_tables, &pf, &z, BPF_NOEXIST);
+			return;
+		}
+		st->nohold = 1;
+		pf_kf_walk(pf, PF_KF_WALK_FLUSH, 0, 0);
+		return;
+	}
+	/* a new table at an address a dead one had: what was held there is stale */
+	if (bpf_map_lookup_elem(&pf_kf_tables, &cf)) {
+		pf_kf_walk(cf, PF_KF_WALK_PURGE, 0, 0);
+		bpf_map_delete_elem(&pf_kf_tables, &cf);
+	}
+	/* a copy of the parent's table: user space copies its own table at the clone's exit (the
+	 * parent's or the child's, whichever comes first), and both come after this tracepoint (the
+	 * child has not run yet): send the held opens now, so that the copy has them */
+	pf_kf_walk(pf, PF_KF_WALK_FLUSH, 0, 0);
+}
+
+/* A thread exits (sched_process_exit, before exit_files): when it is its table's last user (or
+ * the last thread of its process, for a table no other process shares), forget the table. */
+PF_INLINE void pf_kf_exit(struct task_struct *t)
+{
+	__u64 files = (__u64)BPF_CORE_READ(t, files);
+	struct pf_kf_fstate *st;
+	int users, live;
+
+	if (!files)
+		return;
+	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	if (!st)
+		return;
+	users = BPF_CORE_READ(t, files, count.counter);
+	live = BPF_CORE_READ(t, signal, live.counter);
+	if (users > 1 && (live > 0 || st->nohold))
+		return;
+	pf_kf_walk(files, PF_KF_WALK_PURGE, 0, 0);
+	bpf_map_delete_elem(&pf_kf_tables, &files);
+}
+
+#define PF_CLOSE_RANGE_CLOEXEC (1u << 2)
+
+/* What a sent event does to the held opens besides using fds: an exec closes the O_CLOEXEC ones,
+ * close_range closes or marks a range (user space does the same at the same event). */
+__noinline int pf_kf_state(struct pf_aux *aux, __u32 type)
+{
+	__u64 base, files;
+	__s64 res;
+
+	if (!aux)
+		return 0;
+	base = (PYFALCO_EVT_HDR_SIZE + 2 * (__u64)((struct pyfalco_evt_hdr *)aux->data)->nparams) & 127;
+	res = *(__s64 *)&aux->data[base];
+	if (res != 0)
+		return 0;
+	files = pf_kf_files();
+	if (type == PPME_SYSCALL_CLOSE_RANGE_X) {
+		__u32 first = *(__u32 *)&aux->data[(base + 8) & 255];
+		__u32 last = *(__u32 *)&aux->data[(base + 12) & 255];
+		__u32 fl = *(__u32 *)&aux->data[(base + 16) & 255];
+
+		pf_kf_walk(files, (fl & PF_CLOSE_RANGE_CLOEXEC) ? PF_KF_WALK_RANGE_CLOEXEC : PF_KF_WALK_RANGE_CLOSE,
+			   first, last);
+	} else {
+		pf_kf_walk(files, PF_KF_WALK_EXEC, 0, 0);
 	}
 	return 0;
 }
@@ -265,20 +585,28 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 
 	if (on) {
 		__u16 type = ((struct pyfalco_evt_hdr *)c->aux->data)->type;
+		__u32 len = c->pos;
+		__u16 uses;
 		int drop = 0;
 
 		if (type == PPME_SYSCALL_OPENAT_2_X && (on & PF_KF_OPENAT))
-			drop = pf_kf_open(c->aux, 7, 2, 16);
+			drop = pf_kf_open(c->aux, 7, 2, 16, len);
 		else if (type == PPME_SYSCALL_OPEN_X && (on & PF_KF_OPEN))
-			drop = pf_kf_open(c->aux, 6, 1, 8);
+			drop = pf_kf_open(c->aux, 6, 1, 8, len);
 		else if (type == PPME_SYSCALL_OPENAT2_X && (on & PF_KF_OPENAT2))
-			drop = pf_kf_open(c->aux, 8, 2, 16);
+			drop = pf_kf_open(c->aux, 8, 2, 16, len);
 		else if (type == PPME_SYSCALL_CLOSE_X)
 			drop = pf_kf_close(c->aux);
 		if (drop)
 			return 0;
+		uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
+		if (uses)
+			pf_kf_uses_fds(c->aux, uses);
 		if (pf_kf_mkfd[type & (PF_KF_CODES - 1)])
 			pf_kf_forget(c->aux, pf_kf_mkfd[type & (PF_KF_CODES - 1)]);
+		if (type == PPME_SYSCALL_EXECVE_19_X || type == PPME_SYSCALL_EXECVEAT_X ||
+		    type == PPME_SYSCALL_CLOSE_RANGE_X)
+			pf_kf_state(c->aux, type);
 	}
 	return pf_submit(c);
 }

@@ -118,23 +118,68 @@ struct {
 	__type(value, __u32);
 } pf_kf_paths SEC(".maps");
 
-/* fds whose open the filter dropped, by (the task's files_struct, fd): their close is dropped too. */
+/* An fd whose open the filter held back, by (the task's files_struct, fd). */
 struct pf_kf_fd {
 	__u64 files;
 	__u64 fd;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct pf_kf_fd);
-	__type(value, __u8);
-} pf_kf_fds SEC(".maps");
+/* A held open: its record as the filler built it (PF_KF_REC_MAX bytes at most; a longer one is
+ * sent). cloexec: the open had O_CLOEXEC (or close_range set it): an exec discards it, and user
+ * space gets the flag in the record's flags as it would have had it (close_range sets it there). */
+#define PF_KF_REC_MAX 512
+struct pf_kf_rec {
+	__u32 len;
+	__u32 cloexec;
+	__u32 flags_off; /* where the open's flags are in data (PPM_O_CLOEXEC is added there when sent) */
+	__u32 pad;
+	__u8 data[PF_KF_REC_MAX];
+};
 
-/* What the filter dropped, per CPU: [0] opens, [1] closes. */
+/* Opens dropped and held until a sent event uses their fd (filter.bpf.h). A plain hash, not an
+ * LRU: an evicted record would be an fd user space never learns; when it is full, opens are sent. */
+#define PF_KF_HELD_MAX 8192
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PF_KF_HELD_MAX);
+	__type(key, struct pf_kf_fd);
+	__type(value, struct pf_kf_rec);
+} pf_kf_held SEC(".maps");
+
+/* Per files_struct: how many of its opens are held (the hooks skip every lookup at 0), and
+ * whether it is shared by processes (CLONE_FILES without CLONE_THREAD: nothing is held there). */
+struct pf_kf_fstate {
+	__s64 held;
+	__u32 nohold;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PF_KF_HELD_MAX);
+	__type(key, __u64);
+	__type(value, struct pf_kf_fstate);
+} pf_kf_tables SEC(".maps");
+
+/* A held record being sent (copied out before its entry is deleted). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pf_kf_rec);
+} pf_kf_scratch SEC(".maps");
+
+/* Event code -> bit i set: parameter i is an fd the event uses (user space looks it up in its fd
+ * table): a held open of that fd is sent first. From pyfalco/kfilter.py (the event schema). */
+volatile __u16 pf_kf_uses[PF_KF_CODES];
+
+/* What the filter did, per CPU (PF_KF_ST_*): [0] opens held, [1] closes dropped, [2] held opens
+ * sent before a use, [3] sent before a fork copied the table, [4] discarded (closed by exec,
+ * close_range, dup2, exit), [5] opens sent because the record was too long or the table full. */
+#define PF_KF_NSTATS 6
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PF_KF_NSTATS);
 	__type(key, __u32);
 	__type(value, __u64);
 } pf_kf_stats SEC(".maps");

@@ -79,6 +79,16 @@ int BPF_PROG(pf_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	return 0;
 }
 
+/* A fork copies the parent's fd table (before the child runs, and so before either clone exit):
+ * the kernel filter sends the opens it holds there, so that user space's copy has them. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(pf_sched_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (pf_capturing && pf_kf_on)
+		pf_kf_fork(parent, child);
+	return 0;
+}
+
 /* procexit (PPME_PROCEXIT_1_E): every thread's exit, with the wait status split as libs does. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(pf_sched_exit, struct task_struct *p)
@@ -89,6 +99,8 @@ int BPF_PROG(pf_sched_exit, struct task_struct *p)
 
 	if (!pf_capturing)
 		return 0;
+	if (pf_kf_on)
+		pf_kf_exit(p); /* the kernel filter's held opens of a table nobody uses any more */
 	if (pf_begin(&c, NULL, PPME_PROCEXIT_1_E, 5))
 		return 0;
 	code = BPF_CORE_READ(pf_task(&c), exit_code);

@@ -302,15 +302,29 @@ class Capture:
         self.kernel_filter = kf
 
     def kernel_filter_stats(self) -> dict[str, int]:
-        """What the kernel-side filter dropped: ``{"opens": n, "closes": n}`` (``{}`` with a
-        libpyfalco without the filter)."""
+        """What the kernel-side filter did: ``opens`` dropped (held in the kernel), ``closes``
+        dropped, held opens ``released`` before an event used their fd, ``flushed`` before a fork
+        copied the fd table, ``discarded`` (their fd closed by exec, close_range, dup2, exit),
+        ``sent_full`` (opens sent because the record was too long or the table full); ``{}`` with
+        a libpyfalco without the filter (an older one gives the first two only)."""
         h = self._h()
         fn = _kf_fn("pyfalco_capture_kernel_filter_stats")
         if fn is None:
             return {}
-        out = (ctypes.c_uint64 * 2)()
-        _native.check(fn(h, out, 2), h, "reading the kernel filter statistics")
-        return {"opens": out[0], "closes": out[1]}
+        names = ("opens", "closes", "released", "flushed", "discarded", "sent_full")
+        out = (ctypes.c_uint64 * len(names))()
+        got = _native.check(fn(h, out, len(names)), h, "reading the kernel filter statistics")
+        return dict(zip(names[:got], out[:got]))
+
+    def kernel_filter_held(self) -> int:
+        """How many opens the kernel-side filter holds now (-1 with a libpyfalco without it)."""
+        h = self._h()
+        fn = getattr(_native.lib, "pyfalco_capture_kernel_filter_held", None)
+        if fn is None:
+            return -1
+        fn.argtypes = [ctypes.c_void_p]
+        fn.restype = ctypes.c_int
+        return _native.check(fn(h), h, "counting the kernel filter's held opens")
 
     def stats(self) -> dict[str, int]:
         """Counters: events, drops by reason (ring buffer full, too large, ...), skipped records."""

@@ -22,16 +22,20 @@ mask and its path matches the pattern (exact name, prefix, directory, file name)
 analysis cannot evaluate counts as true (so it never narrows), a negation counts as true unless
 its operand is certainly true. The driver sends an open when any clause holds.
 
-Dropping opens also leaves their fds out of user space's fd table. That is safe only when no rule
-reads that table for another event in a way a missing regular-file fd could change: a rule of
-another event type may use the event's own ``fd.*`` fields only if its condition is false for
-any fd that is not a socket (``fd.typechar in (4, 6)``, ``fd.type in (ipv4, ipv6)``,
-``fd.l4proto = tcp``, ``fd.sip = ...``); ``fdlist.*``, ``fd.types``, ``proc.fdopencount``,
-``proc.fdusage``, ``proc.std{in,out,err}.*``, ``evt.args``, ``evt.info`` and ``evt.arg.<fd
-parameter>`` used by a rule of another type turn the open filter off. Fields that count or
-time events (``evt.num`` other than ``evt.num = 0``, ``evt.deltatime*``, ``evt.count*``,
-``evt.around``) turn the whole filter off. Closes are dropped only for fds whose open was
-dropped, and only when no rule selects close events.
+A dropped open is held in the kernel, not forgotten (``pf_kf_held``, keyed by the task's fd table
+and the fd): its record is sent, just before, when a sent event reads that fd from user space's fd
+table (any fd parameter of the event schema: the fd of fchmod/fchown/setns/read/..., the dirfd of
+an ``*at()`` call, the old fd of dup/fcntl), and when a fork is about to copy the table. It is
+forgotten when the kernel closes the fd and user space would drop it at the same event: its close
+(then dropped too when no rule selects close events), an exec (O_CLOEXEC), close_range, an fd
+created anew at that number (dup2), the exit of the table's last user. So user space's fd table is
+the one it would have without the filter whenever it reads it for one fd. What reads the whole
+table still turns the open filter off: ``fdlist.*``, ``fd.types``, ``proc.fdopencount``,
+``proc.fdusage``, ``proc.std{in,out,err}.*``, and ``evt.args``, ``evt.info``, ``evt.arg.<p>`` of
+an fd-list parameter (poll). What the driver cannot hold it sends: a record longer than
+``HOLD_MAX`` bytes, an open when ``HELD_MAX`` are held, an open in a table that processes share
+(CLONE_FILES without CLONE_THREAD). Fields that count or time events (``evt.num`` other than
+``evt.num = 0``, ``evt.deltatime*``, ``evt.count*``, ``evt.around``) turn the whole filter off.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ _KIND_NAMES = {EXACT: "name", PREFIX: "prefix", DIR: "directory", BASE: "file na
 _MAX_PATH = 4096
 _MAX_CLAUSES = 4096
 _MAX_PATTERNS = 16384
+#: driver/maps.bpf.h: the longest open record the driver holds, and how many it holds at most
+HOLD_MAX = 512
+HELD_MAX = 8192
 
 # PPM open flags (driver/abi/pyfalco_abi.h) by the names evt.arg.flags renders
 PPM_O_RDONLY, PPM_O_WRONLY, PPM_O_CREAT, PPM_O_DIRECTORY = 1, 2, 4, 1 << 10
@@ -72,9 +79,11 @@ _NAME_FIELDS = ("fd.name", "fd.nameraw")
 
 # fields whose value depends on events other than the one evaluated (dropped ones included)
 _HISTORY_FIELDS = ("evt.num", "evt.deltatime", "evt.count", "evt.around")
-# fields that read the process's fd table beyond the event's own fd
+# fields that read the process's whole fd table, or fds no parameter names (a held open is sent
+# only before an event whose fd parameter names it)
 _TABLE_FIELDS = ("fdlist.", "fd.types", "proc.fdopencount", "proc.fdusage", "proc.stdin.", "proc.stdout.",
                  "proc.stderr.", "evt.args", "evt.info")
+_PT_FD, _PT_FDLIST = 14, 16
 # checks that are false for any fd that is not a socket (so for a regular file or no fd at all)
 _SOCKET_ONLY = {"fd.typechar": {"4", "6", "u"}, "fd.type": {"ipv4", "ipv6", "unix"},
                 "fd.l4proto": {"tcp", "udp", "icmp", "raw"}, "fd.sockfamily": {"ip", "unix"}}
@@ -106,6 +115,9 @@ class KernelFilter:
     flags_any: int = PPM_O_DIRECTORY
     patterns: dict = field(default_factory=dict)
     reasons: list = field(default_factory=list)
+    #: event types whose fd.* fields some rule reads (what the held opens are sent before, for
+    #: the explanation: the driver sends them before any event that uses their fd)
+    release_types: list = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
@@ -118,6 +130,7 @@ class KernelFilter:
             raw = text.encode()
             out.append(struct.pack("<QIII", fnv1a64(raw), len(raw), kind, mask))
         out.append(_mkfd_table())
+        out.append(_uses_table())
         return b"".join(out)
 
     def wanted(self, flags: int, path: str, *, is_dir: bool = False) -> bool:
@@ -158,6 +171,13 @@ class KernelFilter:
                     shown = ", ".join(f"{t}{_mask_text(m)}" for t, m in items[:12])
                     more = f", ... ({len(items)} in all)" if len(items) > 12 else ""
                     lines.append(f"  opens sent by {_KIND_NAMES[kind]}: {shown}{more}")
+            rel = ", ".join(self.release_types[:12]) + (f", ... ({len(self.release_types)} in all)"
+                                                        if len(self.release_types) > 12 else "")
+            lines.append(f"  dropped opens are held in the kernel (records up to {HOLD_MAX} bytes, {HELD_MAX} at "
+                         "most; else sent) and sent just before a sent event uses their fd"
+                         + (f" (the rules read fd fields of {rel})" if rel else "")
+                         + " and before a fork copies the fd table; forgotten at their close, exec (O_CLOEXEC), "
+                         "close_range, dup2 over them, the table's last exit")
         lines.extend("  " + r for r in self.reasons)
         return "\n".join(lines)
 
@@ -174,6 +194,25 @@ def _mkfd_table() -> bytes:
         names = [p.name for p in e.params]
         out[e.code] = 2 if names[1:3] == ["fd1", "fd2"] else 1
     return bytes(out)
+
+
+def _uses_table() -> bytes:
+    """Event code -> u16, bit i set when parameter i is an fd the event reads from the fd table
+    (the driver sends a held open of that fd first): every PT_FD parameter but the fd the event
+    creates (``res``, the new ``fd`` of an fd-creating call, dup2/dup3's ``newfd``, which the
+    driver forgets instead: pf_kf_mkfd). An extra bit only sends a held open earlier."""
+    from pyfalco import _schema
+    out = [0] * 1024
+    for e in _schema.EVENTS:
+        if e.code >= len(out):
+            continue
+        mask = 0
+        for i, p in enumerate(e.params[:16]):
+            if p.type != _PT_FD or p.name in ("res", "newfd") or (i == 0 and p.name == "fd" and "CREATES_FD" in e.flags):
+                continue
+            mask |= 1 << i
+        out[e.code] = mask
+    return struct.pack("<1024H", *out)
 
 
 def _mask_text(mask: int) -> str:
@@ -401,19 +440,6 @@ def _socket_only(node: Any) -> bool | None:
     return None
 
 
-def _fd_params() -> dict:
-    """Event type name -> names of its PT_FD parameters rendered from the fd table: all of them
-    for an event that uses an fd (EF_USES_FD), the ones after the first (the fd the event itself
-    returns) otherwise."""
-    from pyfalco import _schema
-    out: dict = {}
-    for e in _schema.EVENTS:
-        uses = "USES_FD" in e.flags
-        out.setdefault(e.name, set()).update(p.name for i, p in enumerate(e.params)
-                                             if p.type == 14 and (uses or i > 0))
-    return out
-
-
 def _table_types() -> frozenset:
     """Event types whose fd.* fields come from the fd table (libs' EF_USES_FD; the open calls
     describe their own fd)."""
@@ -427,20 +453,33 @@ def _uses_history(name: str, arg: Any, check: Any) -> bool:
     return any(name == h or name.startswith(h + ".") for h in _HISTORY_FIELDS)
 
 
-def _table_field(name: str, arg: Any, types: Iterable[str], fd_params: dict) -> str | None:
-    """Why a field read for events of ``types`` depends on fds other than the event's own."""
+def _fdlist_params() -> dict:
+    """Event type name -> names of its fd-list parameters (poll: fds the driver sends no held
+    open before)."""
+    from pyfalco import _schema
+    out: dict = {}
+    for e in _schema.EVENTS:
+        out.setdefault(e.name, set()).update(p.name for p in e.params if p.type == _PT_FDLIST)
+    return out
+
+
+def _table_field(name: str, arg: Any, types: Iterable[str], fdlist_params: dict) -> str | None:
+    """Why a field read for events of ``types`` depends on fds a held open would not be sent for:
+    the whole table, or an fd-list parameter."""
     for t in _TABLE_FIELDS:
         if name == t or (t.endswith(".") and name.startswith(t)):
-            if name in ("evt.args", "evt.info") and not any(fd_params.get(t) for t in types):
-                continue     # no fd parameter but the one the event returns
+            if name in ("evt.args", "evt.info") and not any(fdlist_params.get(t) for t in types):
+                continue     # the fd parameters' held opens are sent before the event
             return name
     if name in ("evt.arg", "evt.rawarg") or name.startswith("evt.arg."):
         if name == "evt.rawarg" or name.startswith("evt.rawarg"):
             return None
         pname = arg if name == "evt.arg" else name[len("evt.arg."):]
         if pname is None or str(pname).lstrip("-").isdigit():
-            return f"{name}[{pname}]"
-        if any(pname in fd_params.get(t, ()) for t in types):
+            if any(fdlist_params.get(t) for t in types):
+                return f"{name}[{pname}]"
+            return None
+        if any(pname in fdlist_params.get(t, ()) for t in types):
             return f"{name}" if arg is None else f"{name}[{arg}]"
     return None
 
@@ -457,7 +496,7 @@ def derive(ruleset: Any, *, source: str = "syscall", extra_output_fields: Sequen
     kf = KernelFilter()
     rules = ruleset.enabled_rules(source)
     universe = getattr(ruleset, "universe", frozenset())
-    fd_params = _fd_params()
+    fdlist_params = _fdlist_params()
     table_types = _table_types()
     extra = [(f.split("[", 1)[0], None, None) for f in extra_output_fields]
     open_rules, other_rules = [], []
@@ -478,13 +517,15 @@ def derive(ruleset: Any, *, source: str = "syscall", extra_output_fields: Sequen
             other_rules.append((rule, cond_fields + out_fields + extra, types - OPEN_TYPES if not catch_all else universe))
         if catch_all or "close" in types:
             close_rules.append(rule)
-    # 1. no rule of another type may read a dropped open's fd
+    # 1. no rule of another type may read the fd table beyond the fds its event names (the held
+    #    opens of those are sent before the event)
     blocked = False
+    release: set = set()
     for rule, flds, types in other_rules:
         types = frozenset(types) - {"creat"}
         fd_fields = []
         for name, arg, _check in flds:
-            why = _table_field(name, arg, types, fd_params)
+            why = _table_field(name, arg, types, fdlist_params)
             if why:
                 kf.reasons.append(f"off: rule {rule.name!r} reads {why} on {', '.join(sorted(types)[:4])} events: "
                                   "fds of dropped opens would be missing")
@@ -494,10 +535,12 @@ def derive(ruleset: Any, *, source: str = "syscall", extra_output_fields: Sequen
                 fd_fields.append(name)
         else:
             if fd_fields and _socket_only(rule.tree) is not False:
-                kf.reasons.append(f"off: rule {rule.name!r} reads {', '.join(sorted(set(fd_fields)))} on "
-                                  f"{', '.join(sorted(types & table_types)[:4])} events and may match a "
-                                  "regular file's fd")
-                blocked = True
+                rtypes = sorted(types & table_types)
+                release.update(rtypes)
+                kf.reasons.append(f"rule {rule.name!r} reads {', '.join(sorted(set(fd_fields)))} on "
+                                  f"{', '.join(rtypes[:4])}{' ...' if len(rtypes) > 4 else ''} events: a held "
+                                  "open of that fd is sent just before")
+    kf.release_types = sorted(release)
     # 2. what the open rules can match
     clauses: list = []
     for rule in open_rules:

@@ -15,6 +15,8 @@
 #define SPEC_HEADER 16
 #define SPEC_PATTERN 20
 #define SPEC_MKFD 1024 /* optional: the driver's pf_kf_mkfd table, one byte per event code */
+#define SPEC_USES 2048 /* optional, after SPEC_MKFD: pf_kf_uses, one u16 per event code */
+#define KF_NSTATS 6    /* the driver's PF_KF_NSTATS */
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -74,6 +76,7 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	struct pyfalco_bpf *skel = skel_of(h);
 	uint32_t on, flags_any, n, i;
 	const uint8_t *mkfd;
+	size_t rest;
 	int paths, err;
 
 	if (!skel)
@@ -84,9 +87,8 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	on = rd32(spec + 4);
 	flags_any = rd32(spec + 8);
 	n = rd32(spec + 12);
-	if ((len - SPEC_HEADER) / SPEC_PATTERN < n ||
-	    (len - SPEC_HEADER - (size_t)n * SPEC_PATTERN != 0 &&
-	     len - SPEC_HEADER - (size_t)n * SPEC_PATTERN != SPEC_MKFD))
+	rest = (len - SPEC_HEADER) / SPEC_PATTERN < n ? (size_t)-1 : len - SPEC_HEADER - (size_t)n * SPEC_PATTERN;
+	if (rest != 0 && rest != SPEC_MKFD && rest != SPEC_MKFD + SPEC_USES)
 		return pf_fail(h, EINVAL, "kernel filter: malformed spec (%zu bytes for %u patterns)", len, n);
 	if (on & ~(uint32_t)(PYFALCO_KF_OPEN | PYFALCO_KF_OPENAT | PYFALCO_KF_OPENAT2 | PYFALCO_KF_CLOSE))
 		return pf_fail(h, EINVAL, "kernel filter: unknown type bits 0x%x", on);
@@ -106,7 +108,11 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	paths = bpf_map__fd(skel->maps.pf_kf_paths);
 	err = clear_map(paths, sizeof(struct kf_key));
 	if (!err)
-		err = clear_map(bpf_map__fd(skel->maps.pf_kf_fds), sizeof(struct kf_fd));
+		err = clear_map(bpf_map__fd(skel->maps.pf_kf_held), sizeof(struct kf_fd));
+	/* held opens are forgotten with the old filter: their fds stay unknown to user space until it
+	 * reads them from /proc on a miss (a filter change is a rules reload, rare) */
+	if (!err)
+		err = clear_map(bpf_map__fd(skel->maps.pf_kf_tables), sizeof(uint64_t));
 	if (err)
 		return pf_fail(h, -err, "kernel filter: clearing the driver's tables: %s", strerror(-err));
 	memset((void *)skel->bss->pf_kf_prefix_lens, 0, sizeof(skel->bss->pf_kf_prefix_lens));
@@ -125,7 +131,11 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	}
 	mkfd = spec + SPEC_HEADER + (size_t)n * SPEC_PATTERN;
 	for (i = 0; i < SPEC_MKFD && i < sizeof(skel->bss->pf_kf_mkfd); i++)
-		skel->bss->pf_kf_mkfd[i] = len == SPEC_HEADER + (size_t)n * SPEC_PATTERN + SPEC_MKFD ? mkfd[i] : 0;
+		skel->bss->pf_kf_mkfd[i] = rest >= SPEC_MKFD ? mkfd[i] : 0;
+	for (i = 0; i < SPEC_USES / 2 && i < sizeof(skel->bss->pf_kf_uses) / 2; i++)
+		skel->bss->pf_kf_uses[i] = rest == SPEC_MKFD + SPEC_USES
+						   ? (uint16_t)(mkfd[SPEC_MKFD + 2 * i] | mkfd[SPEC_MKFD + 2 * i + 1] << 8)
+						   : 0;
 	skel->bss->pf_kf_flags_any = flags_any;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	skel->bss->pf_kf_on = on;
@@ -143,12 +153,14 @@ int pyfalco_capture_kernel_filter_stats(pyfalco_capture *h, uint64_t *out, uint3
 		return pf_fail(h, ENOTSUP, "kernel filter: only the modern_ebpf engine filters in the kernel");
 	if (!out || n < 2)
 		return pf_fail(h, EINVAL, "kernel filter statistics: room for 2 counters needed");
+	if (n > KF_NSTATS)
+		n = KF_NSTATS;
 	if (ncpus <= 0)
 		return pf_fail(h, -ncpus, "kernel filter statistics: counting CPUs");
 	per = calloc((size_t)ncpus, sizeof(*per));
 	if (!per)
 		return pf_fail(h, ENOMEM, "kernel filter statistics");
-	for (which = 0; which < 2; which++) {
+	for (which = 0; which < n; which++) {
 		out[which] = 0;
 		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.pf_kf_stats), &which, per)) {
 			int err = errno;
@@ -160,7 +172,25 @@ int pyfalco_capture_kernel_filter_stats(pyfalco_capture *h, uint64_t *out, uint3
 			out[which] += per[c];
 	}
 	free(per);
-	return 2;
+	return (int)n;
+}
+
+int pyfalco_capture_kernel_filter_held(pyfalco_capture *h)
+{
+	struct pyfalco_bpf *skel = skel_of(h);
+	struct kf_fd key, next;
+	int fd, count = 0;
+	void *prev = NULL;
+
+	if (!skel)
+		return pf_fail(h, ENOTSUP, "kernel filter: only the modern_ebpf engine filters in the kernel");
+	fd = bpf_map__fd(skel->maps.pf_kf_held);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0 && count < (1 << 24)) {
+		key = next;
+		prev = &key;
+		count++;
+	}
+	return count;
 }
 
 #else
@@ -177,6 +207,11 @@ int pyfalco_capture_kernel_filter_stats(pyfalco_capture *h, uint64_t *out, uint3
 {
 	(void)out;
 	(void)n;
+	return pf_fail(h, ENOTSUP, "kernel filter: this libpyfalco was built without the eBPF driver");
+}
+
+int pyfalco_capture_kernel_filter_held(pyfalco_capture *h)
+{
 	return pf_fail(h, ENOTSUP, "kernel filter: this libpyfalco was built without the eBPF driver");
 }
 

@@ -41,22 +41,45 @@ def test_stable_rules_send_only_what_a_rule_can_match():
     assert "Read sensitive file untrusted" in text and "/etc/shadow" in text
 
 
-def test_default_rules_keep_it_off_and_say_which_rules():
+def test_default_rules_hold_opens_and_say_before_what():
+    """pyfalco's default rules read fd.name on fchmod/fchown/setns/unlinkat: the opens the filter
+    drops are held in the kernel and sent before such an event uses their fd, so the filter is on
+    and says which rules read which events' fds."""
     kf = kfilter.derive(load_rules(str(ROOT / "rules" / "pyfalco_rules.yaml")).ruleset)
-    assert kf.on == 0
+    assert kf.on & KF_OPENAT and kf.on & KF_CLOSE, kf.describe()
+    assert not kf.wanted(PPM_O_RDONLY, "/etc/hostname")
+    assert {"fchmod", "fchown", "setns", "unlinkat"} <= set(kf.release_types), kf.release_types
+    text = kf.describe()
+    assert "held in the kernel" in text and "setns" in text
     reasons = "\n".join(kf.reasons)
     for rule in ("Set Setuid or Setgid bit", "Change thread namespace", "Delete or rename shell history"):
-        assert rule in reasons
+        assert f"rule {rule!r} reads fd." in reasons, reasons
+
+
+def test_uses_table_names_the_fds_each_event_reads():
+    """The driver sends a held open before an event whose fd parameter names it: the table has
+    the used fds of the schema, never the one an event creates (that one is forgotten)."""
+    from pyfalco import _schema
+    uses = struct.unpack("<1024H", kfilter._uses_table())
+    by_name = {(e.name, e.enum.endswith("_X")): e for e in _schema.EVENTS if not "OLD_VERSION" in e.flags}
+
+    def bits(name: str) -> set:
+        e = by_name[(name, True)]
+        return {e.params[i].name for i in range(16) if uses[e.code] >> i & 1}
+    assert bits("fchmod") == {"fd"} and bits("fchown") == {"fd"} and bits("setns") == {"fd"}
+    assert bits("unlinkat") == {"dirfd"} and bits("openat") == {"dirfd"} and bits("close") == {"fd"}
+    assert bits("dup2") == {"oldfd"} and bits("fcntl") == {"fd"} and bits("read") == {"fd"}
+    assert bits("renameat2") == {"olddirfd", "newdirfd"}
 
 
 @pytest.mark.parametrize("cond,why", [
     ("evt.type = openat and fd.name contains secret", "whatever its path and flags"),
     ("evt.type = openat and not fd.name startswith /tmp", "whatever its path and flags"),
     ("evt.type = openat and evt.num > 5", "counts or times"),
-    ("evt.type = read and fd.name = /etc/shadow", "may match a regular file's fd"),
-    ("evt.type = dup and evt.args contains shadow", "evt.args"),
-    ("evt.type = fchmod and evt.arg.fd contains shadow", "evt.arg"),
+    ("evt.type = poll and evt.args contains shadow", "evt.args"),
+    ("evt.type = poll and evt.arg.fds contains shadow", "evt.arg"),
     ("evt.type = execve and proc.fdopencount > 10", "proc.fdopencount"),
+    ("evt.type = execve and fdlist.names contains shadow", "fdlist.names"),
 ])
 def test_what_turns_it_off(cond, why):
     kf = _kf(_rule(cond))
@@ -69,6 +92,9 @@ def test_what_turns_it_off(cond, why):
     "evt.type = socket and evt.args contains AF_PACKET",                   # its own, new fd
     "evt.type = execve and proc.name = bash",                              # no fd at all
     "evt.type = openat and fd.directory endswith /.ssh",                   # always sent anyway
+    "evt.type = read and fd.name = /etc/shadow",                           # held opens: sent first
+    "evt.type = dup and evt.args contains shadow",
+    "evt.type = fchmod and evt.arg.fd contains shadow",
 ])
 def test_what_keeps_it_on(cond):
     kf = _kf(_rule(cond))
@@ -96,7 +122,7 @@ def test_spec_layout():
     kf = _kf(_rule("evt.type = openat and fd.name in (/a/b, /c)"))
     spec = kf.spec()
     magic, on, flags_any, n = struct.unpack_from("<IIII", spec)
-    assert (magic, on, n) == (kfilter.MAGIC, kf.on, 2) and len(spec) == 16 + 20 * 2 + 1024
+    assert (magic, on, n) == (kfilter.MAGIC, kf.on, 2) and len(spec) == 16 + 20 * 2 + 1024 + 2048
     h, ln, kind, mask = struct.unpack_from("<QIII", spec, 16)
     assert (h, ln, kind, mask) == (kfilter.fnv1a64(b"/a/b"), 4, kfilter.EXACT, kfilter.ANY)
     assert kfilter.fnv1a64(b"") == 0xCBF29CE484222325
