@@ -69,6 +69,11 @@ struct pf_ctx {
 	__u32 idx;     /* next parameter */
 	__u32 nparams;
 	__u32 exe_len; /* length of the exe parameter, to skip argv[0] in args */
+	__u32 cpu;
+	/* pf_fd_file's last answer (openat asks for the same fd's file three times): file_key is
+	 * fd + 1, 0 when nothing is kept (a zeroed pf_ctx keeps nothing) */
+	__u64 file_key;
+	struct file *file;
 };
 
 /*=== 1. EVENT BUILDING ===*/
@@ -124,15 +129,19 @@ PF_INLINE int pf_begin(struct pf_ctx *c, struct pt_regs *regs, __u16 type, __u32
 	c->aux = bpf_map_lookup_elem(&pf_aux_maps, &cpu);
 	if (!c->aux)
 		return -1;
+	c->cpu = cpu;
 	c->regs = regs;
 	c->task = bpf_get_current_task_btf();
 	c->idx = 0;
 	c->nparams = nparams;
 	c->exe_len = 0;
+	c->file_key = 0;
+	c->file = NULL;
 	c->pos = PYFALCO_EVT_HDR_SIZE + 2 * nparams;
 	hdr = (struct pyfalco_evt_hdr *)c->aux->data;
 	hdr->ts = pf_boot_time_ns + bpf_ktime_get_boot_ns();
-	hdr->tid = (__u32)bpf_get_current_pid_tgid();
+	/* the current task's pid is bpf_get_current_pid_tgid()'s low half, read without a call */
+	hdr->tid = (__u32)c->task->pid;
 	hdr->type = type;
 	hdr->nparams = nparams;
 	return 0;
@@ -288,7 +297,7 @@ PF_INLINE int pf_submit(struct pf_ctx *c)
 	len &= (2 * PYFALCO_MAX_EVENT_SIZE - 1);
 	if (len > PYFALCO_MAX_EVENT_SIZE)
 		return 0;
-	cpu = bpf_get_smp_processor_id();
+	cpu = c->cpu;
 	ring = pf_cpu_to_ring[cpu & (PYFALCO_MAX_CPUS - 1)];
 	rb = bpf_map_lookup_elem(&pf_ringbufs, &ring);
 	if (!rb) {
@@ -305,42 +314,55 @@ PF_INLINE int pf_submit(struct pf_ctx *c)
 
 /*=== 2. EXTRACTION ===*/
 
+/*
+ * Direct (BTF) loads where the verifier knows the pointer's type: the tp_btf arguments and what
+ * is reached from bpf_get_current_task_btf() through struct pointers. They are plain loads with
+ * a fault fixup (a faulting one reads 0, as BPF_CORE_READ), where BPF_CORE_READ costs a
+ * bpf_probe_read_kernel call per hop; the hot fillers (openat, close) did ~20 such calls.
+ * Pointers read by a helper (an fd table slot) are plain numbers to the verifier and still go
+ * through BPF_CORE_READ.
+ */
 PF_INLINE unsigned long pf_arg(struct pf_ctx *c, int i)
 {
 	struct pt_regs *r = c->regs;
 
 	switch (i) {
 	case 0:
-		return BPF_CORE_READ(r, di);
+		return r->di;
 	case 1:
-		return BPF_CORE_READ(r, si);
+		return r->si;
 	case 2:
-		return BPF_CORE_READ(r, dx);
+		return r->dx;
 	case 3:
-		return BPF_CORE_READ(r, r10);
+		return r->r10;
 	case 4:
-		return BPF_CORE_READ(r, r8);
+		return r->r8;
 	default:
-		return BPF_CORE_READ(r, r9);
+		return r->r9;
 	}
 }
 
 PF_INLINE struct file *pf_fd_file(struct pf_ctx *c, long fd)
 {
-	struct files_struct *files = BPF_CORE_READ(pf_task(c), files);
+	struct files_struct *files;
 	struct fdtable *fdt;
 	struct file **arr;
 	struct file *f = NULL;
-	unsigned int max;
 
-	if (fd < 0 || !files)
+	if (fd < 0)
 		return NULL;
-	fdt = BPF_CORE_READ(files, fdt);
-	max = BPF_CORE_READ(fdt, max_fds);
-	if (fd >= max)
+	if (c->file_key == (__u64)fd + 1)
+		return c->file;
+	files = pf_task(c)->files;
+	if (!files)
 		return NULL;
-	arr = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	arr = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	c->file_key = (__u64)fd + 1;
+	c->file = f;
 	return f;
 }
 

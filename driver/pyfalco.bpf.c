@@ -15,7 +15,9 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 SEC("tp_btf/sys_exit")
 int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+	/* a direct (BTF) load: tp_btf's regs is a kernel pointer the verifier knows; BPF_CORE_READ
+	 * would be a bpf_probe_read_kernel call on every syscall of the system */
+	__u32 nr = (__u32)regs->orig_ax;
 
 	if (nr >= PYFALCO_SYSCALL_SLOTS || !pf_interesting[nr])
 		return 0;
