@@ -152,7 +152,7 @@ def _connect_overwrites_dest(field, got, want, ie):
     set. Applies to that socket's later events too."""
     f = ie.fd
     return (field in ("fd.name", "fd.sip", "fd.sport", "fd.rip", "fd.rport", "fd.lip", "fd.lport", "fd.sproto",
-                      "fd.rproto", "fd.lproto", "fd.snet", "fd.rnet", "fd.lnet", "fd.name_changed")
+                      "fd.rproto", "fd.lproto", "fd.snet", "fd.rnet", "fd.lnet", "fd.name_changed", "fd.is_server")
             and f is not None and f.is_ip and getattr(f, "redirected", False))
 
 
@@ -174,6 +174,14 @@ def _port_of_non_connection(field, got, want, ie):
     f = ie.fd
     return (field in ("fd.cport", "fd.sport") and want == "0" and got == "<NA>" and f is not None
             and not (f.is_ip and not f.is_server_socket))
+
+
+def _failed_open_fd(field, got, want, ie):
+    """A failed open: libs master gives the event a temporary fd info (fd.num -1, the name, flags
+    and device of the attempt: parse_open_openat_creat_exit), so fd.dev is the event's (0) and
+    fd.is_server false; sysdig 0.29 had no fd for it (<NA>)."""
+    return (field in ("fd.dev", "fd.dev.major", "fd.dev.minor", "fd.is_server") and want == "<NA>"
+            and ie.fd is not None and ie.fdnum == -1)
 
 
 def _dev_of_non_file(field, got, want, ie):
@@ -248,12 +256,18 @@ def _mmap_res_is_errno(field, got, want, ie):
 
 
 def _socket_l4_at_exit(field, got, want, ie):
-    """The new fd of a socket() exit (evt.arg.fd, and in evt.args): libs master's parse_socket_exit (add_socket)
-    sets the L4 protocol from the call's domain/type/protocol, which its converter puts into the exit
-    record, so the fd prints as <4t>; sysdig 0.29 prints <4> (no protocol yet at the socket's exit)."""
-    if ie.evt.name != "socket" or field not in ("evt.arg.fd", "evt.args"):
+    """A socket not connected yet, as an fd parameter (socket's new fd, then fcntl/setsockopt on it
+    before its connect): libs master's parse_socket_exit (add_socket) sets the L4 protocol from the
+    call's domain/type/protocol, which its converter puts into the exit record, so the fd prints as
+    <4t>; sysdig 0.29 prints <4> (no protocol until the socket is connected)."""
+    if not field.startswith("evt.arg."):
         return False
-    return field == "evt.arg.fd" and _without_l4(got) == want
+    return _unconnected_l4(got, want)
+
+
+def _unconnected_l4(got: str, want: str) -> bool:
+    """got is want with an L4 letter added to a bare socket tag (no address after it)."""
+    return got != want and _without_l4(got) == want and re.search(r"<[46][tuir]>\)?$", got) is not None
 
 
 def _without_l4(text: str) -> str:
@@ -314,7 +328,7 @@ def _args_of_old_exit(field, got, want, ie):
             continue
         if name == "res" and _mmap_res_is_errno("evt.arg.res", ours, theirs, ie):
             continue
-        if name == "fd" and ie.evt.name == "socket" and _without_l4(ours) == theirs:
+        if _unconnected_l4(ours, theirs):
             continue
         return False
     return not rest
@@ -392,7 +406,7 @@ def _loginuid_unread(field, got, want, ie):
 KNOWN = [_param_not_in_old_exit, _args_of_old_exit, _empty_is_null, _mmap_res_is_errno, _socket_l4_at_exit,
          _no_argless_ancestors,
          _user_root, _group_root, _connect_overwrites_dest, _sendmsg_tuple_misread, _port_of_non_connection,
-         _dev_of_non_file, _unconnected_is_server, _invalid_thread_pid, _unknown_parent_is_0, _nchilds_of_thread,
+         _dev_of_non_file, _unconnected_is_server, _failed_open_fd, _invalid_thread_pid, _unknown_parent_is_0, _nchilds_of_thread,
          _execve_patches_invalid, _gid_high_word, _loginuid_unread]
 
 

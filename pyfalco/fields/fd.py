@@ -348,6 +348,16 @@ def _proto(getter_port):
     return f
 
 
+def fd_sproto(ie: FieldEvent):
+    """libs (TYPE_SERVERPROTO): the server port as text for a connection; "" for a listening
+    socket (its port is fd.sport, but only connections get a port string)."""
+    port = fd_sport(ie)
+    if port is None:
+        return None
+    f = _real(ie)
+    return "" if f is not None and f.is_server_socket else str(port)
+
+
 def fd_cproto(ie: FieldEvent):
     """libs: the client port as text for a connection with a role, "" for any other fd with a role."""
     f = _real(ie)
@@ -376,7 +386,7 @@ EXTRACTORS: dict[str, Callable] = {
         fd_directory(ie)),
     "fd.net": fd_net, "fd.cnet": _net_of(fd_cip), "fd.snet": _net_of(fd_sip),
     "fd.lnet": _net_of(fd_lip), "fd.rnet": _net_of(fd_rip),
-    "fd.proto": fd_proto, "fd.sproto": _proto(fd_sport),
+    "fd.proto": fd_proto, "fd.sproto": fd_sproto,
     "fd.lproto": _proto(fd_lport), "fd.rproto": _proto(fd_rport),
     "fd.cproto": fd_cproto,
     "fd.connected": fd_connected, "fd.name_changed": fd_name_changed,

@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-#: measured rates (matches + explained differences) / compared, per field; a drop fails
+#: measured rates (matches + explained differences) / compared, per field; a drop fails (every
+#: field is at 1.0: each difference from sysdig 0.29 is one of the harness's KNOWN cases)
 FLOOR = {
     "evt.arg.addr": 1.0,
     "evt.arg.args": 1.0,
@@ -62,7 +63,7 @@ FLOOR = {
     "evt.arg.queuemax": 1.0,
     "evt.arg.queuepct": 1.0,
     "evt.arg.request": 1.0,
-    "evt.arg.res": 0.998,
+    "evt.arg.res": 1.0,
     "evt.arg.resource": 1.0,
     "evt.arg.sig": 1.0,
     "evt.arg.size": 1.0,
@@ -77,18 +78,18 @@ FLOOR = {
     "evt.arg.vm_swap": 1.0,
     "evt.arg.vpid": 1.0,
     "evt.arg.vtid": 1.0,
-    "evt.args": 0.998,
+    "evt.args": 1.0,
     "fd.cip": 1.0,
     "fd.cip.name": 1.0,
     "fd.connected": 1.0,
     "fd.cport": 1.0,
     "fd.cproto": 1.0,
-    "fd.dev": 0.999,
-    "fd.dev.major": 0.999,
-    "fd.dev.minor": 0.999,
+    "fd.dev": 1.0,
+    "fd.dev.major": 1.0,
+    "fd.dev.minor": 1.0,
     "fd.directory": 1.0,
     "fd.filename": 1.0,
-    "fd.is_server": 0.998,
+    "fd.is_server": 1.0,
     "fd.l4proto": 1.0,
     "fd.lip": 1.0,
     "fd.lip.name": 1.0,
@@ -105,7 +106,7 @@ FLOOR = {
     "fd.sip.name": 1.0,
     "fd.sockfamily": 1.0,
     "fd.sport": 1.0,
-    "fd.sproto": 0.999,
+    "fd.sproto": 1.0,
     "fd.type": 1.0,
     "fd.typechar": 1.0,
     "fd.uid": 1.0,
@@ -212,7 +213,7 @@ def test_new_known_cases_are_what_explains(result):
     ok, why, seen, samples, reasons, events = result
     expect = {
         "evt.args": {"args_of_old_exit", "sendmsg_tuple_misread"},
-        "evt.arg.res": {"mmap_res_is_errno"},
+        "evt.arg.res": {"mmap_res_is_errno", "socket_l4_at_exit"},      # fcntl's res on a fresh socket
         "evt.arg.data": {"empty_is_null", "param_not_in_old_exit"},
         "evt.arg.val": {"empty_is_null", "param_not_in_old_exit"},
         "evt.arg.fd": {"param_not_in_old_exit", "socket_l4_at_exit"},
@@ -231,6 +232,8 @@ def test_new_known_cases_are_what_explains(result):
         "proc.exepath": {"execve_patches_invalid"},
         "group.gid": {"gid_high_word"},
         "user.loginuid": {"loginuid_unread"},
+        "fd.dev": {"dev_of_non_file", "sendmsg_tuple_misread", "failed_open_fd"},
+        "fd.is_server": {"unconnected_is_server", "sendmsg_tuple_misread", "failed_open_fd", "connect_overwrites_dest"},
     }
     for f, allowed in expect.items():
         assert set(reasons.get(f, {})) <= allowed, (f, reasons.get(f))
