@@ -131,6 +131,13 @@ class Inspector:
         skip = bytearray(self.parser.plain_codes)
         for code in _CONTAINER_EVENTS:
             skip[code] = 0
+        # the types parse() looks no thread up for (procinfo, drop, switch, ...) and that change
+        # nothing else: only an existing thread's activity time (_K_NOLOOKUP, not decoded either)
+        parser = self.parser
+        for code in parser.no_lookup:
+            if (not skip[code] and code not in parser.handlers and code not in parser.fd_param
+                    and code not in _CONTAINER_EVENTS):
+                skip[code] = _K_NOLOOKUP
         self._skip_codes = bytes(skip)
         self._kinds_cache: dict = {}
         if self.live:
@@ -293,7 +300,15 @@ class Inspector:
                 cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
                 num += 1
                 kind = kinds[etype]
-                if kind == _K_SKIP:
+                if kind == _K_NOLOOKUP:
+                    # StateParser.parse of a no-lookup event with no handler and no fd parameter
+                    if parser.pending_exit is not None:
+                        parser.finish_pending()
+                    t = threads.get(tid)
+                    if t is not None:
+                        t.last_ts = ts
+                    ie = None
+                elif kind == _K_SKIP:
                     # StateParser.skip, inline in its common case (a known thread, no procexit due)
                     t = threads.get(tid)
                     if t is None or parser.pending_exit is not None:
@@ -583,7 +598,7 @@ def container_event_record(info: ContainerInfo, ts: int) -> bytes:
     return pack_header(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
 # process_raw's kinds of event codes
-_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED = 0, 1, 2, 3
+_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP = 0, 1, 2, 3, 4
 # a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on
 _CLOSE_RECORD = struct.Struct("<qq")
 _CLOSE_LENS = struct.pack("<HH", 8, 8)
