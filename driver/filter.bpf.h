@@ -160,7 +160,10 @@ PF_INLINE __u64 pf_kf_files(void)
  * entry goes without a trace when the kernel closes the fd and user space would drop it too:
  * close (the close is dropped as well), an exec (O_CLOEXEC), close_range, an fd number made anew
  * (dup2 over it), the exit of the table's last user. pf_kf_files counts the held opens of each
- * table, so that a sent event of a process holding nothing costs one lookup. */
+ * table, so that a sent event of a process holding nothing costs one lookup.
+ * Not exact: unshare(CLONE_FILES) and close_range(CLOSE_RANGE_UNSHARE) give the caller a copy of
+ * its table that the held opens are not keyed by (its later uses find nothing held; user space
+ * reads such an fd from /proc); sys_exit does not see the old table to move them. */
 
 #define PF_KF_ST_HELD 0
 #define PF_KF_ST_CLOSES 1
