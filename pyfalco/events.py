@@ -92,6 +92,17 @@ class _IPv4(ipaddress.IPv4Address):
     def __repr__(self) -> str:
         return f"IPv4Address({self._text!r})"
 
+    def __eq__(self, other: object) -> bool:
+        # the same cached object, or no address (ipaddress's own test raises and catches an
+        # AttributeError for None: sockets compare their unset ends on every connect)
+        if other is self:
+            return True
+        if other is None:
+            return False
+        return ipaddress.IPv4Address.__eq__(self, other)
+
+    __hash__ = ipaddress.IPv4Address.__hash__
+
 
 class _IPv6(ipaddress.IPv6Address):
     """An IPv6Address that keeps its text (see _IPv4)."""
@@ -110,6 +121,17 @@ class _IPv6(ipaddress.IPv6Address):
 
     def __repr__(self) -> str:
         return f"IPv6Address({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        # the same cached object, or no address (ipaddress's own test raises and catches an
+        # AttributeError for None: sockets compare their unset ends on every connect)
+        if other is self:
+            return True
+        if other is None:
+            return False
+        return ipaddress.IPv6Address.__eq__(self, other)
+
+    __hash__ = ipaddress.IPv6Address.__hash__
 
 
 _IP4_CACHE: dict = {}
