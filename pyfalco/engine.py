@@ -476,6 +476,9 @@ class Engine:
         output format)."""
         if not isinstance(ruleset, Ruleset):
             raise TypeError(f"set_rules: expected a Ruleset, not {type(ruleset).__name__}")
+        from . import kfilter
+        # open buckets test the kernel filter's clauses first (pyfalco.rules.prefilter)
+        ruleset.open_analysis = kfilter
         self.ruleset = ruleset
         self.renderers = renderers
         self._hooked = {}

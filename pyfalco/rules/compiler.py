@@ -16,6 +16,7 @@ The generated source is kept (``CompiledCondition.source``) for inspection.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -416,4 +417,45 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     exec(code, namespace)
     fn = namespace["bucket"]
     fn.source = source
+    # The same code over the accessors without their never-raise wrapper (fields.common.safe:
+    # a frame and a try per field read): when one raises, the wrapped bucket above answers
+    # for the whole event (accessors are pure for one event, so its answer is what the wrapped
+    # bucket alone would give; a wrapped accessor differs only by returning None instead).
+    fast_consts = dict(em.consts)
+    unwrapped = 0
+    for key, value in em.consts.items():
+        if _ACCESSOR_CONST.match(key):
+            inner = _unsafe(value)
+            if inner is not value:
+                fast_consts[key] = inner
+                unwrapped += 1
+    if not unwrapped:
+        return fn
+    fast_consts["_on_error"] = fn
+    exec(code, fast_consts)
+    fast = fast_consts["bucket"]
+    fast.source = source
+    fast.safe_bucket = fn
+    return fast
+
+
+_ACCESSOR_CONST = re.compile(r"_a\d+\Z")
+
+
+def _unsafe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The extractor inside fields.common.safe's wrapper (``fn`` itself when it is not one)."""
+    inner = getattr(fn, "__wrapped__", None)
+    if inner is not None and getattr(fn, "__code__", None) is _SAFE_CODE:
+        return inner
     return fn
+
+
+def _safe_code():
+    try:
+        from pyfalco.fields.common import safe
+    except ImportError:  # pragma: no cover - part of the package
+        return None
+    return safe(lambda ie: None).__code__
+
+
+_SAFE_CODE = _safe_code()

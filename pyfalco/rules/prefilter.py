@@ -9,6 +9,9 @@ can match an open of a normalized absolute path only when one of its clauses hol
 clauses, tested in Python on the fd the state engine just made, tell when a bucket cannot match;
 for every other open (no fd, a directory, a relative or unnormalized path, fd.name differing from
 fd.nameraw) the bucket runs as before, so results are those of the rules themselves.
+
+The analysis lives in the engine layer (``pyfalco.kfilter``): the engine hands it to the ruleset
+(``Ruleset.open_analysis``), which passes it here; without it buckets have no prefilter.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from typing import Any, Callable, Sequence
 __all__ = ["open_guard"]
 
 
-def open_guard(trees: Sequence[Any]) -> Callable[[Any], bool] | None:
+def open_guard(trees: Sequence[Any], K: Any) -> Callable[[Any], bool] | None:
     """``guard(ie)``: False only when none of the conditions ``trees`` (rules of open, openat or
     openat2 events) can hold for the InspectedEvent ``ie``; None when no cheap test exists (a
-    condition may match an open whatever its path and flags)."""
+    condition may match an open whatever its path and flags). ``K``: the module with the kernel
+    filter's clause analysis (``pyfalco.kfilter``)."""
     try:
-        from pyfalco import kfilter as K
         from pyfalco.state.fds import FD_DIRECTORY
         from pyfalco.state.parser import E_OPEN, E_OPENAT, E_OPENAT2
     except ImportError:  # pragma: no cover - both are part of the package

@@ -128,6 +128,9 @@ class Ruleset:
             universe = event_type_names()
         self.universe = universe
         self._enabled = {r.name: r.enabled for r in self.rules}
+        #: the kernel filter's clause analysis (pyfalco.kfilter, set by the engine): buckets of
+        #: open events test its clauses first (pyfalco.rules.prefilter); None: no prefilter
+        self.open_analysis: Any = None
         self._indexes: dict[str, tuple[dict, tuple]] = {}
         # rule name -> evaluations that raised (a provider handing a value of an unexpected type):
         # counted for every event, logged at 1, 10, 100, ... so that a bad rule cannot flood the log
@@ -305,9 +308,9 @@ class Ruleset:
         from pyfalco.rules.compiler import compile_bucket
         rules = [rule for _fn, rule in pairs]
         guard = None
-        if opens and all(r.event_source == "syscall" for r in rules):
+        if opens and self.open_analysis is not None and all(r.event_source == "syscall" for r in rules):
             from pyfalco.rules.prefilter import open_guard
-            guard = open_guard([r.tree for r in rules])
+            guard = open_guard([r.tree for r in rules], self.open_analysis)
         try:
             return compile_bucket([r.tree for r in rules], rules[0].provider, [(r,) for r in rules], first,
                                   lambda evt: tuple(self._match_safely(pairs, evt)),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import pyfalco
+from pyfalco import kfilter
 from pyfalco.events import Event
 from pyfalco.rules.prefilter import open_guard
 from pyfalco.state.parser import E_OPEN, E_OPENAT, E_OPENAT2
@@ -83,7 +84,7 @@ def test_bucket_with_prefilter_matches_rule_by_rule(rules):
     insp = engine.inspector
     matchers, _mask = ruleset.code_matchers(insp.event_code_names, "syscall")
     trees = [r.tree for r in ruleset.enabled_rules("syscall") if r.evttypes & {"open", "openat", "openat2"}]
-    guard = open_guard(trees)
+    guard = open_guard(trees, kfilter)
     assert guard is not None
     skipped = matched = compared = 0
     for capture in CAPTURES:
@@ -109,5 +110,7 @@ def test_bucket_with_prefilter_matches_rule_by_rule(rules):
                         if not guard(ie):
                             skipped += 1
                             assert not want, (capture.name, path, flags)
+    # the engine's buckets of open events do test the prefilter first
+    assert any("if not _guard(evt)" in getattr(matchers[c], "source", "") for c in (E_OPEN, E_OPENAT, E_OPENAT2))
     # not vacuous: the prefilter skipped events and rules matched others
     assert compared > 1000 and skipped > 100 and matched > 10, (compared, skipped, matched)
