@@ -114,3 +114,33 @@ def test_compiled_equals_reference_on_the_stable_ruleset():
             assert compiled == rule.reference_matches(evt), (rule.name, evt)
             hits += compiled
     assert hits > 0
+
+
+def test_bucket_reads_unwrapped_extractors_and_falls_back_to_wrapped_ones():
+    """compile_bucket calls extractors without fields.common.safe's wrapper; when one raises, the
+    wrapped bucket answers for the event: the results are those of the wrapped extractors (None
+    for a value that raised) either way."""
+    from pyfalco.fields.common import safe
+    from pyfalco.rules.compiler import compile_bucket
+
+    class Raising(DictProvider):
+        def accessor(self, name, arg):
+            get = super().accessor(name, arg)
+
+            def extract(evt):
+                if evt.get("boom") == name:
+                    raise KeyError(name)
+                return get(evt)
+            return safe(extract)
+
+    trees = [compile_filter(c, Raising(), check_evttypes=False).tree
+             for c in ("proc.name = a and fd.name exists", "not fd.name exists", "proc.name = b")]
+    errors = []
+    fn = compile_bucket(trees, Raising(), [("r0",), ("r1",), ("r2",)], False, lambda e: errors.append(e) or ("err",))
+    assert fn.safe_bucket is not fn and "_on_error" in fn.source
+    # no raise: the fast bucket answers
+    assert fn({"proc.name": "a", "fd.name": "x"}) == ("r0",)
+    # fd.name raises: the wrapped extractor gives None, so "not fd.name exists" holds and r0 does not
+    assert fn({"proc.name": "a", "fd.name": "x", "boom": "fd.name"}) == ("r1",)
+    assert fn({"proc.name": "b", "boom": "proc.name"}) == ("r1",)
+    assert errors == []
