@@ -342,7 +342,9 @@ def _make_decoder(code: int, n: int):
         if ptypes[i] is None:
             return f"(_bytes({raw}) or None)"
         if ptypes[i] in _STRINGS:
-            return f"(_cstr(_r) if (_r := {raw}) else None)"
+            # _cstr inline (a call per path or name)
+            return (f"((_r[:_z] if (_z := _r.find(0)) >= 0 else _r).decode('utf-8', 'surrogateescape') "
+                    f"if (_r := {raw}) else None)")
         return f"_dp({ptypes[i]}, {raw})"
 
     def one_fixed(i: int) -> str:
