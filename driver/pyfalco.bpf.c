@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
  * The pyfalco CO-RE eBPF driver. One tp_btf program on sys_exit reads the syscall number and
- * checks the interest table (the only cost of a syscall nobody asked for), then tail-calls the
- * syscall's filler, generated from driver/abi/fillers.yaml. Tracepoint programs add procexit
+ * checks the interest table (the only cost of a syscall nobody asked for), then runs the
+ * syscall's filler, generated from driver/abi/fillers.yaml: inline for close and openat, by a
+ * tail call for the others. Tracepoint programs add procexit
  * and remember execve's filename. Records of open/openat/openat2/close go through the filter
  * compiled from the rules (filter.bpf.h) before the ring.
  */
@@ -12,6 +13,30 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
+/* One tail-called program per filler, pf_x_<syscall>; pf_run_<syscall> is its body, which the
+ * dispatcher also inlines for the commonest syscalls. */
+#define PF_FILLER(sc, code, np)                                                     \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret);      \
+	static __always_inline int pf_run_##sc(struct pt_regs *regs, long ret)      \
+	{                                                                           \
+		struct pf_ctx c;                                                    \
+		if (pf_begin(&c, regs, code, np))                                   \
+			return 0;                                                   \
+		return pf_fill_##sc(&c, ret);                                       \
+	}                                                                           \
+	SEC("tp_btf/sys_exit")                                                      \
+	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                     \
+	{                                                                           \
+		return pf_run_##sc(regs, ret);                                      \
+	}                                                                           \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
+
+/* the fillers submit through the kernel-side filter (filter.bpf.h) */
+#define pf_submit pf_kf_submit
+#include "fillers_gen.h"
+#undef pf_submit
+
+/* Every syscall exit: the interest check, then the syscall's filler. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -34,27 +59,15 @@ int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 			nr = PF_NR_execveat;
 		}
 	}
+	/* close and openat (the commonest events) are built right here: a tail call is an indirect
+	 * jump, through a retpoline on kernels with that mitigation */
+	if (nr == PF_NR_close)
+		return pf_run_close(regs, ret);
+	if (nr == PF_NR_openat)
+		return pf_run_openat(regs, ret);
 	bpf_tail_call(ctx, &pf_syscall_exit_tail_table, nr);
 	return 0;
 }
-
-/* One tail-called program per filler: pf_x_<syscall>. */
-#define PF_FILLER(sc, code, np)                                                     \
-	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret);      \
-	SEC("tp_btf/sys_exit")                                                      \
-	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                     \
-	{                                                                           \
-		struct pf_ctx c;                                                    \
-		if (pf_begin(&c, regs, code, np))                                   \
-			return 0;                                                   \
-		return pf_fill_##sc(&c, ret);                                       \
-	}                                                                           \
-	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
-
-/* the fillers submit through the kernel-side filter (filter.bpf.h) */
-#define pf_submit pf_kf_submit
-#include "fillers_gen.h"
-#undef pf_submit
 
 /* The path a successful execve was given, for the execve exit event's filename parameter. */
 SEC("tp_btf/sched_process_exec")
