@@ -38,7 +38,10 @@ def main(setup: Callable[[], None], test_one_input: Callable[[bytes], None], max
     import atheris
 
     plain_imports()
-    with atheris.instrument_imports(include=list(include), enable_loader_override=False):
+    # PYFALCO_FUZZ_EXCLUDE=mod,mod: modules left uninstrumented (speed experiments; see
+    # docs/reliability.md)
+    exclude = [m for m in os.environ.get("PYFALCO_FUZZ_EXCLUDE", "").split(",") if m]
+    with atheris.instrument_imports(include=list(include), exclude=exclude, enable_loader_override=False):
         setup()
     argv = list(sys.argv)
     if not any(a.startswith("-max_len=") for a in argv):
