@@ -137,8 +137,8 @@ def parse_machine_info(body: bytes) -> MachineInfo:
 def _parse_thread(c: _Cursor, version: int) -> ThreadInfo:
     tid, pid, ptid = c.u64(), c.u64(), c.u64()
     # blocks older than V6/V8 lack them: -1 ("unknown"), as libscap's scap_read_proclist leaves them
-    sid = c.u64() if version >= 6 else -1
-    vpgid = c.u64() if version >= 8 else -1
+    sid = c.i64() if version >= 6 else -1      # signed: -1 written for an unknown id reads back as -1
+    vpgid = c.i64() if version >= 8 else -1
     comm = c.str()
     exe = c.str()
     exepath = c.str() if version >= 7 else ""
