@@ -262,9 +262,17 @@ class Inspector:
         append = out.append if handler is None else handler
         if wanted is None:
             wanted = _ALL_CODES
+        parser = self.parser
+        # without an fd loader (a replay), an event whose only use of the state is looking its fd
+        # up changes nothing parse() would not change when skipped (thread lookup, activity time)
+        no_loader = parser.fd_loader is None
         kinds = self._kinds_cache.get(id(wanted))
-        if kinds is None or kinds[0] is not wanted:
+        if kinds is None or kinds[0] is not wanted or kinds[2] is not no_loader:
             table = bytearray(self._skip_codes)
+            if no_loader:
+                for code in parser.fd_param:
+                    if not table[code] and code not in parser.handlers and code not in _CONTAINER_EVENTS:
+                        table[code] = _K_SKIP
             code = wanted.find(1)
             while code >= 0:
                 table[code] = _K_WANTED
@@ -273,9 +281,8 @@ class Inspector:
                 table[E_CLOSE] = _K_CLOSE
             if len(self._kinds_cache) > 8:
                 self._kinds_cache.clear()
-            kinds = self._kinds_cache[id(wanted)] = (wanted, bytes(table))
+            kinds = self._kinds_cache[id(wanted)] = (wanted, bytes(table), no_loader)
         kinds = kinds[1]
-        parser = self.parser
         parse = parser.parse
         skip = parser.skip
         close_fd = parser.close_fd
