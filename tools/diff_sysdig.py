@@ -403,11 +403,21 @@ def _loginuid_unread(field, got, want, ie):
         return False
 
 
+def _loginuid_init_default(field, got, want, ie):
+    """A thread created by a clone whose caller (or main thread) was an invalid entry copies no
+    loginuid from it: libs master keeps sinsp_threadinfo::init()'s 0xffffffff (user.loginuid -1,
+    user.loginname <NA>); sysdig 0.29's init zeroed the login user (uid 0, "root")."""
+    t = ie.thread
+    if t is None or t.loginuid != 0xFFFFFFFF or not t.clone_ts or t.sid != -1:
+        return False
+    return (field, got, want) in (("user.loginuid", "-1", "0"), ("user.loginname", "<NA>", "root"))
+
+
 KNOWN = [_param_not_in_old_exit, _args_of_old_exit, _empty_is_null, _mmap_res_is_errno, _socket_l4_at_exit,
          _no_argless_ancestors,
          _user_root, _group_root, _connect_overwrites_dest, _sendmsg_tuple_misread, _port_of_non_connection,
          _dev_of_non_file, _unconnected_is_server, _failed_open_fd, _invalid_thread_pid, _unknown_parent_is_0, _nchilds_of_thread,
-         _execve_patches_invalid, _gid_high_word, _loginuid_unread]
+         _execve_patches_invalid, _gid_high_word, _loginuid_unread, _loginuid_init_default]
 
 
 def explain(field: str, got: str, want: str, ie) -> str | None:

@@ -446,8 +446,7 @@ class StateParser:
             # a child of an invalid caller/lookup thread copies nothing from it (libs: valid_caller /
             # valid_lookup_thread false): sinsp_threadinfo::init's defaults until the event's own values
             child.sid = child.vpgid = child.pgid = -1
-            child.loginuid = 0
-            child.fdlimit = -1
+            child.fdlimit = -1            # (loginuid stays 0xffffffff, init's default too)
             if not flags & CL_THREAD:
                 parent = None
         elif parent is not None:

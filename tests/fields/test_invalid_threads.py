@@ -51,13 +51,13 @@ def test_a_thread_of_an_unknown_process_patches_its_main_thread():
     """inspect_502Error.scap: curl's thread 843 starts with its own clone event; its process 842 was
     never described. libs master patches 842 from the event (pid, ptid 0 for the unknown parent)
     and copies nothing from it into 843: proc.cwd "" and fdlimit -1 come from the invalid main
-    thread, sid -1, memory and uid from the event, thread.vmsize 0 off the main thread, and
-    proc.nchilds counts 843 (sysdig 0.29: ppid -1 and nchilds 0, cases unknown_parent_is_0 and
-    nchilds_of_thread)."""
+    thread, sid -1 and loginuid 0xffffffff (init's defaults), memory and uid from the event, thread.vmsize 0 off the main thread, and
+    proc.nchilds counts 843 (sysdig 0.29: ppid -1 and nchilds 0, loginuid 0: cases unknown_parent_is_0,
+    nchilds_of_thread, loginuid_init_default)."""
     v = _first("inspect_502Error.scap", lambda ie: ie.evt.tid == 843 and ie.name == "clone")
     assert v["proc.pid"] == "842" and v["proc.name"] == "curl" and v["thread.ismain"] == "false"
     assert v["proc.cwd"] == "" and v["proc.fdlimit"] == "-1" and v["proc.ppid"] == "0"
-    assert v["proc.sid"] == "-1" and v["user.uid"] == "1000" and v["user.loginuid"] == "0"
+    assert v["proc.sid"] == "-1" and v["user.uid"] == "1000" and v["user.loginuid"] == "-1"
     assert v["proc.vmsize"] == "99192" and v["thread.vmsize"] == "0" and v["proc.nchilds"] == "1"
     assert v["proc.fdusage"] == "0.0"             # no positive limit: 0, printed as libs' "%.1lf"
 
