@@ -161,6 +161,7 @@ PF_INLINE __u64 pf_kf_files(void)
  * close (the close is dropped as well), an exec (O_CLOEXEC), close_range, an fd number made anew
  * (dup2 over it), the exit of the table's last user. pf_kf_files counts the held opens of each
  * table, so that a sent event of a process holding nothing costs one lookup.
+ * All of this goes on after the filter is replaced or turned off (pf_kf_armed).
  * Not exact: unshare(CLONE_FILES) and close_range(CLOSE_RANGE_UNSHARE) give the caller a copy of
  * its table that the held opens are not keyed by (its later uses find nothing held; user space
  * reads such an fd from /proc); sys_exit does not see the old table to move them. */
@@ -586,7 +587,7 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 {
 	__u32 on = pf_kf_on;
 
-	if (on) {
+	if (pf_kf_armed) {
 		__u16 type = ((struct pyfalco_evt_hdr *)c->aux->data)->type;
 		__u32 len = c->pos;
 		__u16 uses;

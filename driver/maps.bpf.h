@@ -92,6 +92,10 @@ struct {
 
 /* PF_KF_* bits: which event types the filter may drop (0: the filter is off). */
 volatile __u32 pf_kf_on;
+/* 1 once a filter was installed on: from then on held opens are sent and forgotten as they are
+ * used and closed, also after the filter is replaced (a rules reload) or turned off (on = 0 holds
+ * nothing new). pf_kf_mkfd and pf_kf_uses come from the event schema, not the rules. */
+volatile __u32 pf_kf_armed;
 /* An open whose PPM flags share a bit with this mask is always sent. */
 volatile __u32 pf_kf_flags_any;
 /* Bit L set: look up the path's first L bytes as a PF_KF_PREFIX pattern. */

@@ -99,7 +99,7 @@ int BPF_PROG(pf_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(pf_sched_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (pf_capturing && pf_kf_on)
+	if (pf_capturing && pf_kf_armed)
 		pf_kf_fork(parent, child);
 	return 0;
 }
@@ -114,7 +114,7 @@ int BPF_PROG(pf_sched_exit, struct task_struct *p)
 
 	if (!pf_capturing)
 		return 0;
-	if (pf_kf_on)
+	if (pf_kf_armed)
 		pf_kf_exit(p); /* the kernel filter's held opens of a table nobody uses any more */
 	if (pf_begin(&c, NULL, PPME_PROCEXIT_1_E, 5))
 		return 0;

@@ -179,8 +179,8 @@ class KernelFilter:
                          + " and before a fork copies the fd table; forgotten at their close, exec (O_CLOEXEC), "
                          "close_range, dup2 over them, the table's last exit")
             lines.append("  held opens: sent instead in a table processes share (CLONE_FILES); not exact after "
-                         "unshare(CLONE_FILES) or close_range(CLOSE_RANGE_UNSHARE) in a thread, or a filter change "
-                         "(what was held is then read from /proc when used)")
+                         "unshare(CLONE_FILES) or close_range(CLOSE_RANGE_UNSHARE) in a thread (what was held is "
+                         "then read from /proc when used); a filter change keeps them")
         lines.extend("  " + r for r in self.reasons)
         return "\n".join(lines)
 

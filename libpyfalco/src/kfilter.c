@@ -107,12 +107,8 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	paths = bpf_map__fd(skel->maps.pf_kf_paths);
 	err = clear_map(paths, sizeof(struct kf_key));
-	if (!err)
-		err = clear_map(bpf_map__fd(skel->maps.pf_kf_held), sizeof(struct kf_fd));
-	/* held opens are forgotten with the old filter: their fds stay unknown to user space until it
-	 * reads them from /proc on a miss (a filter change is a rules reload, rare) */
-	if (!err)
-		err = clear_map(bpf_map__fd(skel->maps.pf_kf_tables), sizeof(uint64_t));
+	/* the held opens (pf_kf_held, pf_kf_tables) stay: they are fds user space has not seen yet,
+	 * whatever the rules; the driver keeps sending them before their use (pf_kf_armed) */
 	if (err)
 		return pf_fail(h, -err, "kernel filter: clearing the driver's tables: %s", strerror(-err));
 	memset((void *)skel->bss->pf_kf_prefix_lens, 0, sizeof(skel->bss->pf_kf_prefix_lens));
@@ -130,14 +126,22 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 			skel->bss->pf_kf_prefix_lens[k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
 	}
 	mkfd = spec + SPEC_HEADER + (size_t)n * SPEC_PATTERN;
-	for (i = 0; i < SPEC_MKFD && i < sizeof(skel->bss->pf_kf_mkfd); i++)
-		skel->bss->pf_kf_mkfd[i] = rest >= SPEC_MKFD ? mkfd[i] : 0;
-	for (i = 0; i < SPEC_USES / 2 && i < sizeof(skel->bss->pf_kf_uses) / 2; i++)
-		skel->bss->pf_kf_uses[i] = rest == SPEC_MKFD + SPEC_USES
-						   ? (uint16_t)(mkfd[SPEC_MKFD + 2 * i] | mkfd[SPEC_MKFD + 2 * i + 1] << 8)
-						   : 0;
+	/* the fd tables come from the event schema: a spec without them (the "off" spec) keeps the
+	 * ones installed, so that what is held is still sent and forgotten */
+	if (rest >= SPEC_MKFD)
+		for (i = 0; i < SPEC_MKFD && i < sizeof(skel->bss->pf_kf_mkfd); i++)
+			skel->bss->pf_kf_mkfd[i] = mkfd[i];
+	if (rest == SPEC_MKFD + SPEC_USES)
+		for (i = 0; i < SPEC_USES / 2 && i < sizeof(skel->bss->pf_kf_uses) / 2; i++)
+			skel->bss->pf_kf_uses[i] = (uint16_t)(mkfd[SPEC_MKFD + 2 * i] | mkfd[SPEC_MKFD + 2 * i + 1] << 8);
 	skel->bss->pf_kf_flags_any = flags_any;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* holding needs the uses table: a spec without it (an older pyfalco) holds nothing, and
+	 * drops no close either */
+	if (on && rest == SPEC_MKFD + SPEC_USES)
+		skel->bss->pf_kf_armed = 1;
+	else if (!skel->bss->pf_kf_armed)
+		on = 0;
 	skel->bss->pf_kf_on = on;
 	return 0;
 }

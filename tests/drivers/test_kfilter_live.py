@@ -495,3 +495,34 @@ def test_an_open_too_long_to_hold_is_sent(tmp_path):
         assert done["sent_full"] >= 1 and done["opens"] >= 1, done
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
+@pytest.mark.parametrize("then", ["replaced", "off"])
+def test_held_opens_outlive_a_filter_change(then):
+    """A rules reload installs a new filter, and the filter can be turned off: what the old one
+    held is still sent before its fd's use (the held opens do not depend on the rules)."""
+    kf = kfilter.derive(load_rules(str(DEFAULT)).ruleset)
+    path = f"/tmp/kfc{uuid.uuid4().hex[:8]}"
+    Path(path).write_text("x")
+    try:
+        with pyfalco.Capture(ENGINE, syscalls=["openat", "close", "fchmod"]) as cap:
+            cap.set_kernel_filter(kf)
+            me = os.getpid()
+            fd = os.open(path, os.O_RDONLY)                      # held
+            cap.set_kernel_filter(kfilter.derive(load_rules(str(DEFAULT)).ruleset) if then == "replaced" else None)
+            os.fchmod(fd, 0o600)                                 # its use: the open is sent first
+            os.close(fd)
+            os.close(os.open("/tmp", os.O_RDONLY))               # the sentinel: a directory, sent
+            seen = []
+            for _ in range(400):
+                seen += [(e.type, e.params.get("name") or e.params.get("fd")) for e in cap.next_batch(100)
+                         if e.tid == me and e.type in (307, 317)]
+                if (307, "/tmp") in seen:
+                    break
+            done = cap.kernel_filter_stats()
+        mine = [s for s in seen if s[0] == 317 or s[1] == path]
+        assert mine[:2] == [(307, path), (317, fd)], seen
+        assert done["released"] >= 1, done
+    finally:
+        os.unlink(path)
