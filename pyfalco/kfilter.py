@@ -2,8 +2,8 @@
 """Kernel-side filtering compiled from the rules (modern_ebpf).
 
 Falco's drivers filter by syscall only. The pyfalco eBPF driver can also drop, in the kernel,
-open/openat/openat2 events that no selected rule can match and whose fd nothing reads later, and
-the close of such an fd (``driver/filter.bpf.h``). This module decides what may be dropped, from
+open/openat/openat2 events that no selected rule can match (holding them until their fd is
+used, below), and the close of such an fd (``driver/filter.bpf.h``). This module decides what may be dropped, from
 the compiled condition trees of the enabled rules, and says why.
 
 What the driver always sends (the analysis below may assume none of these holds):
@@ -36,6 +36,9 @@ an fd-list parameter (poll). What the driver cannot hold it sends: a record long
 ``HOLD_MAX`` bytes, an open when ``HELD_MAX`` are held, an open in a table that processes share
 (CLONE_FILES without CLONE_THREAD). Fields that count or time events (``evt.num`` other than
 ``evt.num = 0``, ``evt.deltatime*``, ``evt.count*``, ``evt.around``) turn the whole filter off.
+A filter change keeps what is held (it does not depend on the rules). Not exact: after
+``unshare(CLONE_FILES)`` or ``close_range(CLOSE_RANGE_UNSHARE)`` in a thread, its copy of the
+table is not what the held opens are keyed by (user space reads such an fd from /proc when used).
 """
 
 from __future__ import annotations
