@@ -336,6 +336,8 @@ class StateParser:
                 parent = threads.get(cptid)
                 if flags & CL_THREAD:
                     main = threads.get(cpid)
+                    if main is None and cpid != ctid and self.thread_loader is not None:
+                        main = self.get_thread(cpid)      # live: /proc first, as libs' get_thread
                     if (main is None or main.is_invalid) and cpid != ctid:
                         # a thread of a process the capture never described: libs'
                         # parse_clone_exit_child makes the main thread an invalid entry and
