@@ -92,6 +92,104 @@ def _compatible(have: str, need: str) -> bool:
 
 # ---- the reader ---------------------------------------------------------------------------------
 
+# ---- composed-node cache (the pure-Python YAML parser) --------------------------------------------
+# Without libyaml (Debian's PyPy) composing Falco's stable rules is most of their load time. The
+# composed nodes (tag, value, start position: all this module reads of them) are kept as JSON in
+# the user's cache directory, keyed by a hash of the text and the PyYAML version; a missing,
+# unreadable or corrupt entry is composed again (and rewritten). JSON only: nothing in the cache is
+# executed. PYFALCO_RULES_CACHE=0 turns it off.
+_CACHE_FORMAT = 1
+_CACHE_MIN = 8192       # smaller texts compose in a few ms: not worth an entry
+_CACHE_KEEP = 32        # entries kept (the least recently written go first)
+_NODE_KINDS = {"q": yaml.SequenceNode, "m": yaml.MappingNode}
+
+
+def _cache_dir() -> Path | None:
+    if os.environ.get("PYFALCO_RULES_CACHE", "1") == "0":
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not root or root.startswith("~"):
+        return None
+    return Path(root) / "pyfalco" / "rules-yaml"
+
+
+def _encode(node: yaml.Node) -> list:
+    m = node.start_mark
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = node.value
+        kind = "s"
+    elif isinstance(node, yaml.SequenceNode):
+        value = [_encode(i) for i in node.value]
+        kind = "q"
+    else:
+        value = [[_encode(k), _encode(v)] for k, v in node.value]
+        kind = "m"
+    # a scalar's style ('|', '"', ...) places condition errors; a collection's is its flow style
+    style = getattr(node, "style", None) if kind == "s" else getattr(node, "flow_style", None)
+    return [kind, node.tag, value, m.line, m.column, m.index, style]
+
+
+def _decode(data: list) -> yaml.Node:
+    kind, tag, value, line, column, index, style = data
+    mark = yaml.Mark("<cache>", index, line, column, None, None)
+    if style is not None and not isinstance(style, (str, bool)):
+        raise ValueError("style")
+    if kind == "s":
+        if not isinstance(value, str):
+            raise ValueError("scalar")
+        if not isinstance(tag, str) or not all(isinstance(x, int) for x in (line, column, index)):
+            raise ValueError("node")
+        return yaml.ScalarNode(tag, value, mark, mark, style=style)
+    elif kind == "q":
+        value = [_decode(i) for i in value]
+    elif kind == "m":
+        value = [(_decode(k), _decode(v)) for k, v in value]
+    else:
+        raise ValueError(kind)
+    if not isinstance(tag, str) or not all(isinstance(x, int) for x in (line, column, index)):
+        raise ValueError("node")
+    return _NODE_KINDS[kind](tag, value, mark, mark, flow_style=style)
+
+
+def _prune(where: Path) -> None:
+    entries = sorted(where.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-_CACHE_KEEP]:
+        old.unlink()
+
+
+def _compose(text: str) -> list:
+    """``yaml.compose_all(text)``'s documents (cached when PyYAML has no libyaml binding)."""
+    if _Loader is not yaml.SafeLoader:
+        return list(yaml.compose_all(text, Loader=_Loader))
+    import hashlib
+    import json
+    where = _cache_dir() if len(text) >= _CACHE_MIN else None
+    path = None
+    if where is not None:
+        key = hashlib.sha256(f"{_CACHE_FORMAT}\0{yaml.__version__}\0".encode() + text.encode("utf-8", "surrogatepass"))
+        path = where / f"{key.hexdigest()}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return [None if d is None else _decode(d) for d in data]
+        except (OSError, ValueError, TypeError, KeyError, IndexError, RecursionError):
+            pass        # none yet, or unusable: compose again
+    docs = list(yaml.compose_all(text, Loader=_Loader))
+    if path is not None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            blob = json.dumps([None if d is None else _encode(d) for d in docs])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(blob, encoding="utf-8")
+            os.replace(tmp, path)      # readers see a whole entry or none
+            _prune(path.parent)
+        except (OSError, ValueError, RecursionError):
+            try:        # a read-only or full cache directory: just not cached
+                tmp.unlink()
+            except OSError:
+                pass
+    return docs
+
+
 class _Reader:
     """Decodes one file's YAML nodes into collector calls. ``ItemError`` stops the file."""
 
@@ -116,7 +214,7 @@ class _Reader:
 
     def read(self) -> None:
         try:
-            docs = list(yaml.compose_all(self.text, Loader=_Loader))
+            docs = _compose(self.text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             problem = getattr(exc, "problem", None) or str(exc)

@@ -190,3 +190,52 @@ def test_random_rules_files_never_raise(items):
 @given(st.text(max_size=80))
 def test_random_text_never_raises(text):
     load_rules(("t.yaml", text)).as_text(verbose=True)
+
+
+def _loaded(spec) -> tuple:
+    """What a load gives: messages with their positions, and every compiled rule."""
+    result = load_rules(spec)
+    rules = [(r.name, r.source, sorted(r.evttypes)) for r in result.ruleset.rules] if result.ruleset else []
+    return result.as_json(), rules
+
+
+def test_pure_python_yaml_keeps_composed_nodes_in_the_cache(tmp_path, monkeypatch):
+    """Without libyaml (Debian's PyPy) the composed nodes are cached by the text's hash: a second
+    load of the same text reads no YAML and gives the same rules, messages and positions; a
+    corrupt entry is composed again and rewritten; a changed text is a new entry."""
+    from pyfalco.rules import loader
+    monkeypatch.setattr(loader, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(loader, "_CACHE_MIN", 0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("PYFALCO_RULES_CACHE", raising=False)
+    specs = [("rules.yaml", _BAD), ("r.yaml", STABLE.read_text() + "\n- rule: x\n  desc: d\n  condition: evt.type = open"
+                                               "\n  output: o\n  priority: WARNING\n  extra_key: 1\n")]
+    first = [_loaded(s) for s in specs]
+    cache = tmp_path / "pyfalco" / "rules-yaml"
+    entries = sorted(cache.glob("*.json"))
+    assert len(entries) == 2
+    assert first[1][0]["falco_load_results"][0]["warnings"]       # positions of warnings are compared too
+    real_compose = yaml.compose_all
+
+    def no_yaml(*a, **k):
+        raise AssertionError("composed again despite the cache")
+    monkeypatch.setattr(yaml, "compose_all", no_yaml)
+    assert [_loaded(s) for s in specs] == first
+    # a corrupt entry: composed again, same result, entry rewritten
+    monkeypatch.setattr(yaml, "compose_all", real_compose)
+    entries[0].write_text('["s", 1, {')
+    entries[1].write_text('[["q", "tag", [["s", "t", 5, 0, 0, 0]], 0, 0, 0]]')   # well-formed JSON, bad nodes
+    assert [_loaded(s) for s in specs] == first
+    json.loads(entries[0].read_text()) and json.loads(entries[1].read_text())
+    assert sorted(cache.glob("*.json")) == entries
+    load_rules(("rules.yaml", _BAD + "\n"))
+    assert len(list(cache.glob("*.json"))) == 3
+    # turned off: nothing written
+    monkeypatch.setenv("PYFALCO_RULES_CACHE", "0")
+    load_rules(("rules.yaml", _BAD + "\n\n"))
+    assert len(list(cache.glob("*.json"))) == 3
+    # bounded: the oldest entries go
+    monkeypatch.delenv("PYFALCO_RULES_CACHE")
+    monkeypatch.setattr(loader, "_CACHE_KEEP", 2)
+    load_rules(("rules.yaml", _BAD + "\n" * 3))
+    assert len(list(cache.glob("*.json"))) == 2
