@@ -74,6 +74,7 @@ struct pf_ctx {
 	 * fd + 1, 0 when nothing is kept (a zeroed pf_ctx keeps nothing) */
 	__u64 file_key;
 	struct file *file;
+	struct inode *inode; /* file's f_inode, read once (dev and ino both start there) */
 };
 
 /*=== 1. EVENT BUILDING ===*/
@@ -137,6 +138,7 @@ PF_INLINE int pf_begin(struct pf_ctx *c, struct pt_regs *regs, __u16 type, __u32
 	c->exe_len = 0;
 	c->file_key = 0;
 	c->file = NULL;
+	c->inode = NULL;
 	c->pos = PYFALCO_EVT_HDR_SIZE + 2 * nparams;
 	hdr = (struct pyfalco_evt_hdr *)c->aux->data;
 	hdr->ts = pf_boot_time_ns + bpf_ktime_get_boot_ns();
@@ -363,23 +365,36 @@ PF_INLINE struct file *pf_fd_file(struct pf_ctx *c, long fd)
 	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
 	c->file_key = (__u64)fd + 1;
 	c->file = f;
+	c->inode = NULL;
 	return f;
 }
 
-PF_INLINE __u32 pf_fd_dev(struct pf_ctx *c, long fd)
+/* The inode of fd's file (NULL: no file), kept in pf_ctx with the file. */
+PF_INLINE struct inode *pf_fd_inode(struct pf_ctx *c, long fd)
 {
 	struct file *f = pf_fd_file(c, fd);
 
 	if (!f)
+		return NULL;
+	if (!c->inode)
+		c->inode = BPF_CORE_READ(f, f_inode);
+	return c->inode;
+}
+
+PF_INLINE __u32 pf_fd_dev(struct pf_ctx *c, long fd)
+{
+	struct inode *ino = pf_fd_inode(c, fd);
+
+	if (!ino)
 		return 0;
-	return pf_encode_dev(BPF_CORE_READ(f, f_inode, i_sb, s_dev));
+	return pf_encode_dev(BPF_CORE_READ(ino, i_sb, s_dev));
 }
 
 PF_INLINE __u64 pf_fd_ino(struct pf_ctx *c, long fd)
 {
-	struct file *f = pf_fd_file(c, fd);
+	struct inode *ino = pf_fd_inode(c, fd);
 
-	return f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	return ino ? BPF_CORE_READ(ino, i_ino) : 0;
 }
 
 #define PF_FMODE_CREATED 0x100000
