@@ -12,15 +12,21 @@ syscall_loop.c) of getppid / close(-1) / openat+close / read(1 B) pinned to CPU 
     kfilter.py: the loop's openat of /dev/null and its close are dropped in the kernel),
   * bpftrace's simplest counter (``tracepoint:raw_syscalls:sys_enter { @c = count(); }``,
     Debian's bpftrace; tracefs is mounted at /sys/kernel/tracing first when it is not),
-while a consumer on CPU 1 drains the rings. Then the drain rate of libpyfalco alone (batches,
-no decoding) and of the Python iterator (events split and their type read).
+while a consumer on CPU 1 drains the rings. With ``--before LIB`` the default selection also runs with another libpyfalco build (its embedded driver) in the same rounds:
+before/after in one run. Each capture runs in a child process (so two builds can alternate).
+Every figure is the best of the rounds (load from other processes only adds time) and the
+median is printed beside it; the load average before and after and any other program attached
+to sys_exit (another capture adds its cost to every column, the "no capture" one included) are
+printed with the table. Then the drain rate of libpyfalco alone (batches, no decoding) and of
+the Python iterator (events split and their type read).
 
-usage: bench_driver.py [--rounds 5] [--n 1000000] [--markdown] [--no-bpftrace]
+usage: bench_driver.py [--rounds 5] [--n 1000000] [--before LIB] [--no-bpftrace] [--no-filter]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -42,6 +48,7 @@ ALL = sorted(_schema.SYSCALL_NAMES[n] for n in _schema.DRIVER_SYSCALLS)
 STABLE_RULES = Path(__file__).resolve().parents[3] / "shared" / "rules" / "falco_rules.yaml"
 BPFTRACE_COUNTER = "tracepoint:raw_syscalls:sys_enter { @c = count(); }"
 LOOPS = ("getppid", "close", "openat", "read")
+CHUNK = 0  # --chunk: syscall_loop reports its fastest chunk of this many iterations (0: the whole run)
 
 
 def build_loop() -> str:
@@ -51,8 +58,8 @@ def build_loop() -> str:
 
 
 def run_loop(binary: str, what: str, n: int) -> float:
-    out = subprocess.run(["taskset", "-c", "0", binary, what, str(n)], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["taskset", "-c", "0", binary, what, str(n), str(CHUNK)], check=True,
+                         capture_output=True, text=True).stdout
     return float(out)
 
 
@@ -81,6 +88,34 @@ def stable_filter():
     from pyfalco import kfilter
     from pyfalco.rules import load_rules
     return kfilter.derive(load_rules(str(STABLE_RULES)).ruleset, syscalls=DEFAULT_SYSCALLS)
+
+
+def other_sys_exit_programs() -> list[str]:
+    """Programs already attached to the syscall-exit tracepoint (other captures, other tools)."""
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
+    try:
+        links = json.loads(out or "[]")
+    except ValueError:
+        return []
+    names = {}
+    progs = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    try:
+        names = {p["id"]: p.get("name", "?") for p in json.loads(progs or "[]")}
+    except ValueError:
+        pass
+    return [names.get(link.get("prog_id"), "?") for link in links
+            if link.get("tp_name") in ("sys_exit", "sys_enter") or link.get("attach_btf_name") in ("sys_exit", "sys_enter")]
+
+
+def measure_child(binary: str, mode: str, n: int, lib: str | None) -> dict[str, float]:
+    """One capture mode in a child process, with libpyfalco lib (None: this process's choice)."""
+    env = dict(os.environ)
+    if lib:
+        env["PYFALCO_LIBRARY"] = lib
+    out = subprocess.run([sys.executable, __file__, "--child", mode, "--loop", binary, "--n", str(n),
+                          "--chunk", str(CHUNK)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def measure(binary: str, mode: str, n: int, kf=None) -> dict[str, float]:
@@ -157,33 +192,70 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--no-bpftrace", action="store_true", help="leave out bpftrace's counter")
     ap.add_argument("--no-drain-rates", action="store_true")
+    ap.add_argument("--before", metavar="LIB", help="another libpyfalco.so: its default selection and filter "
+                    "columns run in the same rounds")
+    ap.add_argument("--no-filter", action="store_true", help="leave out the kernel filter column")
+    ap.add_argument("--chunk", type=int, default=0, help="time chunks of this many iterations and keep the "
+                    "fastest (a shared machine: chunks the scheduler did not interrupt); 0: the whole loop")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--loop", help=argparse.SUPPRESS)
     opts = ap.parse_args()
-    binary = build_loop()
-    modes = ["none", "default", "all", "filtered"]
+    global CHUNK
+    CHUNK = opts.chunk
+    binary = opts.loop or build_loop()
+    if opts.child:
+        res = measure(binary, opts.child, opts.n, stable_filter() if opts.child == "filtered" else None)
+        print(json.dumps(res))
+        return 0
+    modes = ["none", "default", "all"] + ([] if opts.no_filter else ["filtered"])
+    libs = {m: None for m in modes}
+    if opts.before:
+        modes.append("before default")
+        libs["before default"] = os.path.abspath(opts.before)
     if not opts.no_bpftrace:
         ensure_tracefs()
         modes.append("bpftrace")
-    kf = stable_filter()
+    others = other_sys_exit_programs()
+    load0 = os.getloadavg()
     rounds: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(opts.rounds):
         for m in modes:
-            rounds[m].append(measure(binary, m, opts.n, kf))
+            if m in ("none", "bpftrace"):
+                rounds[m].append(measure(binary, m, opts.n))
+            else:
+                rounds[m].append(measure_child(binary, m.replace("before ", ""), opts.n, libs[m]))
+    load1 = os.getloadavg()
+    best = {m: {w: min(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     med = {m: {w: statistics.median(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     drops = {m: sum(r.get("_drops", 0) for r in rounds[m]) for m in modes}
     rates = {} if opts.no_drain_rates else drain_rates(binary, min(opts.n, 2_000_000))
     cols = {"default": "default selection", "all": "all selected", "filtered": "default + kernel filter (stable rules)",
+            "before default": "default selection, --before build",
             "bpftrace": "bpftrace counter"}
     shown = [m for m in modes if m != "none"]
-    lines = [f"Machine: {machine()}", f"Rounds: {opts.rounds} x {opts.n} iterations, median; loop on CPU 0, "
-             "consumer on CPU 1", "",
+    lines = [f"Machine: {machine()}",
+             f"Rounds: {opts.rounds} x {opts.n} iterations"
+             + (f" (fastest chunk of {opts.chunk})" if opts.chunk else "") +
+             ", interleaved; best of the rounds (median in parentheses); loop on CPU 0, consumer on CPU 1",
+             f"Load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in load0)} before, "
+             f"{' '.join(f'{x:.2f}' for x in load1)} after",
+             "Other programs on sys_enter/sys_exit during the run: " + (", ".join(others) or "none"), "",
              "| loop | no capture (ns) | " + " | ".join(f"{cols[m]} (+ns)" for m in shown) + " |",
              "|---|---|" + "---|" * len(shown)]
     for w in LOOPS:
-        base = med["none"][w]
-        lines.append(f"| {w} | {base:.0f} | " + " | ".join(f"{med[m][w] - base:+.0f}" for m in shown) + " |")
+        base, mbase = best["none"][w], med["none"][w]
+        lines.append(f"| {w} | {base:.0f} ({mbase:.0f}) | " +
+                     " | ".join(f"{best[m][w] - base:+.0f} ({med[m][w] - mbase:+.0f})" for m in shown) + " |")
+    if "bpftrace" in modes:
+        lines.append("")
+        for w in LOOPS:
+            ref = best["bpftrace"][w] - best["none"][w]
+            lines.append(f"Added cost / bpftrace counter's, {w}: " + ", ".join(
+                f"{cols[m]} {(best[m][w] - best['none'][w]) / ref:.2f}x" for m in shown if m != "bpftrace"))
     lines.append("")
     lines.append("Ring-buffer drops during the loops: " + ", ".join(f"{m} {drops[m]}" for m in shown if m != "bpftrace"))
-    lines.append(f"Opens dropped in the kernel by the filter: {sum(r.get('_kf', 0) for r in rounds['filtered']):,}")
+    if "filtered" in modes:
+        lines.append(f"Opens dropped in the kernel by the filter: {sum(r.get('_kf', 0) for r in rounds['filtered']):,}")
     lines.append("")
     for k, v in rates.items():
         lines.append(f"Drain rate, {k}: {v / 1e6:.2f} M events/s")
