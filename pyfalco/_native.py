@@ -28,6 +28,8 @@ ABI_MAJOR = 1  # PYFALCO_LIB_ABI_MAJOR of the header this module mirrors
 PYFALCO_TIMEOUT = 1
 PYFALCO_EOF = 2
 PYFALCO_EF_STATE_ONLY = 1
+PYFALCO_EF_SKIP_RUN = 2
+PYFALCO_SKIP_RUN_TYPE = 0xFFFF  # event type of a run of skipped events (next_batch_skip)
 BATCH_ENTRY_SIZE = _BATCH_ENTRY_SIZE  # struct pyfalco_batch_entry (pyfalco.record)
 
 c_capture_p = c_void_p  # opaque struct pyfalco_capture *
@@ -53,6 +55,8 @@ SIGNATURES: dict[str, tuple[list, object]] = {
     "pyfalco_capture_next": ([c_capture_p, POINTER(c_void_p), POINTER(c_uint16), POINTER(c_uint16)], c_int),
     "pyfalco_capture_next_batch": ([c_capture_p, c_void_p, c_size_t, c_uint32, c_int, POINTER(c_size_t),
                                     POINTER(c_uint32)], c_int),
+    "pyfalco_capture_next_batch_skip": ([c_capture_p, c_void_p, c_size_t, c_uint32, c_int, c_char_p, c_size_t,
+                                         POINTER(c_size_t), POINTER(c_uint32), POINTER(c_uint32)], c_int),
     "pyfalco_stats_count": ([], c_uint32),
     "pyfalco_stats_name": ([c_uint32], c_char_p),
     "pyfalco_capture_stats": ([c_capture_p, POINTER(c_uint64), c_uint32], c_int),

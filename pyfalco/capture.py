@@ -258,6 +258,38 @@ class Capture:
         self._num += n
         return data, n, first
 
+    def next_raw_skip_batch(self, timeout_ms: int | None, skip: bytes,
+                            max_events: int = 1 << 20) -> tuple[bytes, int, int, int] | None:
+        """``next_raw_batch`` whose events of the types ``skip`` marks (a table indexed by event
+        code) are not copied: each run of them is one entry of type ``PYFALCO_SKIP_RUN_TYPE``
+        holding the (ts, tid) of its events (``Inspector.process_raw`` reads them). Returns
+        ``(buffer, entries, number of the event before the first, events)``; None on timeout and
+        at the end of a capture file."""
+        h = self._h()
+        if self._eof:
+            return None
+        if len(self._buf) > self._batch_bytes:
+            self._buf = ctypes.create_string_buffer(self._batch_bytes)
+        nev = ctypes.c_uint32()
+        fn = _native.lib.pyfalco_capture_next_batch_skip
+        rc = fn(h, self._buf, len(self._buf), max_events, self.timeout_ms if timeout_ms is None else timeout_ms,
+                skip, len(skip), ctypes.byref(self._used), ctypes.byref(self._count), ctypes.byref(nev))
+        if rc == -errno.ENOSPC and self._used.value > len(self._buf):
+            self._buf = ctypes.create_string_buffer(self._used.value)
+            rc = fn(h, self._buf, len(self._buf), max_events, 0, skip, len(skip), ctypes.byref(self._used),
+                    ctypes.byref(self._count), ctypes.byref(nev))
+        if rc == _native.PYFALCO_EOF:
+            self._eof = True
+            return None
+        if rc == _native.PYFALCO_TIMEOUT:
+            return None
+        self._check(rc, "reading events")
+        n = nev.value
+        data = ctypes.string_at(self._buf, self._used.value)
+        first = self._num
+        self._num += n
+        return data, self._count.value, first, n
+
     @property
     def eof(self) -> bool:
         """True once a capture file has been read to its end."""

@@ -184,11 +184,16 @@ class SyscallSource:
         cap = self.capture
         ms = int(timeout * 1000)
         if batch and self._raw:
-            raw = cap.next_raw_batch(ms)
-            if raw is None:
-                return None if cap.eof else 0
             insp = self.inspector
             matchers, wanted = evaluator.code_matchers(insp.event_code_names)
+            # events no rule wants and the state only looks up stay in libpyfalco (a replay)
+            skip = insp.batch_skip(wanted)
+            if skip is not None:
+                raw = cap.next_raw_skip_batch(ms, skip)
+            else:
+                raw = cap.next_raw_batch(ms)
+            if raw is None:
+                return None if cap.eof else 0
             hit = evaluator.hit
 
             def on_event(ie: Any) -> None:
@@ -196,9 +201,9 @@ class SyscallSource:
                 if rules:
                     hit(rules, ie, ie.evt.ts)
 
-            buf, n, first = raw
+            buf, n, first = raw[:3]
             insp.process_raw(buf, n, first, wanted, on_event)
-            return n
+            return raw[3] if skip is not None else n
         events = cap.next_batch(ms)
         if not events:
             return None if self.ended else 0

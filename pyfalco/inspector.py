@@ -80,6 +80,8 @@ class Inspector:
 
     #: called with each container meta event by :meth:`process` (process_raw uses its handler)
     meta_handler: Callable[[InspectedEvent], Any] | None = None
+    #: whether :meth:`batch_skip` hands the capture a skip mask (False: every event reaches Python)
+    skip_in_capture: bool = True
 
     def __init__(self, capture: Any = None, *, initial_state: InitialState | None = None, scan: bool | None = None,
                  live: bool | None = None, containers: ContainerManager | None = None, max_threads: int = 262144,
@@ -248,20 +250,8 @@ class Inspector:
             self._next_purge = ts + self.purge_interval_ns
         return ie
 
-    def process_raw(self, buf: bytes, count: int, first_num: int = 0, wanted: bytes | None = None,
-                    handler: Callable[[InspectedEvent], Any] | None = None) -> list:
-        """Parses the ``count`` events of a libpyfalco batch buffer (``Capture.next_raw_batch``) into
-        the state, as :meth:`process` would one by one, and calls ``handler(ie)`` with every
-        event of the types ``wanted`` marks (a table indexed by event code, e.g. the types some
-        rule can match; None: every event) right after parsing it, before the next event changes
-        the state. Without a handler, those InspectedEvents are returned in a list (their
-        threads and fds are then as the whole batch left them). Events of a type that neither
-        changes the state nor is wanted are never decoded: only their thread's activity time is
-        kept; a close nobody wants is applied straight from the record."""
-        out: list = []
-        append = out.append if handler is None else handler
-        if wanted is None:
-            wanted = _ALL_CODES
+    def _kinds(self, wanted: bytes) -> tuple:
+        """(wanted, process_raw's kind by event code, no fd loader, skip mask or None), cached."""
         parser = self.parser
         # without an fd loader (a replay), an event whose only use of the state is looking its fd
         # up changes nothing parse() would not change when skipped (thread lookup, activity time)
@@ -279,10 +269,46 @@ class Inspector:
                 code = wanted.find(1, code + 1)
             if _CLOSE_RES_FD and not wanted[E_CLOSE]:
                 table[E_CLOSE] = _K_CLOSE
+            # the record that stands for a run of skipped events (Capture.next_raw_skip_batch)
+            # (mask value 1: skipped as StateParser.skip; 2: a no-lookup type)
+            table[_SKIP_RUN_TYPE] = _K_RUN
+            table[_SKIP_RUN_TYPE - 1] = _K_RUN_NOLOOKUP
+            mask = None
+            if no_loader and not self.live:
+                mask = bytes(1 if k == _K_SKIP else 2 if k == _K_NOLOOKUP else 0
+                             for k in table[:_SKIP_RUN_TYPE - 1]).rstrip(b"\0") or None
             if len(self._kinds_cache) > 8:
                 self._kinds_cache.clear()
-            kinds = self._kinds_cache[id(wanted)] = (wanted, bytes(table), no_loader)
-        kinds = kinds[1]
+            kinds = self._kinds_cache[id(wanted)] = (wanted, bytes(table), no_loader, mask)
+        return kinds
+
+    def batch_skip(self, wanted: bytes | None) -> bytes | None:
+        """The skip mask to read batches with (``Capture.next_raw_skip_batch``) for the event types
+        ``wanted`` marks, or None to read every event: the types :meth:`process_raw` would not
+        decode whose only use of the state is looking up their thread (a replay: no fd or thread
+        loader, so nothing is read from /proc). Each run of them comes as one record: their
+        thread's activity time, event numbers and counters stay as one by one."""
+        if not self.skip_in_capture:
+            return None
+        return self._kinds(_ALL_CODES if wanted is None else wanted)[3]
+
+    def process_raw(self, buf: bytes, count: int, first_num: int = 0, wanted: bytes | None = None,
+                    handler: Callable[[InspectedEvent], Any] | None = None) -> list:
+        """Parses the ``count`` entries of a libpyfalco batch buffer (``Capture.next_raw_batch``
+        or ``next_raw_skip_batch``) into
+        the state, as :meth:`process` would one by one, and calls ``handler(ie)`` with every
+        event of the types ``wanted`` marks (a table indexed by event code, e.g. the types some
+        rule can match; None: every event) right after parsing it, before the next event changes
+        the state. Without a handler, those InspectedEvents are returned in a list (their
+        threads and fds are then as the whole batch left them). Events of a type that neither
+        changes the state nor is wanted are never decoded: only their thread's activity time is
+        kept; a close nobody wants is applied straight from the record."""
+        out: list = []
+        append = out.append if handler is None else handler
+        if wanted is None:
+            wanted = _ALL_CODES
+        parser = self.parser
+        kinds = self._kinds(wanted)[1]
         parse = parser.parse
         skip = parser.skip
         close_fd = parser.close_fd
@@ -322,6 +348,32 @@ class Inspector:
                         skip(tid, ts)
                     else:
                         t.last_ts = ts
+                    ie = None
+                elif kind >= _K_RUN:
+                    # nparams skipped events (Capture.next_raw_skip_batch): what StateParser.skip
+                    # does for each, the thread's activity time, at once when all their threads
+                    # are known (then nothing else can happen in between)
+                    vals = _unpack_from(f"<{2 * nparams}Q", buf, off + _RUN_PAIRS_AT)
+                    tss = vals[0::2]
+                    last = dict(zip(vals[1::2], tss))
+                    if parser.pending_exit is not None:
+                        parser.finish_pending()
+                    if kind == _K_RUN_NOLOOKUP:
+                        # no thread is made for these: the known ones keep their time
+                        for rtid, rts in last.items():
+                            t = threads.get(rtid)
+                            if t is not None:
+                                t.last_ts = rts
+                    elif all(map(threads.__contains__, last)):
+                        for rtid, rts in last.items():
+                            threads[rtid].last_ts = rts
+                    else:
+                        for i in range(0, 2 * nparams, 2):
+                            skip(vals[i + 1], vals[i])
+                    if not first_ts:
+                        first_ts = self.first_ts = next((x for x in tss if x), 0)
+                    num += nparams - 1
+                    self.n_events += nparams - 1
                     ie = None
                 elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
                         and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
@@ -605,7 +657,10 @@ def container_event_record(info: ContainerInfo, ts: int) -> bytes:
     return pack_header(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
 # process_raw's kinds of event codes
-_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP = 0, 1, 2, 3, 4
+_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP, _K_RUN, _K_RUN_NOLOOKUP = 0, 1, 2, 3, 4, 5, 6
+_SKIP_RUN_TYPE = 0xFFFF      # libpyfalco's PYFALCO_SKIP_RUN_TYPE
+_RUN_PAIRS_AT = ENTRY_SIZE + HDR_SIZE
+_unpack_from = struct.unpack_from
 # a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on
 _CLOSE_RECORD = struct.Struct("<qq")
 _CLOSE_LENS = struct.pack("<HH", 8, 8)

@@ -264,19 +264,25 @@ int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu,
 	return rc;
 }
 
-int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
-			       int timeout_ms, size_t *used, uint32_t *nevents)
+/* The batch copy of next_batch and next_batch_skip. A skipped event (skip mask) is appended to
+ * the open run entry, or opens one; a copied event closes it. Runs and copied events alike
+ * count toward max_events, so a batch of skipped events is as bounded as any. */
+static int next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events, int timeout_ms,
+		      const uint8_t *skip, size_t masklen, size_t *used, uint32_t *nentries, uint32_t *nevents)
 {
 	size_t off = 0;
-	uint32_t n = 0;
+	size_t run = (size_t)-1; /* offset of the open run entry, if any */
+	uint32_t n = 0, entries = 0;
 	int rc;
 
 	*used = 0;
+	*nentries = 0;
 	*nevents = 0;
 	if ((rc = need_open(h, "next batch")))
 		return rc;
 	while (n < max_events) {
 		const uint8_t *evt;
+		const struct pyfalco_evt_hdr *hdr;
 		uint16_t cpu = 0, flags = 0;
 		uint32_t len;
 		size_t need;
@@ -285,7 +291,59 @@ int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, 
 		rc = h->ops->next(h, &evt, &cpu, &flags, n ? 0 : timeout_ms);
 		if (rc != 0)
 			break;
-		len = ((const struct pyfalco_evt_hdr *)evt)->len;
+		hdr = (const struct pyfalco_evt_hdr *)evt;
+		len = hdr->len;
+		if (skip && hdr->type < masklen && skip[hdr->type]) {
+			struct pyfalco_evt_hdr *rh;
+			uint64_t pair[2];
+			uint16_t rtype = (uint16_t)(PYFALCO_SKIP_RUN_TYPE + 1 - skip[hdr->type]);
+
+			/* a run holds events of one mask value: another value starts a new run */
+			if (run != (size_t)-1 &&
+			    ((struct pyfalco_evt_hdr *)(buf + run + sizeof(*e)))->type != rtype)
+				run = (size_t)-1;
+			if (run == (size_t)-1) {
+				need = sizeof(*e) + PYFALCO_EVT_HDR_SIZE + sizeof(pair);
+				if (off + need > buflen) {
+					h->ops->unget(h);
+					if (n == 0) {
+						*used = need;
+						return pf_fail(h, ENOSPC, "next batch: %zu bytes do not hold a run of "
+							       "skipped events", buflen);
+					}
+					rc = 0;
+					break;
+				}
+				run = off;
+				e = (struct pyfalco_batch_entry *)(buf + run);
+				e->cpu = cpu;
+				e->flags = PYFALCO_EF_SKIP_RUN;
+				e->len = PYFALCO_EVT_HDR_SIZE;
+				rh = (struct pyfalco_evt_hdr *)(buf + run + sizeof(*e));
+				rh->len = PYFALCO_EVT_HDR_SIZE;
+				rh->type = rtype;
+				rh->nparams = 0;
+				entries++;
+			}
+			e = (struct pyfalco_batch_entry *)(buf + run);
+			if (run + sizeof(*e) + e->len + sizeof(pair) > buflen) {
+				h->ops->unget(h);
+				rc = 0;
+				break;
+			}
+			rh = (struct pyfalco_evt_hdr *)(buf + run + sizeof(*e));
+			pair[0] = hdr->ts;
+			pair[1] = hdr->tid;
+			memcpy(buf + run + sizeof(*e) + e->len, pair, sizeof(pair));
+			e->len += sizeof(pair);
+			rh->len = e->len;
+			rh->ts = hdr->ts;
+			rh->tid = hdr->tid;
+			rh->nparams++;
+			off = (run + sizeof(*e) + e->len + 7) & ~(size_t)7;
+			n++;
+			continue;
+		}
 		need = (sizeof(*e) + len + 7) & ~(size_t)7;
 		if (off + need > buflen) {
 			/* keep it for the next call: the engine hands the same event out again */
@@ -298,6 +356,7 @@ int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, 
 			rc = 0;
 			break;
 		}
+		run = (size_t)-1;
 		e = (struct pyfalco_batch_entry *)(buf + off);
 		e->cpu = cpu;
 		e->flags = flags;
@@ -305,13 +364,30 @@ int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, 
 		memcpy(buf + off + sizeof(*e), evt, len);
 		off += need;
 		n++;
+		entries++;
 	}
 	*used = off;
+	*nentries = entries;
 	*nevents = n;
 	h->delivered += n;
 	if (n > 0)
 		return 0;
 	return rc;
+}
+
+int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
+			       int timeout_ms, size_t *used, uint32_t *nevents)
+{
+	uint32_t nentries;
+
+	return next_batch(h, buf, buflen, max_events, timeout_ms, NULL, 0, used, &nentries, nevents);
+}
+
+int pyfalco_capture_next_batch_skip(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
+				    int timeout_ms, const uint8_t *skip, size_t masklen, size_t *used,
+				    uint32_t *nentries, uint32_t *nevents)
+{
+	return next_batch(h, buf, buflen, max_events, timeout_ms, skip, masklen, used, nentries, nevents);
 }
 
 uint32_t pyfalco_stats_count(void)

@@ -25,7 +25,7 @@ extern "C" {
 
 /** ABI version of this header: Python refuses a library whose major differs. */
 #define PYFALCO_LIB_ABI_MAJOR 1
-#define PYFALCO_LIB_ABI_MINOR 0
+#define PYFALCO_LIB_ABI_MINOR 1
 
 /** Statuses returned by next / next_batch besides 0 and -errno. */
 #define PYFALCO_TIMEOUT 1 /**< no event within the timeout (live engines) */
@@ -42,6 +42,7 @@ typedef void (*pyfalco_log_fn)(void *ctx, int level, const char *msg);
 
 /** Per-event flags in a batch entry (pyfalco_batch_entry.flags). */
 #define PYFALCO_EF_STATE_ONLY 1 /**< from a capture file: update state, do not show (SCAP_DF_STATE_ONLY) */
+#define PYFALCO_EF_SKIP_RUN 2 /**< a run of skipped events (pyfalco_capture_next_batch_skip), not an event */
 
 /**
  * A batch is a run of entries laid end to end in the caller's buffer:
@@ -128,6 +129,22 @@ int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu,
  */
 int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
 			       int timeout_ms, size_t *used, uint32_t *nevents);
+
+/** Event type of the record that stands for a run of skipped events in a skip batch. */
+#define PYFALCO_SKIP_RUN_TYPE 0xFFFF
+/**
+ * pyfalco_capture_next_batch, except that events whose type t has t < masklen and skip[t] != 0
+ * are not copied: each run of them between two copied events becomes one entry (flags
+ * PYFALCO_EF_SKIP_RUN) whose record is an event header (ts and tid of the run's last event,
+ * type PYFALCO_SKIP_RUN_TYPE + 1 - v for mask value v (a run holds one value), nparams = k, the number of events in the run) followed by k
+ * pairs (uint64 ts, uint64 tid, as in the header), one per skipped event in order. The caller keeps exact event
+ * numbers and per-thread activity times without a trip per event.
+ * @param nentries entries written (copied events and runs)
+ * @param nevents  events read (copied and skipped); both count toward max_events
+ */
+int pyfalco_capture_next_batch_skip(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t max_events,
+				    int timeout_ms, const uint8_t *skip, size_t masklen, size_t *used,
+				    uint32_t *nentries, uint32_t *nevents);
 
 /** Number of statistics and their names: stats are read as an array of uint64_t. */
 uint32_t pyfalco_stats_count(void);
