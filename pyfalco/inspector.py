@@ -349,6 +349,14 @@ class Inspector:
                     else:
                         t.last_ts = ts
                     ie = None
+                elif kind == _K_RUN and nparams == 1:
+                    # a run of one skipped event: its ts and tid are the run's own (_K_SKIP's path)
+                    t = threads.get(tid)
+                    if t is None or parser.pending_exit is not None:
+                        skip(tid, ts)
+                    else:
+                        t.last_ts = ts
+                    ie = None
                 elif kind >= _K_RUN:
                     # nparams skipped events (Capture.next_raw_skip_batch): what StateParser.skip
                     # does for each, the thread's activity time, at once when all their threads

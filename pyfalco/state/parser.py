@@ -931,10 +931,12 @@ class StateParser:
         f = ie.fd = self.lookup_fd(t, fd)
         res = evt.get("res")
         ok = isinstance(res, int) and res >= 0
-        tup = evt.get("tuple")
         if f is None:
             # libs infers a UDP socket for a successful send on an fd it never saw created
-            if incoming or not ok or fd < 0 or tup is None or tup.family not in (AF_INET, AF_INET6):
+            if incoming or not ok or fd < 0:
+                return
+            tup = evt.get("tuple")
+            if tup is None or tup.family not in (AF_INET, AF_INET6):
                 return
             f = self._new_fd(t, ie, fd, FD_UNSUPPORTED)
             _init_socket(f, tup.family, 2, 17)
@@ -942,7 +944,10 @@ class StateParser:
             return
         if f.type in (FD_IPV4_SOCK, FD_IPV6_SOCK):
             f.connected = True
-        if tup is None or (f.name and f.l4proto == L4_TCP and f.type in (FD_IPV4_SOCK, FD_IPV6_SOCK)):
+            if f.name and f.l4proto == L4_TCP:
+                return          # a named TCP socket keeps its ends: the tuple is not decoded
+        tup = evt.get("tuple")
+        if tup is None:
             return
         old = f.name
         if tup.family in (AF_INET, AF_INET6):

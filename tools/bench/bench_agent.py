@@ -138,8 +138,11 @@ def make_agent(rules: str, overrides: list[str], sink: CountingSink):
 
 # ---- children --------------------------------------------------------------------------------
 
-def child_replay(rules: str, capture: str, runs: int) -> dict:
+def child_replay(rules: str, capture: str, runs: int, skip: bool = True) -> dict:
     out = []
+    if not skip:        # the batch path without the capture-side skip (Inspector.batch_skip)
+        from pyfalco.inspector import Inspector
+        Inspector.skip_in_capture = False
     for _ in range(runs):
         sink = CountingSink()
         agent = make_agent(rules, ["engine.kind=replay", f"engine.replay.capture_file={capture}"], sink)
@@ -303,6 +306,13 @@ def bench_replay(opts) -> list[str]:
             rows.append((f"pyfalco agent, {label}, {rname}", best["cpu"], best["wall"], best["events"],
                          best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
             print(f"  {rows[-1]}", file=sys.stderr)
+        if opts.skip_off:
+            res = run_child(interp, env, ["replay", str(STABLE_RULES), str(path), str(runs), "noskip"])
+            first = res["runs"][0]
+            best = min(res["runs"], key=lambda r: r["cpu"])
+            rows.append((f"pyfalco agent, {label}, stable rules, no skip in libpyfalco", best["cpu"], best["wall"],
+                         best["events"], best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
+            print(f"  {rows[-1]}", file=sys.stderr)
     sysdig = shutil.which("sysdig")
     if sysdig and not timed_cmd([sysdig, "-r", str(path)], 1, check=False):
         print("sysdig cannot read this capture (it crashes): sysdig rows skipped", file=sys.stderr)
@@ -376,7 +386,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         kind, args = sys.argv[2], sys.argv[3:]
         if kind == "replay":
-            res = child_replay(args[0], args[1], int(args[2]))
+            res = child_replay(args[0], args[1], int(args[2]), len(args) < 4 or args[3] != "noskip")
         else:
             res = child_live(args[0], [int(r) for r in args[1].split(",")], float(args[2]), args[3], args[4],
                              float(args[5]), args[6] if len(args) > 6 else "true")
@@ -389,6 +399,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pypy-runs", type=int, default=6, help="PyPy runs in one process (warm-up included)")
     ap.add_argument("--interpreters", default="cpython,pypy")
+    ap.add_argument("--skip-off", action="store_true", help="replay: also the stable rules with the capture-side "
+                    "skip off (Inspector.skip_in_capture), for a before/after in one run")
     ap.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="live: rules file")
     ap.add_argument("--rates", default="100000,250000,500000,700000")
     ap.add_argument("--seconds", type=float, default=5.0)
