@@ -269,6 +269,10 @@ class Inspector:
                 code = wanted.find(1, code + 1)
             if _CLOSE_RES_FD and not wanted[E_CLOSE]:
                 table[E_CLOSE] = _K_CLOSE
+            for code in _MEMORY_EXITS:
+                handler = parser.handlers.get(code)
+                if not wanted[code] and getattr(handler, "__func__", None) is type(parser)._memory:
+                    table[code] = _K_MEMORY
             # the record that stands for a run of skipped events (Capture.next_raw_skip_batch)
             # (mask value 1: skipped as StateParser.skip; 2: a no-lookup type)
             table[_SKIP_RUN_TYPE] = _K_RUN
@@ -357,7 +361,7 @@ class Inspector:
                     else:
                         t.last_ts = ts
                     ie = None
-                elif kind >= _K_RUN:
+                elif kind == _K_RUN or kind == _K_RUN_NOLOOKUP:
                     # nparams skipped events (Capture.next_raw_skip_batch): what StateParser.skip
                     # does for each, the thread's activity time, at once when all their threads
                     # are known (then nothing else can happen in between)
@@ -382,6 +386,15 @@ class Inspector:
                         first_ts = self.first_ts = next((x for x in tss if x), 0)
                     num += nparams - 1
                     self.n_events += nparams - 1
+                    ie = None
+                elif kind == _K_MEMORY and nparams >= 4 \
+                        and buf[off + _CLOSE_LENS_AT:off + _CLOSE_LENS_AT + 8] == _MEMORY_LENS \
+                        and parser.pending_exit is None and tid in threads:
+                    # StateParser._memory of a known thread, straight from the record (res,
+                    # vm_size, vm_rss, vm_swap lead brk/mmap/mmap2/munmap exits)
+                    t = threads[tid]
+                    t.vmsize, t.vmrss, t.vmswap = _MEMORY_VALS.unpack_from(buf, off + _CLOSE_LENS_AT + 2 * nparams)
+                    t.last_ts = ts
                     ie = None
                 elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
                         and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
@@ -665,7 +678,12 @@ def container_event_record(info: ContainerInfo, ts: int) -> bytes:
     return pack_header(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
 # process_raw's kinds of event codes
-_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP, _K_RUN, _K_RUN_NOLOOKUP = 0, 1, 2, 3, 4, 5, 6
+_K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP, _K_RUN, _K_RUN_NOLOOKUP, _K_MEMORY = 0, 1, 2, 3, 4, 5, 6, 7
+# exits that lead with res and the thread's memory counters (u32 vm_size, vm_rss, vm_swap)
+_MEMORY_EXITS = tuple(e.code for e in _schema.EVENTS if e.code & 1 and [(p.name, p.type) for p in e.params[:4]][1:]
+                      == [("vm_size", 7), ("vm_rss", 7), ("vm_swap", 7)] and e.params[0].name == "res")
+_MEMORY_LENS = struct.pack("<HHHH", 8, 4, 4, 4)
+_MEMORY_VALS = struct.Struct("<8xIII")
 _SKIP_RUN_TYPE = 0xFFFF      # libpyfalco's PYFALCO_SKIP_RUN_TYPE
 _RUN_PAIRS_AT = ENTRY_SIZE + HDR_SIZE
 _unpack_from = struct.unpack_from

@@ -306,6 +306,19 @@ def bench_replay(opts) -> list[str]:
             rows.append((f"pyfalco agent, {label}, {rname}", best["cpu"], best["wall"], best["events"],
                          best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
             print(f"  {rows[-1]}", file=sys.stderr)
+        if opts.baseline and label.startswith("CPython"):
+            # another checkout's pyfalco (e.g. `git archive COMMIT`), same library: -S keeps the
+            # editable install's finder from picking this checkout
+            import pyfalco._native as nat
+            import sysconfig
+            benv = {"PYTHONPATH": f"{opts.baseline}:{sysconfig.get_paths()['purelib']}",
+                    "PYFALCO_LIBRARY": str(nat.lib.path)}
+            res = run_child(interp + ["-S"], benv, ["replay", str(STABLE_RULES), str(path), str(runs)])
+            first = res["runs"][0]
+            best = min(res["runs"], key=lambda r: r["cpu"])
+            rows.append((f"pyfalco agent, {label}, stable rules, tree {opts.baseline}", best["cpu"], best["wall"],
+                         best["events"], best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
+            print(f"  {rows[-1]}", file=sys.stderr)
         if opts.skip_off:
             res = run_child(interp, env, ["replay", str(STABLE_RULES), str(path), str(runs), "noskip"])
             first = res["runs"][0]
@@ -399,6 +412,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pypy-runs", type=int, default=6, help="PyPy runs in one process (warm-up included)")
     ap.add_argument("--interpreters", default="cpython,pypy")
+    ap.add_argument("--baseline", help="replay: also the stable rules with the pyfalco package of this directory "
+                    "(a `git archive` of an older commit: before/after in one run)")
     ap.add_argument("--skip-off", action="store_true", help="replay: also the stable rules with the capture-side "
                     "skip off (Inspector.skip_in_capture), for a before/after in one run")
     ap.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="live: rules file")
