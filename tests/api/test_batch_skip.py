@@ -8,11 +8,14 @@ rules and a ruleset that renders fields reading the skipped events' effects."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 
 import pyfalco
+from pyfalco.events import ENTRY_HDR, ENTRY_SIZE
+from pyfalco.record import HDR_SIZE
 from pyfalco.inspector import Inspector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +107,46 @@ def test_fields_batch_equal_per_event(capture):
     if capture.name == "inspect_502Error.scap":
         # not vacuous: memory counters were set by the records and rendered
         assert any(a[3].get("proc.vmsize") not in (None, 0) for a in got[True][0])
+
+
+def _walk(raw_batches, mask: bytes | None) -> list:
+    """(ts, tid, type or 'skip', mask value) of every event, runs unrolled."""
+    out = []
+    for buf, n in raw_batches:
+        off = 0
+        for _ in range(n):
+            _cpu, flags, rlen, ts, tid, _length, etype, nparams = ENTRY_HDR.unpack_from(buf, off)
+            if etype >= 0xFFFE:
+                assert flags == 2
+                vals = struct.unpack_from(f"<{2 * nparams}Q", buf, off + ENTRY_SIZE + HDR_SIZE)
+                out += [(vals[i], vals[i + 1], "skip", 0x10000 - etype) for i in range(0, len(vals), 2)]
+            elif mask is not None and etype < len(mask) and mask[etype]:
+                out.append((ts, tid, "skip", mask[etype]))
+            else:
+                out.append((ts, tid, etype, 0))
+            off += (ENTRY_SIZE + rlen + 7) & ~7
+    return out
+
+
+@pytest.mark.parametrize("batch_bytes,max_events", [(256, 1 << 20), (4096, 7), (1 << 20, 1 << 20)])
+def test_runs_hold_the_skipped_events_in_order(batch_bytes, max_events):
+    """Small buffers and event limits cut runs anywhere: unrolled, the runs and copied events are
+    the file's events in order, each skipped one with its own ts, tid and mask value."""
+    big = max(CAPTURES, key=lambda p: p.stat().st_size)
+    engine = pyfalco.Engine(RULES["stable"], capture=pyfalco.Capture("replay", capture_file=str(big)))
+    with engine:
+        insp = engine.inspector
+        skip = insp.batch_skip(engine.evaluator("syscall").code_matchers(insp.event_code_names)[1])
+    assert skip is not None and set(skip) >= {0, 1, 2}
+    with pyfalco.Capture("replay", capture_file=str(big), batch_bytes=batch_bytes) as cap:
+        got = []
+        while (b := cap.next_raw_skip_batch(0, skip, max_events=max_events)) is not None:
+            assert b[1] <= b[3] <= max_events
+            got.append(b[:2])
+    with pyfalco.Capture("replay", capture_file=str(big)) as cap:
+        plain = []
+        while (b := cap.next_raw_batch(0)) is not None:
+            plain.append(b[:2])
+    expect = _walk(plain, skip)
+    assert _walk(got, None) == expect
+    assert sum(1 for e in expect if e[2] == "skip") > len(expect) // 2
