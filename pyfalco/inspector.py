@@ -34,6 +34,7 @@ from .state.event import InspectedEvent
 if TYPE_CHECKING:
     from .fields.provider import StateProvider
 from .state.parser import _CLOSE_RES_FD, E_CLOSE, StateParser, resolve_path
+from .state.fds import FD_IPV4_SOCK, FD_IPV6_SOCK, L4_TCP
 from .state.threads import Thread, ThreadTable, thread_from_info
 from .state.users import UserTable
 
@@ -269,6 +270,10 @@ class Inspector:
                 code = wanted.find(1, code + 1)
             if _CLOSE_RES_FD and not wanted[E_CLOSE]:
                 table[E_CLOSE] = _K_CLOSE
+            for code in _SOCKIO_AT:
+                handler = getattr(parser.handlers.get(code), "__func__", None)
+                if not wanted[code] and handler in (type(parser)._send, type(parser)._recv):
+                    table[code] = _K_SOCKIO
             for code in _MEMORY_EXITS:
                 handler = parser.handlers.get(code)
                 if not wanted[code] and getattr(handler, "__func__", None) is type(parser)._memory:
@@ -395,6 +400,10 @@ class Inspector:
                     t = threads[tid]
                     t.vmsize, t.vmrss, t.vmswap = _MEMORY_VALS.unpack_from(buf, off + _CLOSE_LENS_AT + 2 * nparams)
                     t.last_ts = ts
+                    ie = None
+                elif kind == _K_SOCKIO and parser.pending_exit is None and tid in threads \
+                        and _sockio(buf, off, etype, nparams, threads[tid], parser.fd_loader):
+                    threads[tid].last_ts = ts
                     ie = None
                 elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
                         and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
@@ -683,6 +692,37 @@ _K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP, _K_RUN, _K_RUN_NOLOOKUP, _K
 _MEMORY_EXITS = tuple(e.code for e in _schema.EVENTS if e.code & 1 and [(p.name, p.type) for p in e.params[:4]][1:]
                       == [("vm_size", 7), ("vm_rss", 7), ("vm_swap", 7)] and e.params[0].name == "res")
 _MEMORY_LENS = struct.pack("<HHHH", 8, 4, 4, 4)
+_K_SOCKIO = 8
+# send/recv exits (not recvmsg: its msgcontrol may carry fds): (index of res, index of fd)
+_SOCKIO_AT = {e.code: ([p.name for p in e.params].index("res"), [p.name for p in e.params].index("fd"))
+              for e in _schema.EVENTS if e.code & 1 and e.name in ("send", "sendto", "sendmsg", "recv", "recvfrom")
+              and {"res", "fd", "tuple"} <= {p.name for p in e.params}}
+_I64 = struct.Struct("<q")
+_TCP_TYPES = (FD_IPV4_SOCK, FD_IPV6_SOCK)
+
+
+def _sockio(buf: bytes, off: int, etype: int, nparams: int, t: Thread, fd_loader: Any) -> bool:
+    """StateParser._send/_recv of a known thread straight from the record, when the event can
+    change nothing but a named TCP socket's connected flag (a failed call, or a socket whose
+    ends are known): True when applied, False to parse the event."""
+    ri, fi = _SOCKIO_AT[etype]
+    if nparams <= ri or nparams <= fi:
+        return False
+    base = off + _CLOSE_LENS_AT
+    lens = _unpack_from(f"<{nparams}H", buf, base)
+    if lens[ri] != 8 or lens[fi] != 8:
+        return False
+    vals = base + 2 * nparams
+    fd = _I64.unpack_from(buf, vals + sum(lens[:fi]))[0]
+    f = t.proc.fds.get(fd)
+    if f is None and fd >= 0 and fd_loader is not None:
+        return False            # lookup_fd would read it from /proc
+    if _I64.unpack_from(buf, vals + sum(lens[:ri]))[0] < 0:
+        return True             # a failed call: only the fd lookup
+    if f is None or f.type not in _TCP_TYPES or not f.name or f.l4proto != L4_TCP:
+        return False
+    f.connected = True
+    return True
 _MEMORY_VALS = struct.Struct("<8xIII")
 _SKIP_RUN_TYPE = 0xFFFF      # libpyfalco's PYFALCO_SKIP_RUN_TYPE
 _RUN_PAIRS_AT = ENTRY_SIZE + HDR_SIZE

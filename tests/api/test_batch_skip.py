@@ -26,7 +26,7 @@ FIELDS = """
 - rule: every wanted event
   desc: x
   condition: evt.type in (open, openat, openat2, close, execve, clone, connect, accept, socket, procexit)
-  output: "%evt.num %evt.deltatime %evt.rawtime %evt.type %thread.tid %proc.name %proc.pname %fd.name %fd.num %proc.vmsize %thread.vmrss"
+  output: "%evt.num %evt.deltatime %evt.rawtime %evt.type %thread.tid %proc.name %proc.pname %fd.name %fd.num %fd.connected %fd.l4proto %proc.vmsize %thread.vmrss"
   priority: INFO
 """
 RULES = {"fields": FIELDS, "default": ROOT / "rules" / "pyfalco_rules.yaml",
