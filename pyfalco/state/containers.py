@@ -75,6 +75,25 @@ def docker_api_get(sock_path: str, url: str, timeout: float = 2.0):
         conn.close()
 
 
+def _cri_requested(spec: dict, cid: str, sandbox_id: str | None) -> dict:
+    """The OCI spec of a CRI container with only the mounts its pod asked for: what ContainerStatus
+    lists and libsinsp reports (container.mounts). Dropped: the kernel filesystems (proc, sysfs,
+    ...) and the binds of containerd's per-pod and per-container files (hosts, resolv.conf,
+    hostname, /dev/shm, image volumes), whose sources lie under the runtime's state
+    (``/run/containerd/...``) and would otherwise match host-path globs such as
+    ``container.mount.dest[/run/containerd*]`` for every pod."""
+    own = tuple(f"/{kind}/{i}/" for kind, i in (("sandboxes", sandbox_id), ("containers", cid)) if i)
+    kept = []
+    for m in spec.get("mounts") or []:
+        if not isinstance(m, dict):
+            continue
+        source, opts = str(m.get("source") or ""), m.get("options") or []
+        bind = m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+        if bind and source.startswith("/") and not any(o in source for o in own):
+            kept.append(m)
+    return dict(spec, mounts=kept)
+
+
 class ContainerManager:
     """Container id -> ContainerInfo, filled in by a background thread (``live=True``)."""
 
@@ -354,7 +373,8 @@ class ContainerManager:
             info.pod_uid = ann.get("io.kubernetes.cri.sandbox-uid") or info.pod_uid
             info.pod_sandbox_id = ann.get("io.kubernetes.cri.sandbox-id") or info.pod_sandbox_id
             info.privileged = oci_privileged(spec)
-            info.mounts = oci_mounts(spec)
+            info.mounts = oci_mounts(_cri_requested(spec, info.id, info.pod_sandbox_id)
+                                     if ann.get("io.kubernetes.cri.container-type") else spec)
             oci_host_namespaces(info, spec)
             try:
                 info.start_ts = os.stat(path).st_mtime_ns

@@ -196,13 +196,18 @@ class CRIClient:
     def create_container(self, sandbox_id: str, sandbox: SandboxConfig, name: str, image: str,
                          command=(), args=(), labels: dict | None = None, annotations: dict | None = None,
                          envs: dict | None = None, working_dir: str = "", log_path: str = "",
-                         privileged: bool = False, attempt: int = 0, timeout: float = 60.0) -> str:
+                         privileged: bool = False, attempt: int = 0, mounts=(), timeout: float = 60.0) -> str:
+        """Creates a container in a pod; ``mounts``: (host path, container path, read-only) triples
+        (the bind mounts kubelet asks for, ContainerConfig.mounts). Returns the container's id."""
         metadata = pb_string(1, name) + pb_int(2, attempt)
         secctx = pb_int(2, privileged) + pb_message(3, pb_int(2, sandbox.pid))
         linux = pb_message(2, secctx)
         env = b"".join(pb_message(6, pb_string(1, k) + pb_string(2, v)) for k, v in (envs or {}).items())
+        # Mount: container_path = 1, host_path = 2, readonly = 3
+        binds = b"".join(pb_message(7, pb_string(1, dest) + pb_string(2, src) + pb_int(3, ro))
+                         for src, dest, ro in mounts)
         config = (pb_message(1, metadata) + pb_message(2, pb_string(1, image)) + pb_repeated_string(3, command)
-                  + pb_repeated_string(4, args) + pb_string(5, working_dir) + env + pb_map(9, labels)
+                  + pb_repeated_string(4, args) + pb_string(5, working_dir) + env + binds + pb_map(9, labels)
                   + pb_map(10, annotations) + pb_string(11, log_path) + pb_message(15, linux))
         m = self.call("CreateContainer", pb_string(1, sandbox_id) + pb_message(2, config)
                       + pb_message(3, sandbox.encode()), timeout)

@@ -13,11 +13,17 @@ see containers that exit before their own events could carry metadata. Checked h
 * live (root): ``podman run --rm --privileged IMG true`` and ``podman run --rm -v
   /proc:/host/proc:ro IMG true`` raise "Launch Privileged Container" / "Launch Sensitive Mount
   Container" from the meta event, with the default rules and with Falco's rule text, also while
-  other processes load the capture; a privileged pod container run by containerd through CRI.
+  other processes load the capture;
+* live through containerd's CRI (a private containerd whose state is where a node's is, under
+  /run): short-lived privileged pod containers and pod containers with the host's /proc or /etc
+  mounted raise the same rules, with both rulesets and under load; a plain pod container raises
+  neither (its mounts are the ones it asked for, as libsinsp has them from CRI, not containerd's
+  own binds under /run/containerd).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -43,7 +49,8 @@ META_RULE = """
 """
 
 #: Falco's container-start rules over its stable ruleset (which defines spawned_process and
-#: container): Falco's container_started macro and the two rules' conditions, as facts
+#: container; the two rules are in Falco's incubating ruleset since rules 3.0): Falco's
+#: container_started and sensitive_mount macros and the two rules' conditions, as facts
 UPSTREAM_CONTAINER_RULES = """
 - macro: container_started
   condition: >
@@ -56,9 +63,19 @@ UPSTREAM_CONTAINER_RULES = """
   output: Privileged container started (container_id=%container.id image=%container.image.repository)
   priority: INFO
 
+- macro: sensitive_mount
+  condition: >
+    (container.mount.dest[/proc*] != "N/A" or container.mount.dest[/var/run/docker.sock] != "N/A"
+     or container.mount.dest[/var/run/crio/crio.sock] != "N/A"
+     or container.mount.dest[/run/containerd/containerd.sock] != "N/A"
+     or container.mount.dest[/var/lib/kubelet] != "N/A" or container.mount.dest[/var/lib/kubelet/pki] != "N/A"
+     or container.mount.dest[/] != "N/A" or container.mount.dest[/home/admin] != "N/A"
+     or container.mount.dest[/etc] != "N/A" or container.mount.dest[/etc/kubernetes] != "N/A"
+     or container.mount.dest[/etc/kubernetes/manifests] != "N/A" or container.mount.dest[/root*] != "N/A")
+
 - rule: Launch Sensitive Mount Container
-  desc: a container with /proc of the host mounted started (Falco's condition, one mount)
-  condition: container_started and container and container.mount.dest[/proc] != "N/A"
+  desc: a container with a sensitive host path mounted started (Falco's condition and sensitive_mount)
+  condition: container_started and container and sensitive_mount
   output: Container with sensitive mount started (container_id=%container.id mounts=%container.mounts)
   priority: INFO
 """
@@ -279,17 +296,28 @@ def test_meta_event_alert_names_the_container(default_live, image):
     assert "container_name=pyfalco-meta-" in meta[0].message and meta[0].container_id == cid[:12]
 
 
+@contextlib.contextmanager
+def _load(seconds: int = 90):
+    """A process that opens and closes files in bursts (about twenty thousand events a second,
+    what the reader sustains on this 2-core machine), killed on exit."""
+    loader = (f"import os, time\nend = time.monotonic() + {seconds}\n"
+              "while time.monotonic() < end:\n"
+              "    for _ in range(100):\n        os.close(os.open('/etc/hostname', os.O_RDONLY))\n"
+              "    time.sleep(0.01)\n")
+    p = subprocess.Popen([sys.executable, "-c", loader])
+    try:
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
 @pytest.mark.root
 def test_short_lived_containers_detected_under_load(default_live, image):
     """A process opens and closes files in bursts (about twenty thousand events a second, what
     the reader sustains on this 2-core machine) while short-lived privileged containers come and
     go: every container's meta event still fires the rule, once."""
-    loader = ("import os, time\nend = time.monotonic() + 90\n"
-              "while time.monotonic() < end:\n"
-              "    for _ in range(100):\n        os.close(os.open('/etc/hostname', os.O_RDONLY))\n"
-              "    time.sleep(0.01)\n")
-    load = [subprocess.Popen([sys.executable, "-c", loader])]
-    try:
+    with _load():
         cids = []
         with default_live.watch() as w:
             for _ in range(3):
@@ -308,10 +336,6 @@ def test_short_lived_containers_detected_under_load(default_live, image):
             assert any(a.rule == "pyfalco test container event" for a in mine), ("no meta event", why)
             fired = [a for a in mine if "evt_type=container" in a.message and a.rule == "Launch Privileged Container"]
             assert len(fired) == 1, why
-    finally:
-        for p in load:
-            p.kill()
-            p.wait()
 
 
 @pytest.mark.root
@@ -334,58 +358,199 @@ def test_recorded_meta_events_replay_the_same_alert(image, tmp_path):
             and cid.startswith(a.container_id)]
 
 
-@pytest.mark.root
-def test_containerd_cri_privileged_container(default_live):
-    """A privileged container of a pod, run by a private containerd through its CRI socket: the
-    meta event carries the CRI metadata (the task bundle's annotations) and fires the rule."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        from test_containerd import IMAGE, Containerd, build_image_archive
-    finally:
-        sys.path.pop(0)
-    from pyfalco.state import container_cri
-    from pyfalco.state.cri import CRIClient, NAMESPACE_CONTAINER, NAMESPACE_NODE, NAMESPACE_POD, SandboxConfig
-    base = tempfile.mkdtemp(prefix="pyfalco-containerd-")
-    ctd = Containerd(base)
-    mgr = default_live.inspector.containers
-    saved = (mgr.containerd_tasks, mgr.cri_sockets)
-    client = sandbox_id = cid = None
-    try:
-        ctd.start()
+# ---- containerd through CRI -------------------------------------------------------------------------
+
+class _Pod:
+    """A private containerd (tests/state/test_containerd.py's) with one privileged pod, in which the
+    tests create short-lived containers through the CRI socket as kubelet does."""
+
+    def __init__(self, base: str):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        try:
+            from test_containerd import IMAGE, Containerd, build_image_archive
+        finally:
+            sys.path.pop(0)
+        from pyfalco.state.cri import CRIClient, NAMESPACE_CONTAINER, NAMESPACE_NODE, NAMESPACE_POD, SandboxConfig
+        self.base, self.image = base, IMAGE
+        self.ctd = Containerd(base)
+        self.ctd.start()
         build_image_archive(f"{base}/image.tar")
-        ctd.ctr("images", "import", f"{base}/image.tar")
-        mgr.containerd_tasks, mgr.cri_sockets = ctd.tasks, (ctd.sock,)
-        client = CRIClient(ctd.sock, timeout=10)
+        self.ctd.ctr("images", "import", f"{base}/image.tar")
+        self.client = CRIClient(self.ctd.sock, timeout=10)
         uid = str(uuid.uuid4())
-        sandbox = SandboxConfig(name="pyfalco-meta-pod", namespace="pyfalco-ns", uid=uid, privileged=True,
-                                labels={"io.kubernetes.pod.name": "pyfalco-meta-pod",
-                                        "io.kubernetes.pod.namespace": "pyfalco-ns", "io.kubernetes.pod.uid": uid},
-                                log_directory=f"{base}/pods/{uid}", cgroup_parent=f"/kubepods/besteffort/pod{uid}",
-                                network=NAMESPACE_NODE, pid=NAMESPACE_CONTAINER, ipc=NAMESPACE_POD)
-        os.makedirs(sandbox.log_directory, exist_ok=True)
-        with default_live.watch(scope="all") as w:
-            sandbox_id = client.run_pod_sandbox(sandbox, timeout=60)
-            cid = client.create_container(sandbox_id, sandbox, "priv", IMAGE, command=["/bin/true"], privileged=True,
-                                          labels={"io.kubernetes.container.name": "priv"}, log_path="priv/0.log",
-                                          timeout=60)
-            client.start_container(cid, timeout=60)
-            hits, mine = _alerts_of(default_live, w, cid, "Launch Privileged Container", bound=30.0)
-        meta = [a for a in hits if "evt_type=container" in a.message]
-        assert meta, [str(a) for a in mine]
-        assert "container_name=priv" in meta[0].message
+        # privileged: containerd refuses a privileged container in an unprivileged pod
+        self.sandbox = SandboxConfig(name="pyfalco-meta-pod", namespace="pyfalco-ns", uid=uid, privileged=True,
+                                     labels={"io.kubernetes.pod.name": "pyfalco-meta-pod",
+                                             "io.kubernetes.pod.namespace": "pyfalco-ns", "io.kubernetes.pod.uid": uid},
+                                     log_directory=f"{base}/pods/{uid}", cgroup_parent=f"/kubepods/besteffort/pod{uid}",
+                                     network=NAMESPACE_NODE, pid=NAMESPACE_CONTAINER, ipc=NAMESPACE_POD)
+        os.makedirs(self.sandbox.log_directory, exist_ok=True)
+        self.sandbox_id = self.client.run_pod_sandbox(self.sandbox, timeout=60)
+        self.cids: list[str] = []
+
+    def true(self, name: str, privileged: bool = False, mounts=()) -> str:
+        """Creates and starts a container of the pod that runs ``/bin/true``; its id."""
+        cid = self.client.create_container(self.sandbox_id, self.sandbox, name, self.image, command=["/bin/true"],
+                                           privileged=privileged, mounts=mounts,
+                                           labels={"io.kubernetes.container.name": name},
+                                           log_path=f"{name}/0.log", timeout=60)
+        self.cids.append(cid)
+        self.client.start_container(cid, timeout=60)
+        return cid
+
+    def close(self) -> None:
+        from pyfalco.state import container_cri
+        try:
+            for cid in self.cids:
+                self.client.stop_container(cid, grace=0, timeout=60)
+                self.client.remove_container(cid, timeout=60)
+            self.client.stop_pod_sandbox(self.sandbox_id, timeout=60)
+            self.client.remove_pod_sandbox(self.sandbox_id, timeout=60)
+            self.client.close()
+        finally:
+            container_cri.forget(self.ctd.sock)
+            self.ctd.stop()
+
+
+@pytest.fixture(scope="module")
+def cri_pod():
+    _root()
+    import shutil
+    for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed (tools/setup installs containerd and runc)")
+    # a node's containerd keeps its state (the pod's /dev/shm) under /run/containerd: the private
+    # one's is where the same globs (sensitive_mount's /run/containerd*) see it
+    base = tempfile.mkdtemp(prefix="containerd-pyfalco-", dir="/run")
+    pod = None
+    try:
+        pod = _Pod(base)
+        yield pod
+    finally:
+        try:
+            if pod is not None:
+                pod.close()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _on_containerd(session, pod: _Pod):
+    """Points the session's ContainerManager at the private containerd (restored afterwards)."""
+    mgr = session.inspector.containers
+    saved = (mgr.containerd_tasks, mgr.cri_sockets)
+    mgr.containerd_tasks, mgr.cri_sockets = pod.ctd.tasks, (pod.ctd.sock,)
+    try:
+        yield mgr
     finally:
         mgr.containerd_tasks, mgr.cri_sockets = saved
-        try:
-            if client is not None:
-                if cid is not None:
-                    client.stop_container(cid, grace=0, timeout=60)
-                    client.remove_container(cid, timeout=60)
-                if sandbox_id is not None:
-                    client.stop_pod_sandbox(sandbox_id, timeout=60)
-                    client.remove_pod_sandbox(sandbox_id, timeout=60)
-                client.close()
-        finally:
-            container_cri.forget(ctd.sock)
-            ctd.stop()
-            import shutil
-            shutil.rmtree(base, ignore_errors=True)
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.mark.root
+def test_containerd_cri_privileged_container(default_live, cri_pod):
+    """A privileged container of a pod, run by a private containerd through its CRI socket: the
+    meta event carries the CRI metadata (the task bundle's annotations) and fires the rule."""
+    with _on_containerd(default_live, cri_pod), default_live.watch(scope="all") as w:
+        name = _name("priv")
+        cid = cri_pod.true(name, privileged=True)
+        hits, mine = _alerts_of(default_live, w, cid, "Launch Privileged Container", bound=30.0)
+    meta = [a for a in hits if "evt_type=container" in a.message]
+    assert meta, [str(a) for a in mine]
+    assert f"container_name={name}" in meta[0].message
+
+
+#: host paths a pod container gets mounted (kubelet's hostPath volumes), each sensitive by both
+#: rulesets' sensitive_mount: the host's /proc, and its /etc
+CRI_MOUNTS = [("/proc", "/host/proc"), ("/etc", "/host/etc")]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("source,dest", CRI_MOUNTS, ids=["proc", "etc"])
+@pytest.mark.parametrize("ruleset", ["default", "upstream"])
+def test_containerd_cri_sensitive_mount_container(request, cri_pod, ruleset, source, dest):
+    """A short-lived pod container with a host path mounted raises "Launch Sensitive Mount
+    Container" from its meta event (mounts from the task bundle and CRI's ContainerStatus), with
+    the default rules and Falco's; a plain container of the same pod raises neither container rule."""
+    session = request.getfixturevalue(f"{ruleset}_live")
+    rule = "Launch Sensitive Mount Container"
+    with _on_containerd(session, cri_pod):
+        with session.watch(scope="all") as w:
+            cid = cri_pod.true(_name("mnt"), mounts=[(source, dest, True)])
+            hits, mine = _alerts_of(session, w, cid, rule, bound=30.0)
+        metas = [a for a in mine if a.rule == "pyfalco test container event"]
+        assert len(metas) == 1, [str(a) for a in mine]
+        assert [a for a in hits if a.time_ns == metas[0].time_ns], [str(a) for a in mine]
+        assert f"{source}:{dest}" in next(a for a in hits if a.time_ns == metas[0].time_ns).message
+        assert not [a for a in mine if a.rule == "Launch Privileged Container"], [str(a) for a in mine]
+        with session.watch(scope="all") as w2:
+            plain = cri_pod.true(_name("plain"))
+            _, mine2 = _alerts_of(session, w2, plain, rule, bound=30.0)
+        mgr = session.inspector.containers
+        # container.mounts as libsinsp has them from CRI: the pod's requested binds only
+        assert [(m.source, m.dest) for m in mgr.containers[cid].mounts] == [(source, dest)]
+        assert mgr.containers[plain].mounts == []
+    assert [a for a in mine2 if a.rule == "pyfalco test container event"], [str(a) for a in mine2]
+    assert not [a for a in mine2 if a.rule in (rule, "Launch Privileged Container")], [str(a) for a in mine2]
+
+
+def test_cri_bundle_mounts_are_the_requested_ones(tmp_path):
+    """A node's containerd task bundle (its state under /run/containerd, the pod's files under
+    /var/lib/containerd): the runtime's own mounts and binds are not container mounts, so a plain
+    pod container matches none of sensitive_mount's host paths; a requested bind is kept."""
+    from pyfalco.state.containers import ContainerInfo, ContainerManager
+    cid, sid = "c1" * 32, "5a" * 32
+    cri_dir = "io.containerd.grpc.v1.cri"
+    mounts = [{"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec"]},
+              {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]},
+              {"destination": "/etc/hosts", "type": "bind", "source": f"/var/lib/containerd/{cri_dir}/sandboxes/{sid}/hosts",
+               "options": ["rbind", "rprivate", "rw"]},
+              {"destination": "/dev/shm", "type": "bind", "source": f"/run/containerd/{cri_dir}/sandboxes/{sid}/shm",
+               "options": ["rbind", "rprivate", "rw"]},
+              {"destination": "/data", "type": "bind", "source": f"/var/lib/containerd/{cri_dir}/containers/{cid}/volumes/x",
+               "options": ["rbind"]},
+              {"destination": "/host/run", "type": "bind", "source": "/run/containerd", "options": ["ro"]},
+              {"destination": "/host/proc", "source": "/proc", "options": ["rbind", "rprivate", "ro"]}]
+    spec = {"annotations": {"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sid,
+                            "io.kubernetes.cri.container-name": "app"}, "mounts": mounts}
+    bundle = tmp_path / "k8s.io" / cid
+    bundle.mkdir(parents=True)
+    (bundle / "config.json").write_text(json.dumps(spec))
+    mgr = ContainerManager(live=False, podman_storage="/nonexistent", containerd_tasks=str(tmp_path),
+                           docker_sockets=[], cri_sockets=[])
+    info = ContainerInfo(cid, "containerd")
+    assert mgr.lookup(info)
+    assert [(m.source, m.dest, m.rdwr) for m in info.mounts] == [("/run/containerd", "/host/run", False),
+                                                                 ("/proc", "/host/proc", False)]
+    # the same layout for a plain container: no mount left for any sensitive_mount glob to match
+    spec["mounts"] = mounts[:5]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    info = ContainerInfo(cid, "containerd")
+    assert mgr.lookup(info) and info.mounts == []
+
+
+@pytest.mark.root
+def test_containerd_cri_short_lived_containers_under_load(default_live, cri_pod):
+    """The podman under-load case through containerd's CRI: while a process opens and closes files
+    in bursts, short-lived privileged and /proc-mount pod containers come and go; each one's meta
+    event fires its rule, once."""
+    cases = [("Launch Privileged Container", {"privileged": True}),
+             ("Launch Sensitive Mount Container", {"mounts": [("/proc", "/host/proc", True)]})] * 2
+    with _load(), _on_containerd(default_live, cri_pod) as mgr:
+        started = []
+        with default_live.watch(scope="all") as w:
+            for rule, kw in cases:
+                started.append((cri_pod.true(_name("load"), **kw), rule))
+            for cid, rule in started:
+                _alerts_of(default_live, w, cid, rule, bound=240.0)
+        for cid, rule in started:
+            mine = [a for a in w.alerts if cid.startswith(a.container_id)]
+            info = mgr.containers.get(cid)
+            why = (cid, info and (info.source, info.privileged, info.mounts, info.lookups, info.complete),
+                   [str(a) for a in mine])
+            assert len([a for a in mine if a.rule == "pyfalco test container event"]) == 1, ("meta events", why)
+            fired = [a for a in mine if "evt_type=container" in a.message and a.rule == rule]
+            assert len(fired) == 1, why
