@@ -400,10 +400,21 @@ class _Pod:
 
     def close(self) -> None:
         from pyfalco.state import container_cri
+        from pyfalco.state.cri import CRIError
         try:
             for cid in self.cids:
-                self.client.stop_container(cid, grace=0, timeout=60)
-                self.client.remove_container(cid, timeout=60)
+                # a container that exits while it is being stopped can be reported running for a
+                # moment after StopContainer returns: ask again until the bound
+                deadline = time.monotonic() + 30
+                while True:
+                    self.client.stop_container(cid, grace=0, timeout=60)
+                    try:
+                        self.client.remove_container(cid, timeout=60)
+                        break
+                    except CRIError as err:
+                        if "still running" not in str(err) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
             self.client.stop_pod_sandbox(self.sandbox_id, timeout=60)
             self.client.remove_pod_sandbox(self.sandbox_id, timeout=60)
             self.client.close()
@@ -530,6 +541,54 @@ def test_cri_bundle_mounts_are_the_requested_ones(tmp_path):
     (bundle / "config.json").write_text(json.dumps(spec))
     info = ContainerInfo(cid, "containerd")
     assert mgr.lookup(info) and info.mounts == []
+
+
+@contextlib.contextmanager
+def _kubelet_pod_dir(uid: str):
+    """The files kubelet mounts into every container of a pod (its /etc/hosts, the termination
+    log, the service account token volume), at kubelet's paths: /var/lib/kubelet/pods/<uid>/.
+    Only what this makes is removed (a node's own kubelet directory is left as it was)."""
+    import shutil
+    top = Path("/var/lib/kubelet")
+    made = next((p for p in (top, top / "pods") if not p.exists()), None)
+    pod = top / "pods" / uid
+    token = pod / "volumes" / "kubernetes.io~projected" / "kube-api-access-pyfal"
+    term = pod / "containers" / "app" / uuid.uuid4().hex[:8]
+    try:
+        token.mkdir(parents=True)
+        term.parent.mkdir(parents=True)
+        term.write_text("")
+        (token / "token").write_text("not-a-token\n")
+        (pod / "etc-hosts").write_text("127.0.0.1\tlocalhost\n")
+        yield [(str(pod / "etc-hosts"), "/etc/hosts", False), (str(term), "/dev/termination-log", False),
+               (str(token), "/var/run/secrets/kubernetes.io/serviceaccount", True)]
+    finally:
+        shutil.rmtree(made if made is not None else pod, ignore_errors=True)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("ruleset", ["default", "upstream"])
+def test_containerd_cri_kubelet_pod_container_is_not_sensitive(request, cri_pod, ruleset):
+    """A pod container with what kubelet mounts into every container (sources under
+    /var/lib/kubelet/pods/<uid>/) raises no container rule: it is every pod of a node, not a
+    container given the kubelet's state (Falco's sensitive_mount names /var/lib/kubelet itself
+    and its pki directory); one with /var/lib/kubelet mounted raises "Launch Sensitive Mount
+    Container"."""
+    session = request.getfixturevalue(f"{ruleset}_live")
+    with _kubelet_pod_dir(cri_pod.sandbox.uid) as mounts, _on_containerd(session, cri_pod) as mgr:
+        with session.watch(scope="all") as w:
+            cid = cri_pod.true(_name("app"), mounts=mounts)
+            _, mine = _alerts_of(session, w, cid, "Launch Sensitive Mount Container", bound=30.0)
+        assert [a for a in mine if a.rule == "pyfalco test container event"], [str(a) for a in mine]
+        assert sorted(m.dest for m in mgr.containers[cid].mounts) == sorted(m[1] for m in mounts)
+        # the kubelet's directory itself is sensitive in both
+        with session.watch(scope="all") as w2:
+            state = cri_pod.true(_name("kstate"), mounts=[("/var/lib/kubelet", "/host/kubelet", True)])
+            hits, mine2 = _alerts_of(session, w2, state, "Launch Sensitive Mount Container", bound=30.0)
+    assert not [a for a in mine if a.rule in ("Launch Sensitive Mount Container", "Launch Privileged Container")], \
+        [str(a) for a in mine]
+    metas = [a.time_ns for a in mine2 if a.rule == "pyfalco test container event"]
+    assert metas and [a for a in hits if a.time_ns == metas[0]], [str(a) for a in mine2]
 
 
 @pytest.mark.root
