@@ -373,9 +373,13 @@ class _Pod:
         from pyfalco.state.cri import CRIClient, NAMESPACE_CONTAINER, NAMESPACE_NODE, NAMESPACE_POD, SandboxConfig
         self.base, self.image = base, IMAGE
         self.ctd = Containerd(base)
-        self.ctd.start()
-        build_image_archive(f"{base}/image.tar")
-        self.ctd.ctr("images", "import", f"{base}/image.tar")
+        try:
+            self.ctd.start()
+            build_image_archive(f"{base}/image.tar")
+            self.ctd.ctr("images", "import", f"{base}/image.tar")
+        except BaseException:
+            self.ctd.stop()
+            raise
         self.client = CRIClient(self.ctd.sock, timeout=10)
         uid = str(uuid.uuid4())
         # privileged: containerd refuses a privileged container in an unprivileged pod
@@ -385,8 +389,13 @@ class _Pod:
                                      log_directory=f"{base}/pods/{uid}", cgroup_parent=f"/kubepods/besteffort/pod{uid}",
                                      network=NAMESPACE_NODE, pid=NAMESPACE_CONTAINER, ipc=NAMESPACE_POD)
         os.makedirs(self.sandbox.log_directory, exist_ok=True)
-        self.sandbox_id = self.client.run_pod_sandbox(self.sandbox, timeout=60)
         self.cids: list[str] = []
+        try:
+            self.sandbox_id = self.client.run_pod_sandbox(self.sandbox, timeout=60)
+        except BaseException:
+            self.client.close()
+            self.ctd.stop()
+            raise
 
     def true(self, name: str, privileged: bool = False, mounts=()) -> str:
         """Creates and starts a container of the pod that runs ``/bin/true``; its id."""
@@ -430,6 +439,8 @@ def cri_pod():
     for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed (tools/setup installs containerd and runc)")
+    if not os.path.exists("/bin/busybox"):
+        pytest.fail("busybox-static is needed for the pod's image (tools/setup installs it)")
     # a node's containerd keeps its state (the pod's /dev/shm) under /run/containerd: the private
     # one's is where the same globs (sensitive_mount's /run/containerd*) see it
     base = tempfile.mkdtemp(prefix="containerd-pyfalco-", dir="/run")
