@@ -296,6 +296,9 @@ def _overrides(args) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a program start (not a call from Python): PyPy's GC settings first
+        from pyfalco.pypygc import reexec_with_gc_settings
+        reexec_with_gc_settings(sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:

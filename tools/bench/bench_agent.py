@@ -217,14 +217,23 @@ def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: 
 # ---- parent ----------------------------------------------------------------------------------
 
 def interpreters(names: str) -> list[tuple[str, list[str], dict]]:
+    """(label, command, environment) per interpreter; ``pypy`` runs with the GC settings the
+    ``pyfalco`` command applies (pyfalco/pypygc.py), ``pypy-gc-default`` with PyPy's own ones."""
     out = []
     for name in names.split(","):
         if name == "cpython" and CPYTHON.exists():
             out.append(("CPython " + _version(CPYTHON), [str(CPYTHON)], {}))
-        elif name == "pypy" and PYPY.exists():
+        elif name in ("pypy", "pypy-gc-default") and PYPY.exists():
             import pyfalco._native as nat
+            from pyfalco.pypygc import missing_settings
             env = {"PYTHONPATH": str(ROOT), "PYFALCO_LIBRARY": str(nat.lib.path)}
-            out.append(("PyPy " + _version(PYPY), [str(PYPY)], env))
+            label = "PyPy " + _version(PYPY)
+            if name == "pypy":
+                env.update(missing_settings())
+                label += "".join(f" {k}={v}" for k, v in missing_settings().items())
+            else:
+                label += " (PyPy's GC defaults)"
+            out.append((label, [str(PYPY)], env))
     return out
 
 
@@ -411,7 +420,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=10, help="copies of the capture concatenated")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pypy-runs", type=int, default=6, help="PyPy runs in one process (warm-up included)")
-    ap.add_argument("--interpreters", default="cpython,pypy")
+    ap.add_argument("--interpreters", default="cpython,pypy", help="cpython, pypy (with the GC settings of the "
+                    "pyfalco command), pypy-gc-default (PyPy's own GC settings)")
     ap.add_argument("--baseline", help="replay: also the stable rules with the pyfalco package of this directory "
                     "(a `git archive` of an older commit: before/after in one run)")
     ap.add_argument("--skip-off", action="store_true", help="replay: also the stable rules with the capture-side "
