@@ -4,6 +4,7 @@ tuner need, the generator's claims refer to real rules, and a few conditions on 
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
 
 import pytest
@@ -14,7 +15,11 @@ from pyfalco.generator import ACTIONS
 from pyfalco.generator.actions import CONTAINER_RULES, HOST_RULES
 from pyfalco.rules import DictProvider, load_rules
 
-from conftest import DEFAULT_RULES, UPSTREAM_RULES
+# the paths of tests/rules/conftest.py, not imported from it: with several test directories on
+# pytest's command line another directory's conftest module can hold the name 'conftest'
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_RULES = REPO / "rules" / "pyfalco_rules.yaml"
+UPSTREAM_RULES = REPO.parent / "shared" / "rules" / "falco_rules.yaml"
 
 ITEMS = yaml.safe_load(DEFAULT_RULES.read_text())
 RULES = [i for i in ITEMS if "rule" in i]

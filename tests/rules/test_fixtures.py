@@ -4,6 +4,7 @@ run (live and replay), and DetectionSession recording a capture that replay() re
 
 from __future__ import annotations
 
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,10 @@ import pytest
 
 from pyfalco.testing import DetectionError, DetectionSession, replay
 
-from conftest import DEFAULT_RULES
+# the paths of tests/rules/conftest.py, not imported from it: with several test directories on
+# pytest's command line another directory's conftest module can hold the name 'conftest'
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_RULES = REPO / "rules" / "pyfalco_rules.yaml"
 
 SAMPLE = '''
 import subprocess
