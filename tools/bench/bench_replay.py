@@ -108,13 +108,6 @@ def main() -> int:
         t, n2 = best(py_filter, opts.runs)
         rows.append(("pyfalco: same + Python filter `open` under /etc", t, n2))
 
-    try:  # the stable ruleset: needs the rule engine's loader (pyfalco.rules), work in progress
-        from pyfalco.rules import load_rules  # type: ignore[attr-defined]
-    except Exception:
-        load_rules = None
-    if load_rules is None:
-        print("rule engine not ready (pyfalco.rules.load_rules missing): stable-ruleset row skipped", file=sys.stderr)
-
     sysdig = shutil.which("sysdig")
     if sysdig:
         def run_sysdig(*filt) -> int:
