@@ -29,6 +29,20 @@ import yaml
 
 from pyfalco.errors import ConfigError
 
+#: libyaml's parser when PyYAML has it (as the rule loader): the pure-Python reader and scanner
+#: are most of a configuration's load time; the constructor (what the values become) is the same
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml when available."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (SafeLoader or CSafeLoader)
+    except UnicodeEncodeError:
+        # a lone surrogate (an -o argument that was not UTF-8) cannot reach libyaml: PyYAML's
+        # reader refuses it as a YAMLError
+        return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506
+
 __all__ = ["DEFAULTS", "SCHEMA", "Config", "load_config", "parse_override", "apply_override", "merge",
            "buffer_bytes_of_preset", "BUF_SIZE_PRESETS", "parse_duration", "DEFAULT_CONFIG_PATHS",
            "packaged_path", "default_config_path", "PACKAGED_CONFIG", "PACKAGED_RULES"]
@@ -285,7 +299,7 @@ def parse_override(text: str) -> tuple[list, Any]:
                 raise ConfigError(f"-o {text!r}: unexpected {rest[pos]!r} in the key")
             pos += 1
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return path, value
@@ -540,14 +554,44 @@ class Config:
         return self.data.get(key, default)
 
 
-def _yaml_error_line(exc: Exception) -> str:
+def _yaml_error_line(exc: Exception, text: str | None = None) -> str:
     """A YAML error as one line (PyYAML's text spans several, with a source excerpt)."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    pos = getattr(exc, "position", None)
+    if mark is None and isinstance(pos, int) and text is not None:
+        # a ReaderError (a character YAML does not allow) has only an offset: in characters from
+        # PyYAML's reader, in UTF-8 bytes from libyaml's
+        before = text[:pos] if getattr(exc, "encoding", None) == "unicode" \
+            else text.encode("utf-8", "surrogatepass")[:pos].decode("utf-8", "ignore")
+        where = f"line {before.count(chr(10)) + 1}, column {len(before) - before.rfind(chr(10))}: "
     text = f"{where}{problem}" + (f" ({context})" if context else "")
     return " ".join(text.split())
+
+
+#: bounds on a loaded configuration (the walks over it recurse per level, and YAML aliases can
+#: repeat a subtree: ``&x [*x]`` is a list inside itself, ten levels of ten aliases 10^10 values)
+MAX_DEPTH = 100
+MAX_VALUES = 100_000
+
+
+def _check_bounds(value: Any, where: str) -> None:
+    """Refuse a configuration nested more than MAX_DEPTH levels or of more than MAX_VALUES values
+    once aliases are expanded (checked without recursion)."""
+    stack = [(value, 0)]
+    count = 0
+    while stack:
+        v, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(f"{where}: more than {MAX_VALUES} values once YAML aliases are expanded")
+        if isinstance(v, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise ConfigError(f"{where}: values nested more than {MAX_DEPTH} levels deep "
+                                  "(or a YAML alias inside itself)")
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
 
 
 def _read_yaml(path: str) -> tuple[dict, str]:
@@ -560,11 +604,12 @@ def _read_yaml(path: str) -> tuple[dict, str]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {_yaml_error_line(exc)}") from None
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_error_line(exc, text)}") from None
     if data is None:
         data = {}
+    _check_bounds(data, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the configuration must be a YAML map, got {_type_name(data)}")
     return data, text
@@ -667,6 +712,8 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
     for ov in overrides:
         p, v = parse_override(ov)
         apply_override(raw, p, v)
+    if overrides:
+        _check_bounds(raw, "-o")
     raw = _expand_env(raw)
     data = validate(raw, warnings)
     return Config(data=data, path=os.path.abspath(path) if path else None, files=files, warnings=warnings,

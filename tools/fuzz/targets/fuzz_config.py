@@ -39,7 +39,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
     text, *overrides = data.split(b"\0")
     with open(_G["path"], "wb") as f:
         f.write(text)
-    ovs = [o.decode("utf-8", "replace") for o in overrides]
+    ovs = [o.decode("utf-8", "surrogateescape") for o in overrides]   # as argv reaches -o
     try:
         cfg = _G["load_config"](_G["path"], ovs)
     except _G["expected"] as err:
