@@ -43,6 +43,36 @@ def _safe_load(text: str) -> Any:
         # reader refuses it as a YAMLError
         return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506
 
+
+#: what PyYAML's constructor raises (besides YAMLError) when a scalar's tag, explicit (``!!int x``,
+#: ``!!int`` with no value) or implied (``2001-02-30`` is a date), cannot make that type's value
+_CONSTRUCT_ERRORS = (ValueError, IndexError, TypeError, OverflowError)
+
+
+def _bad_scalar(text: str, exc: Exception) -> str:
+    """The first scalar of ``text`` whose value its tag cannot make, as one line with its location
+    (PyYAML's constructor raises these without a mark: each scalar is tried alone)."""
+    try:
+        stack: list = [yaml.compose(text, Loader=_Loader)]
+    except (yaml.YAMLError, UnicodeEncodeError):
+        stack = []
+    constructor = yaml.constructor.SafeConstructor()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                constructor.construct_object(node)
+            except _CONSTRUCT_ERRORS as err:
+                m = node.start_mark
+                what = f"line {m.line + 1}, column {m.column + 1}: cannot read {node.value!r} as " \
+                       f"{node.tag.rsplit(':', 1)[-1]} ({err})"
+                return " ".join(what.split())
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
 __all__ = ["DEFAULTS", "SCHEMA", "Config", "load_config", "parse_override", "apply_override", "merge",
            "buffer_bytes_of_preset", "BUF_SIZE_PRESETS", "parse_duration", "DEFAULT_CONFIG_PATHS",
            "packaged_path", "default_config_path", "PACKAGED_CONFIG", "PACKAGED_RULES"]
@@ -300,7 +330,7 @@ def parse_override(text: str) -> tuple[list, Any]:
             pos += 1
     try:
         value = _safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, *_CONSTRUCT_ERRORS):
         value = raw
     return path, value
 
@@ -607,6 +637,8 @@ def _read_yaml(path: str) -> tuple[dict, str]:
         data = _safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_error_line(exc, text)}") from None
+    except _CONSTRUCT_ERRORS as exc:
+        raise ConfigError(f"{path}: invalid YAML: {_bad_scalar(text, exc)}") from None
     if data is None:
         data = {}
     _check_bounds(data, path)
