@@ -12,12 +12,13 @@ the current libs table (live capture and replay alike).
 from __future__ import annotations
 
 import logging
+import operator
 import posixpath
 import struct
 from collections.abc import Callable
 
 from .. import event_codes as ec
-from ..events import AF_INET, AF_INET6, AF_UNIX
+from ..events import _PARAM_NAMES, AF_INET, AF_INET6, AF_UNIX
 from ..initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIFO, FD_FILE_V2, FD_INOTIFY,
                              FD_IOURING, FD_IPV4_SERVSOCK, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
                              FD_TIMERFD, FD_UNIX_SOCK, FD_UNSUPPORTED, FD_USERFAULTFD)
@@ -25,7 +26,7 @@ from .cgroups import container_from_cgroups
 from .event import InspectedEvent
 from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
-from .threads import Proc, Thread, ThreadTable, _split_nul, invalid_thread
+from .threads import Proc, Thread, ThreadTable, _split_nul, invalid_thread, split_args
 
 log = logging.getLogger("pyfalco.state")
 
@@ -312,16 +313,17 @@ class StateParser:
 
     # -- processes
     def _clone(self, evt, ie: InspectedEvent) -> None:
-        p = evt.params
-        res = p.get("res")
+        # the parameters by position (_CLONE_KEYS), not through the evt.params dict
+        p = _CLONE_PICK(evt)
+        res = p[0]
         if res is None or res < 0:
             self._thread(evt, ie)
             return
-        flags = p.get("flags") or 0
+        flags = p[1] or 0
         threads = self.table.threads
         if res == 0:
             # the child's own event: its parameters describe the child
-            ctid = p.get("tid") or evt.tid
+            ctid = p[2] or evt.tid
             child = threads.get(ctid)
             if child is not None and child.flags & _FROM_PARENT_EVENT:
                 child.flags &= ~_FROM_PARENT_EVENT
@@ -331,8 +333,8 @@ class StateParser:
                 self._fill_from_clone(child, p, evt.ts, own=True)
                 child.pfmajor, child.pfminor = pf
             elif child is None or child.clone_ts != evt.ts:
-                cpid = p.get("pid") or ctid
-                cptid = p.get("ptid") or 0
+                cpid = p[3] or ctid
+                cptid = p[4] or 0
                 parent = threads.get(cptid)
                 if flags & CL_THREAD:
                     main = threads.get(cpid)
@@ -344,7 +346,7 @@ class StateParser:
                         # patches it from the thread's event (pid, vpid, comm/exe/args; its parent
                         # unknown: ptid 0), and the thread copies nothing from it (cwd, sid,
                         # vpgid, exepath, fds stay unset); proc.pname is its process's name
-                        main = self._patch_invalid_main(main, cpid, p)
+                        main = self._patch_invalid_main(main, cpid, evt.params)
                         child = self._new_child(ctid, cpid, cpid, main, flags, p, evt.ts, own=True,
                                                 from_invalid=True)
                         ie.thread = child
@@ -369,7 +371,7 @@ class StateParser:
             # libs' parse_clone_exit_caller: an invalid caller takes pid, ptid, vtid and vpid from
             # the event (its parent unknown: ptid 0) and gives the child nothing but the event's
             # own values; the caller takes the child's comm/exe/args
-            self._patch_invalid_caller(parent, p)
+            self._patch_invalid_caller(parent, evt.params)
         if flags & (CL_NEWPID | CL_CHILD_IN_PIDNS) or parent.vtid not in (parent.tid, -1, None):
             # res is the child's id in the caller's pid namespace, not a host tid: libs' caller
             # parser (parse_clone_exit_caller) leaves the child to the child's own event. (libs
@@ -441,31 +443,31 @@ class StateParser:
             t.args = _split_nul(args)
         t.reset_strings()
 
-    def _new_child(self, tid: int, pid: int, ptid: int, parent: Thread | None, flags: int, p: dict, ts: int,
+    def _new_child(self, tid: int, pid: int, ptid: int, parent: Thread | None, flags: int, p: tuple, ts: int,
                    own: bool, from_invalid: bool = False) -> Thread:
-        child = Thread(tid, pid, ptid)
+        """A clone's child (``p``: the event's _CLONE_KEYS values)."""
+        # a child of an invalid caller/lookup thread copies nothing from it (libs: valid_caller /
+        # valid_lookup_thread false): sinsp_threadinfo::init's defaults until the event's own values
+        if from_invalid and not flags & CL_THREAD:
+            parent = None
+        # its Proc first (no throw-away one made by Thread())
+        if flags & CL_THREAD and parent is not None:
+            proc = self.table.threads.get(pid, parent).proc
+        elif parent is not None:
+            pproc = parent.proc
+            fds = pproc.fds if flags & CL_FILES else dict(pproc.fds)
+            proc = pproc if flags & CL_FS and flags & CL_FILES else Proc(fds, pproc.cwd, pproc.root)
+        else:
+            proc = Proc(cwd="" if from_invalid else "/")
+        child = Thread(tid, pid, ptid, proc)
         if from_invalid:
-            # a child of an invalid caller/lookup thread copies nothing from it (libs: valid_caller /
-            # valid_lookup_thread false): sinsp_threadinfo::init's defaults until the event's own values
             child.sid = child.vpgid = child.pgid = -1
             child.fdlimit = -1            # (loginuid stays 0xffffffff, init's default too)
-            if not flags & CL_THREAD:
-                parent = None
         elif parent is not None:
             child.inherit(parent)
         child.clone_ts = ts
         child.flags = flags
-        if flags & CL_THREAD and parent is not None:
-            main = self.table.threads.get(pid, parent)
-            child.proc = main.proc
-        else:
-            if parent is not None:
-                pproc = parent.proc
-                fds = pproc.fds if flags & CL_FILES else dict(pproc.fds)
-                child.proc = pproc if flags & CL_FS and flags & CL_FILES else Proc(fds, pproc.cwd, pproc.root)
-            else:
-                child.proc = Proc(cwd="" if from_invalid else "/")
-        child.proc.nthreads += 1
+        proc.nthreads += 1
         self._fill_from_clone(child, p, ts, own=own)
         if from_invalid and not flags & CL_THREAD:
             child.proc.cwd = ""           # libs takes a child's cwd from its parent only
@@ -473,39 +475,55 @@ class StateParser:
         self.table.add(child)
         return child
 
-    def _fill_from_clone(self, t: Thread, p: dict, ts: int, own: bool) -> None:
-        comm = p.get("comm")
+    def _fill_from_clone(self, t: Thread, p: tuple, ts: int, own: bool) -> None:
+        """A clone's values (``p``: _CLONE_KEYS) on its child; ``own``: the child's own event."""
+        (_res, _flags, _tid, pid, ptid, comm, exe, args, cwd, cg, uid, gid, fdlimit, vm_size, vm_rss, vm_swap,
+         pgft_maj, pgft_min, pidns_ts, vtid, vpid) = p
         if comm is not None:
             t.comm = comm
-        exe = p.get("exe")
         if exe is not None:
             t.exe = exe
-        args = p.get("args")
         if args is not None:
-            t.args = _split_nul(args)
+            t.args = split_args(args)
             t.reset_strings()
-        cwd = p.get("cwd")
         if cwd and not (t.proc.nthreads > 1 and t.tid != t.pid):
             t.proc.cwd = cwd
-        cg = p.get("cgroups")
         if cg is not None:
             t.set_cgroups(cg)
-        for key, slot in (("uid", "uid"), ("gid", "gid"), ("fdlimit", "fdlimit"), ("vm_size", "vmsize"),
-                          ("vm_rss", "vmrss"), ("vm_swap", "vmswap"), ("pgft_maj", "pfmajor"), ("pgft_min", "pfminor"),
-                          ("pidns_init_start_ts", "pidns_init_start_ts")):
-            v = p.get(key)
-            if v is not None:
-                setattr(t, slot, v)
+        if uid is not None:
+            t.uid = uid
+        if gid is not None:
+            t.gid = gid
+        if fdlimit is not None:
+            t.fdlimit = fdlimit
+        if vm_size is not None:
+            t.vmsize = vm_size
+        if vm_rss is not None:
+            t.vmrss = vm_rss
+        if vm_swap is not None:
+            t.vmswap = vm_swap
+        if pgft_maj is not None:
+            t.pfmajor = pgft_maj
+        if pgft_min is not None:
+            t.pfminor = pgft_min
+        if pidns_ts is not None:
+            t.pidns_init_start_ts = pidns_ts
         if own:
-            for key in ("vtid", "vpid", "pid") if t.flags & CL_THREAD else ("vtid", "vpid", "pid", "ptid"):
-                v = p.get(key)
-                if v is not None and v > 0:
-                    setattr(t, key, v)
+            if vtid is not None and vtid > 0:
+                t.vtid = vtid
+            if vpid is not None and vpid > 0:
+                t.vpid = vpid
+            if pid is not None and pid > 0:
+                t.pid = pid
+            if not t.flags & CL_THREAD and ptid is not None and ptid > 0:
+                t.ptid = ptid
             self.set_container(t)
 
     def _execve(self, evt, ie: InspectedEvent) -> None:
-        p = evt.params
-        res = p.get("res")
+        # the parameters by position (_EXECVE_KEYS), not through the evt.params dict
+        (res, pid, ptid, exe, args, comm, trusted_exepath, fname, cwd, env, cg, tty, vpgid, pgid, loginuid,
+         exe_flags, cap_inheritable, cap_permitted, cap_effective, exe_ino, exe_ino_ctime, exe_ino_mtime, uid, gid,
+         fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min) = _EXECVE_PICK(evt)
         t = self._thread(evt, ie)
         if res is None or res < 0:
             return
@@ -515,10 +533,8 @@ class StateParser:
             t.proc.nthreads = 1
             self.table.add(t)
             ie.thread = t
-        pid = p.get("pid")
         if pid and pid != t.pid:
             t.pid = pid
-        ptid = p.get("ptid")
         was_invalid = t.is_invalid
         if was_invalid:
             # libs' parse_execve_exit patches an invalid entry: pid and ptid from the event (a parent
@@ -532,40 +548,63 @@ class StateParser:
             self.table._unlink(t)
             t.ptid = ptid
             self.table._link(t)
-        exe = p.get("exe")
         t.exe = exe if exe is not None else t.exe
-        t.args = _split_nul(p.get("args"))
-        comm = p.get("comm")
+        t.args = split_args(args)
         if comm is not None:
             t.comm = comm
-        exepath = p.get("trusted_exepath") or ""
+        exepath = trusted_exepath or ""
         if not exepath:
-            fname = p.get("filename") or ""
+            fname = fname or ""
             exepath = resolve_path(t.proc.cwd, fname) if fname else ""
         if not exepath and t.exe and "/" in t.exe:
             exepath = resolve_path(t.proc.cwd, t.exe)
         t.exepath = exepath
         t.reset_strings()
-        cwd = p.get("cwd")
         if cwd and not was_invalid:
             t.proc.cwd = cwd
-        env = p.get("env")
         if env is not None:
             t.set_env(env)
-        cg = p.get("cgroups")
         if cg is not None:
             t.set_cgroups(cg)
             self.set_container(t)
-        for key, slot in (("tty", "tty"), ("vpgid", "vpgid"), ("pgid", "pgid"), ("loginuid", "loginuid"),
-                          ("flags", "exe_flags"), ("cap_inheritable", "cap_inheritable"),
-                          ("cap_permitted", "cap_permitted"), ("cap_effective", "cap_effective"),
-                          ("exe_ino", "exe_ino"), ("exe_ino_ctime", "exe_ino_ctime"),
-                          ("exe_ino_mtime", "exe_ino_mtime"), ("uid", "uid"), ("gid", "gid"),
-                          ("fdlimit", "fdlimit"), ("vm_size", "vmsize"), ("vm_rss", "vmrss"),
-                          ("vm_swap", "vmswap"), ("pgft_maj", "pfmajor"), ("pgft_min", "pfminor")):
-            v = p.get(key)
-            if v is not None:
-                setattr(t, slot, v)
+        if tty is not None:
+            t.tty = tty
+        if vpgid is not None:
+            t.vpgid = vpgid
+        if pgid is not None:
+            t.pgid = pgid
+        if loginuid is not None:
+            t.loginuid = loginuid
+        if exe_flags is not None:
+            t.exe_flags = exe_flags
+        if cap_inheritable is not None:
+            t.cap_inheritable = cap_inheritable
+        if cap_permitted is not None:
+            t.cap_permitted = cap_permitted
+        if cap_effective is not None:
+            t.cap_effective = cap_effective
+        if exe_ino is not None:
+            t.exe_ino = exe_ino
+        if exe_ino_ctime is not None:
+            t.exe_ino_ctime = exe_ino_ctime
+        if exe_ino_mtime is not None:
+            t.exe_ino_mtime = exe_ino_mtime
+        if uid is not None:
+            t.uid = uid
+        if gid is not None:
+            t.gid = gid
+        if fdlimit is not None:
+            t.fdlimit = fdlimit
+        if vm_size is not None:
+            t.vmsize = vm_size
+        if vm_rss is not None:
+            t.vmrss = vm_rss
+        if vm_swap is not None:
+            t.vmswap = vm_swap
+        if pgft_maj is not None:
+            t.pfmajor = pgft_maj
+        if pgft_min is not None:
+            t.pfminor = pgft_min
         t.lastexec_ts = evt.ts
         # close-on-exec descriptors are gone
         fds = t.proc.fds
@@ -1116,6 +1155,47 @@ def _guess_role(t: Thread, f: Fd, incoming: bool) -> int:
     if not any(x.type == FD_IPV4_SOCK and x.sport == f.sport for x in fds):
         return ROLE_SERVER
     return ROLE_SERVER if incoming else ROLE_CLIENT
+
+
+class _Picker:
+    """``pick(evt)``: the event's parameters named ``keys``, in that order, each what
+    ``evt.params.get(key)`` gives (None when the event's layout lacks it) but read by position
+    from ``evt.values()`` (no dict of every parameter: ~3 us per execve)."""
+
+    __slots__ = ("keys", "getters")
+
+    def __init__(self, keys: tuple[str, ...]):
+        self.keys = keys
+        self.getters: dict[int, Callable] = {}
+
+    def _getter(self, code: int, n: int) -> Callable:
+        names = _PARAM_NAMES[code] if 0 <= code < len(_PARAM_NAMES) else ()
+        names = names[:n]
+        # evt.params is dict(zip(names, values)): a repeated name keeps its last value;
+        # index n is the None padded on
+        last = {name: i for i, name in enumerate(names)}
+        return operator.itemgetter(*(last.get(k, n) for k in self.keys))
+
+    def __call__(self, evt) -> tuple:
+        vals = evt._vals
+        if vals is None:
+            vals = evt.values()
+        n = len(vals)
+        key = evt.type << 32 | n
+        g = self.getters.get(key)
+        if g is None:
+            g = self.getters[key] = self._getter(evt.type, n)
+        return g(vals + _PAD)
+
+
+_PAD = (None,)
+_CLONE_PICK = _Picker(("res", "flags", "tid", "pid", "ptid", "comm", "exe", "args", "cwd", "cgroups", "uid", "gid",
+                       "fdlimit", "vm_size", "vm_rss", "vm_swap", "pgft_maj", "pgft_min", "pidns_init_start_ts",
+                       "vtid", "vpid"))
+_EXECVE_PICK = _Picker(("res", "pid", "ptid", "exe", "args", "comm", "trusted_exepath", "filename", "cwd", "env",
+                        "cgroups", "tty", "vpgid", "pgid", "loginuid", "flags", "cap_inheritable", "cap_permitted",
+                        "cap_effective", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "uid", "gid", "fdlimit",
+                        "vm_size", "vm_rss", "vm_swap", "pgft_maj", "pgft_min"))
 
 
 def _open_layouts() -> dict:

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The clone/execve handlers' cheaper reads give what the dict reads gave: the positional
+parameter picker answers ``evt.params.get(key)`` for every key on every clone/execve of the
+shared captures (and on records with fewer parameters than the table), and ``Thread.inherit``'s
+straight assignments copy exactly the slots the old getattr/setattr loop copied. That the state
+and alerts stay the same end to end is tests/api/test_engine_paths.py and tests/compliance."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import pyfalco
+from pyfalco.events import Event
+from pyfalco.record import HDR_SIZE, pack_header
+from pyfalco.state import parser as sp
+from pyfalco.state.threads import INHERITED, Proc, Thread, split_args, _split_nul
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = sorted((ROOT.parent / "shared" / "captures").glob("*.scap"))
+PICKS = {sp.E_CLONE: sp._CLONE_PICK, sp.E_FORK: sp._CLONE_PICK, sp.E_VFORK: sp._CLONE_PICK,
+         sp.E_CLONE3: sp._CLONE_PICK, sp.E_EXECVE: sp._EXECVE_PICK, sp.E_EXECVEAT: sp._EXECVE_PICK}
+
+
+def _expected(pick, evt) -> tuple:
+    p = evt.params
+    return tuple(p.get(k) for k in pick.keys)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_picker_is_params_get_on_real_events(path):
+    seen = 0
+    with pyfalco.Capture(engine="replay", capture_file=str(path)) as cap:
+        for e in cap:
+            pick = PICKS.get(e.type)
+            if pick is None:
+                continue
+            fresh = Event(e.buf, e.off)
+            assert pick(fresh) == _expected(pick, Event(e.buf, e.off)), e
+            seen += 1
+    if path.name == "inspect_502Error.scap":
+        assert seen > 100
+
+
+@pytest.mark.parametrize("code", sorted(PICKS))
+def test_picker_on_short_records(code):
+    """A record with fewer parameters than the table (an older driver): absent ones are None."""
+    pick = PICKS[code]
+    for n in (0, 1, 3, 5):
+        vals = [struct.pack("<q", 7 + i) for i in range(n)]   # whatever the types: 8 bytes each
+        body = struct.pack(f"<{n}H", *(len(v) for v in vals)) + b"".join(vals)
+        rec = pack_header(1, 42, HDR_SIZE + len(body), code, n) + body
+        evt = Event(rec, 0)
+        got = pick(evt)
+        assert got == _expected(pick, Event(rec, 0))
+        assert got.count(None) >= len(pick.keys) - n
+
+
+def test_inherit_copies_exactly_the_inherited_slots():
+    parent = Thread(10, 10, 1)
+    slots = [s for s in Thread.__slots__ if s != "__weakref__"]
+    for i, s in enumerate(slots):
+        if s != "proc":
+            setattr(parent, s, ("parent", i))
+    child = Thread(11, 11, 10)
+    before = {s: getattr(child, s) for s in slots}
+    child.inherit(parent)
+    changed = {s for s in slots if getattr(child, s) is not before[s]}
+    assert changed == set(INHERITED)
+    assert all(getattr(child, s) is getattr(parent, s) for s in INHERITED)
+
+
+def test_thread_takes_a_given_proc_as_it_is():
+    proc = Proc(cwd="/x")
+    proc.nthreads = 3
+    t = Thread(5, 5, 1, proc)
+    assert t.proc is proc and proc.nthreads == 3
+    assert Thread(6).proc.nthreads == 1
+
+
+def test_split_args_is_split_nul():
+    for raw in (None, b"", b"a\0", b"a\0b\0", b"a\0\0b", b"x\xff\0y"):
+        assert split_args(raw) == _split_nul(raw)
+    assert split_args(b"ls\0-l\0") is split_args(b"ls\0-l\0")
