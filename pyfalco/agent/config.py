@@ -44,9 +44,9 @@ def _safe_load(text: str) -> Any:
         return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506
 
 
-#: what PyYAML's constructor raises (besides YAMLError) when a scalar's tag, explicit (``!!int x``,
+#: what PyYAML's constructor raises (besides YAMLError) when a scalar's tag, explicit (``!!int x``, ``!!bool x``,
 #: ``!!int`` with no value) or implied (``2001-02-30`` is a date), cannot make that type's value
-_CONSTRUCT_ERRORS = (ValueError, IndexError, TypeError, OverflowError)
+_CONSTRUCT_ERRORS = (ValueError, IndexError, KeyError, AttributeError, TypeError, OverflowError)
 
 
 def _bad_scalar(text: str, exc: Exception) -> str:
@@ -64,8 +64,10 @@ def _bad_scalar(text: str, exc: Exception) -> str:
                 constructor.construct_object(node)
             except _CONSTRUCT_ERRORS as err:
                 m = node.start_mark
+                # ValueError says why (a day out of range...); the others are PyYAML's internals
+                why = f" ({err})" if isinstance(err, ValueError) else ""
                 what = f"line {m.line + 1}, column {m.column + 1}: cannot read {node.value!r} as " \
-                       f"{node.tag.rsplit(':', 1)[-1]} ({err})"
+                       f"{node.tag.rsplit(':', 1)[-1]}{why}"
                 return " ".join(what.split())
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
