@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import os
+import sys
 import socket
 import struct
 import time
@@ -350,45 +351,67 @@ class Inspector:
                     if t is not None:
                         t.last_ts = ts
                     ie = None
-                elif kind == _K_SKIP:
-                    # StateParser.skip, inline in its common case (a known thread, no procexit due)
+                elif kind == _K_SKIP or kind == _K_RUN and nparams == 1:
+                    # StateParser.skip, inline in its common case (a known thread, no procexit
+                    # due); a run of one skipped event has the run's own ts and tid
                     t = threads.get(tid)
                     if t is None or parser.pending_exit is not None:
                         skip(tid, ts)
                     else:
                         t.last_ts = ts
                     ie = None
-                elif kind == _K_RUN and nparams == 1:
-                    # a run of one skipped event: its ts and tid are the run's own (_K_SKIP's path)
+                elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
+                        and (rec := close_unpack(buf, off + _CLOSE_LENS_AT))[0] == _CLOSE_LENS:
+                    # StateParser.close_fd (parse + _close, straight from the record: lengths,
+                    # res and fd in one read), inline in its common case (a known thread, no
+                    # procexit due); tested before the rarer kinds
+                    _lens, res, fd = rec
                     t = threads.get(tid)
                     if t is None or parser.pending_exit is not None:
-                        skip(tid, ts)
+                        close_fd(tid, ts, res, fd)
                     else:
+                        if res >= 0:
+                            t.proc.fds.pop(fd, None)
                         t.last_ts = ts
                     ie = None
                 elif kind == _K_RUN or kind == _K_RUN_NOLOOKUP:
                     # nparams skipped events (Capture.next_raw_skip_batch): what StateParser.skip
-                    # does for each, the thread's activity time, at once when all their threads
-                    # are known (then nothing else can happen in between)
-                    vals = _unpack_from(f"<{2 * nparams}Q", buf, off + _RUN_PAIRS_AT)
-                    tss = vals[0::2]
-                    last = dict(zip(vals[1::2], tss))
+                    # does for each, the thread's activity time
                     if parser.pending_exit is not None:
                         parser.finish_pending()
-                    if kind == _K_RUN_NOLOOKUP:
-                        # no thread is made for these: the known ones keep their time
-                        for rtid, rts in last.items():
+                    at = off + _RUN_PAIRS_AT
+                    end = at + 16 * nparams
+                    if not first_ts:
+                        first_ts = self.first_ts = next((x for x, _ in _RUN_PAIR.iter_unpack(buf[at:end]) if x), 0)
+                    if kind == _K_RUN:
+                        for rts, rtid in _RUN_PAIR.iter_unpack(buf[at:end]):
+                            t = threads.get(rtid)
+                            if t is None or parser.pending_exit is not None:
+                                skip(rtid, rts)
+                            else:
+                                t.last_ts = rts
+                    elif nparams > 16 and _LITTLE:
+                        # no thread is made for these. procinfo comes once per thread of the
+                        # machine, most of them not in the table: only the known ones are
+                        # looked for, and their last time
+                        mv = memoryview(buf)[at:end].cast("Q")
+                        tids = mv[1::2].tolist()
+                        known = threads.keys() & tids
+                        if known:
+                            tss = mv[0::2].tolist()
+                            if len(known) > 8:
+                                last = dict(zip(tids, tss))
+                                for rtid in known:
+                                    threads[rtid].last_ts = last[rtid]
+                            else:
+                                tids.reverse()
+                                for rtid in known:
+                                    threads[rtid].last_ts = tss[nparams - 1 - tids.index(rtid)]
+                    else:
+                        for rts, rtid in _RUN_PAIR.iter_unpack(buf[at:end]):
                             t = threads.get(rtid)
                             if t is not None:
                                 t.last_ts = rts
-                    elif all(map(threads.__contains__, last)):
-                        for rtid, rts in last.items():
-                            threads[rtid].last_ts = rts
-                    else:
-                        for i in range(0, 2 * nparams, 2):
-                            skip(vals[i + 1], vals[i])
-                    if not first_ts:
-                        first_ts = self.first_ts = next((x for x in tss if x), 0)
                     num += nparams - 1
                     self.n_events += nparams - 1
                     ie = None
@@ -404,19 +427,6 @@ class Inspector:
                 elif kind == _K_SOCKIO and parser.pending_exit is None and tid in threads \
                         and _sockio(buf, off, etype, nparams, threads[tid], parser.fd_loader):
                     threads[tid].last_ts = ts
-                    ie = None
-                elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
-                        and buf[off + _CLOSE_LENS_AT:off + _CLOSE_VALS_AT] == _CLOSE_LENS:
-                    # StateParser.close_fd (parse + _close, straight from the record), inline in
-                    # its common case (a known thread, no procexit due)
-                    t = threads.get(tid)
-                    if t is None or parser.pending_exit is not None:
-                        close_fd(tid, ts, *close_unpack(buf, off + _CLOSE_VALS_AT))
-                    else:
-                        res, fd = close_unpack(buf, off + _CLOSE_VALS_AT)
-                        if res >= 0:
-                            t.proc.fds.pop(fd, None)
-                        t.last_ts = ts
                     ie = None
                 else:
                     evt = new(Event)
@@ -727,9 +737,11 @@ _MEMORY_VALS = struct.Struct("<8xIII")
 _SKIP_RUN_TYPE = 0xFFFF      # libpyfalco's PYFALCO_SKIP_RUN_TYPE
 _RUN_PAIRS_AT = ENTRY_SIZE + HDR_SIZE
 _unpack_from = struct.unpack_from
-# a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on
-_CLOSE_RECORD = struct.Struct("<qq")
-_CLOSE_LENS = struct.pack("<HH", 8, 8)
+_RUN_PAIR = struct.Struct("<QQ")
+_LITTLE = sys.byteorder == "little"    # the run's pairs read as native u64 (memoryview.cast)
+# a close exit as the current table has it (res, fd: 8 bytes each), from its batch entry on:
+# the two lengths (8, 8) as one u32, res, fd
+_CLOSE_RECORD = struct.Struct("<Iqq")
+_CLOSE_LENS = struct.unpack("<I", struct.pack("<HH", 8, 8))[0]
 _CLOSE_LENS_AT = ENTRY_SIZE + HDR_SIZE
-_CLOSE_VALS_AT = _CLOSE_LENS_AT + 4
 _CLOSE_LEN = HDR_SIZE + 4 + 16
