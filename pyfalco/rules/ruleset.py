@@ -110,6 +110,10 @@ class Ruleset:
     compiled functions (for comparisons).
     """
 
+    #: the batch path's buckets see each rule's condition specialised for their event type, and
+    #: leave out rules no event of that type can match (specialize.py); False: as written
+    specialize_types: bool = True
+
     def __init__(self, rules: Sequence[Rule], providers: Mapping[str, Any], *,
                  rule_matching: str = "first", min_priority: Priority | str = Priority.DEBUG,
                  default_source: str = "syscall", universe: frozenset | None = None,
@@ -209,6 +213,7 @@ class Ruleset:
         self._indexes = indexes
         self._default = indexes[self.default_source]
         self._code_indexes: dict = {}
+        self._spec_trees: dict = {}
         self._event_type = self.providers[self.default_source].event_type \
             if self.default_source in self.providers else (lambda evt: None)
 
@@ -246,6 +251,17 @@ class Ruleset:
             return hit[1]
         by_type, catch_all = self._indexes.get(source or self.default_source, ({}, ()))
         pairs = [by_type.get(name, catch_all) if by_type else catch_all for name in code_names]
+        if self._can_specialize(code_names, source):
+            # per type, without the rules that no event of that type can match (specialize.py):
+            # a type left with none is not wanted
+            live: dict = {}
+            for code, (name, cands) in enumerate(zip(code_names, pairs)):
+                if cands and name is not None:
+                    key = (id(cands), name)
+                    hit = live.get(key)
+                    if hit is None:
+                        hit = live[key] = tuple(p for p in cands if not self._never(p[1], name))
+                    pairs[code] = hit
         rest = 65536 - len(pairs)
         pairs.extend([catch_all] * rest)
         mask = bytes(1 if p else 0 for p in pairs[:len(code_names)]) + (b"\x01" if catch_all else b"\x00") * rest
@@ -264,6 +280,7 @@ class Ruleset:
         if hit is not None and hit[0] is code_names:
             return hit[1]
         pairs_of, mask = self.code_index(code_names, source)
+        spec = self._can_specialize(code_names, source)
         # each event type's function is compiled when its first event comes (a ruleset selects
         # dozens of types; most captures see a few of them)
         stubs: dict[int, Any] = {}
@@ -276,14 +293,15 @@ class Ruleset:
             m = stubs.get(id(pairs))
             if m is None:
                 codes_of[id(pairs)] = []
-                m = stubs[id(pairs)] = self._lazy_bucket(pairs, matchers, codes_of[id(pairs)], code_names, source)
+                m = stubs[id(pairs)] = self._lazy_bucket(pairs, matchers, codes_of[id(pairs)], code_names, source,
+                                                         spec)
             codes_of[id(pairs)].append(code)
             matchers.append(m)
         self._code_indexes[key] = (code_names, (matchers, mask))
         return matchers, mask
 
     def _lazy_bucket(self, pairs: Sequence, matchers: list, codes: list, code_names: Sequence[str | None] = (),
-                     source: str | None = None) -> Callable[[Any], tuple]:
+                     source: str | None = None, spec: bool = False) -> Callable[[Any], tuple]:
         made: list = []
 
         def compile_then_match(evt):
@@ -291,13 +309,59 @@ class Ruleset:
                 # syscall opens: a bucket of open types only gets the open prefilter
                 opens = source in (None, "syscall") and bool(codes) and all(
                     code < len(code_names) and code_names[code] in _OPEN_TYPES for code in codes)
-                made.append(self._bucket(pairs, opens))
+                # a bucket of one type's codes: its conditions with evt.type a constant
+                names = {code_names[code] if code < len(code_names) else None for code in codes}
+                type_name = next(iter(names)) if spec and len(names) == 1 else None
+                made.append(self._bucket(pairs, opens, type_name))
                 for code in codes:
                     matchers[code] = made[0]
             return made[0](evt)
         return compile_then_match
 
-    def _bucket(self, pairs: Sequence, opens: bool = False) -> Callable[[Any], tuple]:
+    def _can_specialize(self, code_names: Sequence[str | None], source: str | None) -> bool:
+        """Whether ``code_names[code]`` is what evt.type gives for events of that code in the
+        conditions of ``source``'s rules (the syscall provider's evt.type), so a bucket's
+        conditions may be specialised for its type (specialize.py)."""
+        if self.reference or not self.specialize_types or (source or self.default_source) != "syscall":
+            return False
+        key = ("spec", id(code_names))
+        hit = self._code_indexes.get(key)
+        if hit is not None and hit[0] is code_names:
+            return hit[1]
+        from pyfalco.fields.common import EVENT_NAMES
+        from pyfalco.fields.evt import evt_type
+        from pyfalco.rules.compiler import _unsafe
+        ok = tuple(code_names) == tuple(EVENT_NAMES)
+        providers = {id(r.provider): r.provider for r in self.enabled_rules("syscall")}
+        for provider in providers.values():
+            try:
+                ok = ok and _unsafe(provider.accessor("evt.type", None)) is evt_type
+            except Exception:
+                ok = False
+        self._code_indexes[key] = (code_names, ok)
+        return ok
+
+    def _spec_tree(self, rule: Rule, type_name: str) -> Any:
+        """``rule``'s condition for events of type ``type_name`` (specialize.py), cached; its
+        own tree when it cannot be specialised."""
+        key = (id(rule), type_name)
+        hit = self._spec_trees.get(key)
+        if hit is None or hit[0] is not rule:
+            from pyfalco.rules.specialize import specialize
+            try:
+                tree = specialize(rule.tree, rule.provider, type_name)
+            except Exception as exc:  # no conclusion: the condition as written
+                log.debug("rule %r not specialised for %s: %s", rule.name, type_name, exc)
+                tree = rule.tree
+            hit = self._spec_trees[key] = (rule, tree)
+        return hit[1]
+
+    def _never(self, rule: Rule, type_name: str) -> bool:
+        """True when no event of type ``type_name`` can match ``rule``."""
+        tree = self._spec_tree(rule, type_name)
+        return isinstance(tree, n.Const) and not tree.value
+
+    def _bucket(self, pairs: Sequence, opens: bool = False, type_name: str | None = None) -> Callable[[Any], tuple]:
         first = self.rule_matching == "first"
 
         def one_by_one(evt, pairs=pairs):
@@ -312,7 +376,8 @@ class Ruleset:
             from pyfalco.rules.prefilter import open_guard
             guard = open_guard([r.tree for r in rules], self.open_analysis)
         try:
-            return compile_bucket([r.tree for r in rules], rules[0].provider, [(r,) for r in rules], first,
+            trees = [r.tree if type_name is None else self._spec_tree(r, type_name) for r in rules]
+            return compile_bucket(trees, rules[0].provider, [(r,) for r in rules], first,
                                   lambda evt: tuple(self._match_safely(pairs, evt)),
                                   name=f"{len(rules)} rules: {rules[0].name!r}...", guard=guard)
         except (SyntaxError, RecursionError, MemoryError, ValueError, TypeError) as exc:
