@@ -345,6 +345,9 @@ def _make_decoder(code: int, n: int):
             # _cstr inline (a call per path or name)
             return (f"((_r[:_z] if (_z := _r.find(0)) >= 0 else _r).decode('utf-8', 'surrogateescape') "
                     f"if (_r := {raw}) else None)")
+        if DECODERS.get(ptypes[i]) is bytes:
+            # decode_param of a byte buffer inline (args, env, cgroups: a call each per exec/clone)
+            return f"(_bytes(_r) if (_r := {raw}) else None)"
         return f"_dp({ptypes[i]}, {raw})"
 
     def one_fixed(i: int) -> str:
