@@ -232,31 +232,16 @@ class Capture:
         """The next batch undecoded: ``(buffer, count, number of the event before the first)``,
         the buffer holding ``count`` libpyfalco batch entries (``events.split_batch`` makes
         Events of it); None on timeout and at the end of a capture file."""
-        h = self._h()
-        if self._eof:
+        lib = _native.lib
+        count = self._count
+        got = self._read_batch(lambda h, buf, ms: lib.pyfalco_capture_next_batch(
+            h, buf, len(buf), max_events, ms, ctypes.byref(self._used), ctypes.byref(count)), timeout_ms)
+        if got is None:
             return None
-        if len(self._buf) > self._batch_bytes:  # grown for one large event: back to the usual size
-            self._buf = ctypes.create_string_buffer(self._batch_bytes)
-        rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events,
-                                                    self.timeout_ms if timeout_ms is None else timeout_ms,
-                                                    ctypes.byref(self._used), ctypes.byref(self._count))
-        if rc == -errno.ENOSPC and self._used.value > len(self._buf):
-            # an event larger than the buffer (a capture file's LARGE blocks go up to 256 MiB):
-            # the library said how much it needs and hands the event out again
-            self._buf = ctypes.create_string_buffer(self._used.value)
-            rc = _native.lib.pyfalco_capture_next_batch(h, self._buf, len(self._buf), max_events, 0,
-                                                        ctypes.byref(self._used), ctypes.byref(self._count))
-        if rc == _native.PYFALCO_EOF:
-            self._eof = True
-            return None
-        if rc == _native.PYFALCO_TIMEOUT:
-            return None
-        self._check(rc, "reading events")
-        n = self._count.value
-        data = ctypes.string_at(self._buf, self._used.value)
+        n = count.value
         first = self._num
         self._num += n
-        return data, n, first
+        return got, n, first
 
     def next_raw_skip_batch(self, timeout_ms: int | None, skip: bytes,
                             max_events: int = 1 << 20) -> tuple[bytes, int, int, int] | None:
@@ -265,30 +250,40 @@ class Capture:
         holding the (ts, tid) of its events (``Inspector.process_raw`` reads them). Returns
         ``(buffer, entries, number of the event before the first, events)``; None on timeout and
         at the end of a capture file."""
+        fn = _native.lib.pyfalco_capture_next_batch_skip
+        nev = ctypes.c_uint32()
+        got = self._read_batch(lambda h, buf, ms: fn(
+            h, buf, len(buf), max_events, ms, skip, len(skip), ctypes.byref(self._used),
+            ctypes.byref(self._count), ctypes.byref(nev)), timeout_ms)
+        if got is None:
+            return None
+        n = nev.value
+        first = self._num
+        self._num += n
+        return got, self._count.value, first, n
+
+    def _read_batch(self, call: Any, timeout_ms: int | None) -> bytes | None:
+        """One batch copy by ``call(handle, buffer, timeout_ms) -> rc`` (a libpyfalco next_batch
+        function with the rest of its arguments bound): the buffer's used bytes, or None on
+        timeout and at the end of a capture file (``eof``)."""
         h = self._h()
         if self._eof:
             return None
-        if len(self._buf) > self._batch_bytes:
+        if len(self._buf) > self._batch_bytes:  # grown for one large event: back to the usual size
             self._buf = ctypes.create_string_buffer(self._batch_bytes)
-        nev = ctypes.c_uint32()
-        fn = _native.lib.pyfalco_capture_next_batch_skip
-        rc = fn(h, self._buf, len(self._buf), max_events, self.timeout_ms if timeout_ms is None else timeout_ms,
-                skip, len(skip), ctypes.byref(self._used), ctypes.byref(self._count), ctypes.byref(nev))
+        rc = call(h, self._buf, self.timeout_ms if timeout_ms is None else timeout_ms)
         if rc == -errno.ENOSPC and self._used.value > len(self._buf):
+            # an event larger than the buffer (a capture file's LARGE blocks go up to 256 MiB):
+            # the library said how much it needs and hands the event out again
             self._buf = ctypes.create_string_buffer(self._used.value)
-            rc = fn(h, self._buf, len(self._buf), max_events, 0, skip, len(skip), ctypes.byref(self._used),
-                    ctypes.byref(self._count), ctypes.byref(nev))
+            rc = call(h, self._buf, 0)
         if rc == _native.PYFALCO_EOF:
             self._eof = True
             return None
         if rc == _native.PYFALCO_TIMEOUT:
             return None
         self._check(rc, "reading events")
-        n = nev.value
-        data = ctypes.string_at(self._buf, self._used.value)
-        first = self._num
-        self._num += n
-        return data, self._count.value, first, n
+        return ctypes.string_at(self._buf, self._used.value)
 
     @property
     def eof(self) -> bool:
