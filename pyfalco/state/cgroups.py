@@ -26,6 +26,14 @@ _PREFIX = (("libpod-conmon-", None), ("libpod-", TYPE_PODMAN), ("docker-", TYPE_
            ("containerd-", TYPE_CONTAINERD))
 
 _cache: dict = {}
+#: id(cgroups tuple) -> (that tuple, answer): the tuple is held, so its id stays its own
+_by_id: dict = {}
+
+
+def _remember(cgroups, res) -> None:
+    if len(_by_id) > 4096:
+        _by_id.clear()
+    _by_id[id(cgroups)] = (cgroups, res)
 
 
 def _from_path(path: str) -> tuple[str, str] | None:
@@ -56,8 +64,14 @@ def _from_path(path: str) -> tuple[str, str] | None:
 
 def container_from_cgroups(cgroups) -> tuple[str, str] | None:
     """(full container id, runtime type or "") of a thread's cgroups [(subsystem, path), ...], or None."""
+    # by identity first: Thread.set_cgroups shares one tuple per distinct list, and hashing a
+    # 14-pair tuple again for every clone/execve costs more than the rest of this function
+    same = _by_id.get(id(cgroups))
+    if same is not None and same[0] is cgroups:
+        return same[1]
     hit = _cache.get(cgroups)
     if hit is not None or cgroups in _cache:
+        _remember(cgroups, hit)
         return hit
     res = None
     for _subsys, path in cgroups:
@@ -69,4 +83,5 @@ def container_from_cgroups(cgroups) -> tuple[str, str] | None:
     if len(_cache) > 4096:
         _cache.clear()
     _cache[cgroups] = res
+    _remember(cgroups, res)
     return res

@@ -84,3 +84,17 @@ def test_split_args_is_split_nul():
     for raw in (None, b"", b"a\0", b"a\0b\0", b"a\0\0b", b"x\xff\0y"):
         assert split_args(raw) == _split_nul(raw)
     assert split_args(b"ls\0-l\0") is split_args(b"ls\0-l\0")
+
+
+def test_container_from_cgroups_by_identity_and_by_value_agree():
+    from pyfalco.state.cgroups import container_from_cgroups
+    cid = "ab" * 32
+    inside = (("cpu", f"/docker/{cid}"), ("memory", f"/docker/{cid}"))
+    same_value = tuple(list(inside))
+    assert same_value is not inside
+    assert container_from_cgroups(inside) == container_from_cgroups(same_value) == (cid, "docker")
+    assert container_from_cgroups(inside) == (cid, "docker")          # the identity hit
+    assert container_from_cgroups((("cpu", "/user.slice"),)) is None
+    t = Thread(7)
+    t.set_cgroups(f"cpu=/docker/{cid}\0".encode())
+    assert container_from_cgroups(t.cgroups) == (cid, "docker")
