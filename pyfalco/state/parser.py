@@ -459,12 +459,14 @@ class StateParser:
             proc = pproc if flags & CL_FS and flags & CL_FILES else Proc(fds, pproc.cwd, pproc.root)
         else:
             proc = Proc(cwd="" if from_invalid else "/")
-        child = Thread(tid, pid, ptid, proc)
         if from_invalid:
+            child = Thread(tid, pid, ptid, proc)
             child.sid = child.vpgid = child.pgid = -1
             child.fdlimit = -1            # (loginuid stays 0xffffffff, init's default too)
         elif parent is not None:
-            child.inherit(parent)
+            child = Thread.child_of(parent, tid, pid, ptid, proc)
+        else:
+            child = Thread(tid, pid, ptid, proc)
         child.clone_ts = ts
         child.flags = flags
         proc.nthreads += 1

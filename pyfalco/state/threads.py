@@ -200,6 +200,29 @@ class Thread:
                 return p
         return None
 
+    @classmethod
+    def child_of(cls, parent: "Thread", tid: int, pid: int, ptid: int, proc: Proc) -> "Thread":
+        """``Thread(tid, pid, ptid, proc)`` then ``inherit(parent)``, each slot set once (a clone's
+        child: ~45 stores instead of ~70)."""
+        t = cls.__new__(cls)
+        t.tid = tid
+        t.pid = pid
+        t.ptid = ptid
+        t.vtid = tid
+        t.vpid = pid
+        t.clone_ts = 0
+        t.vmsize = t.vmrss = t.vmswap = 0
+        t.pfmajor = t.pfminor = 0
+        t.proc = proc
+        t.children = None
+        t.dead = False
+        t.last_ts = 0
+        t.flags = 0
+        t._cmdline = None
+        t._args_str = None
+        t.inherit(parent)
+        return t
+
     def inherit(self, parent: "Thread") -> None:
         """Copies what a child starts with from the thread that cloned it (before the clone's own values)."""
         # straight assignments (a loop of getattr/setattr cost ~3 us per clone): INHERITED's slots

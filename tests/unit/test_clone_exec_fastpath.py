@@ -98,3 +98,18 @@ def test_container_from_cgroups_by_identity_and_by_value_agree():
     t = Thread(7)
     t.set_cgroups(f"cpu=/docker/{cid}\0".encode())
     assert container_from_cgroups(t.cgroups) == (cid, "docker")
+
+
+def test_child_of_is_init_then_inherit():
+    parent = Thread(10, 10, 1)
+    slots = [s for s in Thread.__slots__ if s != "__weakref__"]
+    for i, s in enumerate(slots):
+        if s != "proc":
+            setattr(parent, s, ("parent", i))
+    proc = Proc()
+    made = Thread.child_of(parent, 11, 12, 10, proc)
+    ref = Thread(11, 12, 10, proc)
+    ref.inherit(parent)
+    for s in slots:
+        assert getattr(made, s) == getattr(ref, s), s
+    assert made.proc is proc and proc.nthreads == 0
