@@ -44,7 +44,8 @@ from pathlib import Path
 from benchutil import machine  # tools/bench is the script's directory
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# the pyfalco package measured: this checkout, or --baseline's tree in its children
+sys.path.insert(0, os.environ.get("PYFALCO_BENCH_TREE") or str(ROOT))
 # measure the checkout this script is in, not the one an editable install points at
 for _finder in list(sys.meta_path):
     if type(_finder).__module__.startswith("_editable"):
@@ -122,8 +123,8 @@ def rss_kb() -> tuple[int, int]:
 
 
 def cpu_time() -> float:
-    t = os.times()
-    return t.user + t.system
+    # the process's CPU time in ns steps (os.times counts 10 ms ticks)
+    return time.process_time()
 
 
 
@@ -153,7 +154,8 @@ def child_replay(rules: str, capture: str, runs: int, skip: bool = True) -> dict
         n = agent.metrics.n_evts
         agent.close()
         out.append({"events": n, "cpu": cpu, "wall": wall, "alerts": sink.lines})
-    return {"runs": out, "rss_kb": rss_kb()}
+    import pyfalco
+    return {"runs": out, "rss_kb": rss_kb(), "tree": str(Path(pyfalco.__file__).resolve().parents[1])}
 
 
 def child_live(rules: str, rates: list[int], seconds: float, mix: str, loadgen: str, warmup: float,
@@ -305,49 +307,58 @@ def bench_replay(opts) -> list[str]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_agent."))
     path = tmp / "bench.scap"
     path.write_bytes(src * opts.repeat)
-    rows = []
+    jobs = []       # (label, measure): every measure runs once per round, rounds alternate the order
+
+    def agent_job(label: str, interp: list, env: dict, args: list, runs: int, tree: Path = ROOT):
+        def measure():
+            res = run_child(interp, env, args[:3] + [str(runs)] + args[3:])
+            if Path(res["tree"]) != tree.resolve():
+                raise SystemExit(f"{label}: measured the pyfalco of {res['tree']}, not of {tree}")
+            first = res["runs"][0]
+            best = min(res["runs"], key=lambda r: r["cpu"])
+            return (label, best["cpu"], best["wall"], best["events"], best["alerts"], first["events"] / first["cpu"],
+                    res["rss_kb"][1])
+        jobs.append((label, measure))
+
     for label, interp, env in interpreters(opts.interpreters):
         runs = opts.runs if label.startswith("CPython") else opts.pypy_runs
         for rname, rules in (("default rules", DEFAULT_RULES), ("stable rules", STABLE_RULES)):
-            res = run_child(interp, env, ["replay", str(rules), str(path), str(runs)])
-            first = res["runs"][0]
-            best = min(res["runs"], key=lambda r: r["cpu"])
-            rows.append((f"pyfalco agent, {label}, {rname}", best["cpu"], best["wall"], best["events"],
-                         best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
-            print(f"  {rows[-1]}", file=sys.stderr)
+            agent_job(f"pyfalco agent, {label}, {rname}", interp, env, ["replay", str(rules), str(path)], runs)
         if opts.baseline and label.startswith("CPython"):
             # another checkout's pyfalco (e.g. `git archive COMMIT`), same library: -S keeps the
             # editable install's finder from picking this checkout
             import pyfalco._native as nat
             import sysconfig
             benv = {"PYTHONPATH": f"{opts.baseline}:{sysconfig.get_paths()['purelib']}",
-                    "PYFALCO_LIBRARY": str(nat.lib.path)}
-            res = run_child(interp + ["-S"], benv, ["replay", str(STABLE_RULES), str(path), str(runs)])
-            first = res["runs"][0]
-            best = min(res["runs"], key=lambda r: r["cpu"])
-            rows.append((f"pyfalco agent, {label}, stable rules, tree {opts.baseline}", best["cpu"], best["wall"],
-                         best["events"], best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
-            print(f"  {rows[-1]}", file=sys.stderr)
+                    "PYFALCO_LIBRARY": str(nat.lib.path), "PYFALCO_BENCH_TREE": str(Path(opts.baseline).resolve())}
+            agent_job(f"pyfalco agent, {label}, stable rules, tree {opts.baseline}", interp + ["-S"], benv,
+                      ["replay", str(STABLE_RULES), str(path)], runs, Path(opts.baseline))
         if opts.skip_off:
-            res = run_child(interp, env, ["replay", str(STABLE_RULES), str(path), str(runs), "noskip"])
-            first = res["runs"][0]
-            best = min(res["runs"], key=lambda r: r["cpu"])
-            rows.append((f"pyfalco agent, {label}, stable rules, no skip in libpyfalco", best["cpu"], best["wall"],
-                         best["events"], best["alerts"], first["events"] / first["cpu"], res["rss_kb"][1]))
-            print(f"  {rows[-1]}", file=sys.stderr)
+            agent_job(f"pyfalco agent, {label}, stable rules, no skip in libpyfalco", interp, env,
+                      ["replay", str(STABLE_RULES), str(path), "noskip"], runs)
     sysdig = shutil.which("sysdig")
     if sysdig and not timed_cmd([sysdig, "-r", str(path)], 1, check=False):
         print("sysdig cannot read this capture (it crashes): sysdig rows skipped", file=sys.stderr)
         sysdig = None
     if sysdig:
-        cpu, wall, n = timed_cmd([sysdig, "-r", str(path)], opts.runs)
-        rows.append(("`sysdig -r FILE` (to a pipe)", cpu, wall, None, n, None, None))
         filt = sysdig_filter(STABLE_RULES)
         (tmp / "filter.txt").write_text(filt)
-        cpu, wall, n = timed_cmd([sysdig, "-r", str(path), filt], opts.runs)
-        rows.append(("`sysdig -r FILE <stable rules as one filter>`", cpu, wall, None, n, None, None))
-        cpu, wall, n = timed_cmd([sysdig, "-r", str(path), "evt.type=open and fd.name startswith /etc"], opts.runs)
-        rows.append(("`sysdig -r FILE 'evt.type=open and fd.name startswith /etc'`", cpu, wall, None, n, None, None))
+        for label, args in (("`sysdig -r FILE` (to a pipe)", []),
+                            ("`sysdig -r FILE <stable rules as one filter>`", [filt]),
+                            ("`sysdig -r FILE 'evt.type=open and fd.name startswith /etc'`",
+                             ["evt.type=open and fd.name startswith /etc"])):
+            def measure(label=label, args=args):
+                cpu, wall, n = timed_cmd([sysdig, "-r", str(path), *args], opts.runs)
+                return (label, cpu, wall, None, n, None, None)
+            jobs.append((label, measure))
+    best: dict = {}
+    for rnd in range(opts.rounds):
+        for label, measure in (jobs if rnd % 2 == 0 else jobs[::-1]):
+            row = measure()
+            print(f"  round {rnd}: {row}", file=sys.stderr)
+            if label not in best or row[1] < best[label][1]:
+                best[label] = row
+    rows = [best[label] for label, _ in jobs]
     # the records in the file, for the rates (sysdig counts enter and exit events apart)
     from pyfalco.scap._native_scap import Replay
     with Replay(str(path)) as rp:
@@ -426,6 +437,8 @@ def main() -> int:
                     "(a `git archive` of an older commit: before/after in one run)")
     ap.add_argument("--skip-off", action="store_true", help="replay: also the stable rules with the capture-side "
                     "skip off (Inspector.skip_in_capture), for a before/after in one run")
+    ap.add_argument("--rounds", type=int, default=1, help="replay: measure every row this many times, the "
+                    "rows' order alternating from round to round (a shared machine), best of all")
     ap.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="live: rules file")
     ap.add_argument("--rates", default="100000,250000,500000,700000")
     ap.add_argument("--seconds", type=float, default=5.0)
