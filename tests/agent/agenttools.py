@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,7 @@ class Receiver:
         self.mode = "ok"
         self.delay = 0.0
         self.lock = threading.Lock()
+        self.events: list[str] = []     # what the server saw, for a failing test's message
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -100,9 +102,14 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
+            def log_error(self, fmt, *args):     # a malformed or timed-out request
+                outer.note(f"{self.client_address}: " + (fmt % args))
+
             def do_POST(self):  # noqa: N802
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                if len(body) != n:
+                    outer.note(f"{self.client_address}: body of {len(body)} bytes, {n} announced")
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 if outer.mode == "slow":
@@ -119,6 +126,9 @@ class Receiver:
         class S(http.server.ThreadingHTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                outer.note(f"{client_address}: {traceback.format_exc(limit=3)}")
+
         self.server = S(("127.0.0.1", 0), H)
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
@@ -126,6 +136,10 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                        daemon=True)
         self.thread.start()
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.events.append(f"{time.strftime('%H:%M:%S')} {what}")
 
     def url(self, scheme="http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}/alerts"

@@ -110,10 +110,11 @@ def _run_agent(tmp_path, json_output: bool, recv, syslog_path: str) -> tuple[dic
         subprocess.run(["/bin/sh", "-c", "exit 0", "sh", _long_arg(token)], check=True)
         done = os.path.join(str(d).encode(), token.encode() + b"-done")
         os.close(os.open(done, os.O_CREAT | os.O_WRONLY, 0o600))
-        deadline = time.monotonic() + 30
+        deadline, done_seen = time.monotonic() + 30, False
         while time.monotonic() < deadline:
             if all(p.exists() and b"-done" in p.read_bytes() for p in files.values()) \
                     and any(b"-done" in b for b in recv.bodies):
+                done_seen = True
                 break
             time.sleep(0.2)
         # the drop count read below must cover every event above: wait for a metrics snapshot
@@ -124,6 +125,8 @@ def _run_agent(tmp_path, json_output: bool, recv, syslog_path: str) -> tuple[dic
         while _complete_lines(metrics) <= seen and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
     finally:
+        recv.note(f"test: SIGTERM to the agent ('-done' reached the file, program and http outputs: "
+                  f"{locals().get('done_seen')})")
         proc.send_signal(signal.SIGTERM)
         try:
             out, err = proc.communicate(timeout=30)
@@ -210,7 +213,9 @@ def test_hostile_strings_through_every_output(tmp_path, receiver, json_output):
     # the receiver holds exactly what the agent counted as sent, plus at most the requests it
     # counted as failed after their body had arrived (a timeout waiting for the answer)
     h = acc["http"]
-    assert h["sent"] <= len(receiver.bodies) <= h["sent"] + h["failed"], (h, len(receiver.bodies), out_log)
+    # (messages as text: pytest shortens a tuple's repr, and these lines are what explain a failure)
+    why = "\n".join(["agent:", *out_log, "receiver:", *receiver.events])
+    assert h["sent"] <= len(receiver.bodies) <= h["sent"] + h["failed"], f"{h} {len(receiver.bodies)} bodies\n{why}"
     for where, lines in per_output.items():
         hostile = [ln for ln in lines if f"{token}" in ln and "-ready" not in ln and "-done" not in ln]
         # every hostile open and the exec: one alert each, each on exactly one line
@@ -223,7 +228,7 @@ def test_hostile_strings_through_every_output(tmp_path, receiver, json_output):
         timed_out = (where == "http" and 0 < short <= acc["http"]["failed"]
                      and all("timeout" in ln for ln in out_log if "not delivered:" in ln))
         assert short == 0 or (short > 0 and (res["drops"] or timed_out)), \
-            (where, len(opens), len(names), res["drops"], out_log)
+            f"{where}: {len(opens)} of {len(names)} opens, {res['drops']} drops\n{why}"
         assert len(execs) >= 1 or (res["drops"] and not execs), (where, len(execs), res["drops"])
         if not execs or len(opens) < len(names):
             continue
