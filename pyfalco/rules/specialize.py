@@ -10,7 +10,9 @@ reduce, for one of their types, to a conjunction that cannot hold: ``f != v and 
 on a single-valued field (or ``X and not X``). Such a rule is dropped from that type's bucket,
 and a type left with no rule is not wanted at all (``Ruleset.code_index``): the state engine
 then takes its cheap paths for those events. A dropped rule was false for every event of the
-type, so no alert changes; the per-event path (``Ruleset.match``) is unchanged.
+type, so no alert changes; the per-event path (``Ruleset.match``) is unchanged. Conjunctions
+also test their cheap terms first (Falco's ``outbound`` reads fd.ip and fd.net before the
+rule's ``proc.exe endswith ssh``: ~12 us -> ~1 us per TCP connect of another program).
 """
 
 from __future__ import annotations
@@ -58,9 +60,36 @@ class _TypeFolder(_Folder):
 
     def visit_And(self, node):
         out = super().visit_And(node)
-        if isinstance(out, n.And) and _contradicts(out, self.provider):
+        if not isinstance(out, n.And):
+            return out
+        if _contradicts(out, self.provider):
             return n.Const(False, pos=node.pos)
+        # cheap tests first: the conjuncts are pure for one event, so their order changes no
+        # result (when a reordered one raises, the bucket answers rule by rule as written);
+        # nested conjunctions are one list, each kept in its order otherwise
+        items = list(_conjuncts(out))
+        costly = [self._costly(i) for i in items]
+        if any(costly) and not all(costly):
+            items = [i for i, c in zip(items, costly) if not c] + [i for i, c in zip(items, costly) if c]
+            return n.And(tuple(items), pos=out.pos)
         return out
+
+    def _costly(self, node: n.Node) -> bool:
+        """Whether a test reads a multi-valued or address field (fd.ip, fd.net, ...: a value
+        object per end, compared by a generic helper) or compares two fields/transforms."""
+        if isinstance(node, (n.And, n.Or)):
+            return any(self._costly(i) for i in node.items)
+        if isinstance(node, n.Not):
+            return self._costly(node.expr)
+        if isinstance(node, n.Check):
+            if not isinstance(node.lhs, n.FieldRef) or isinstance(node.value, (n.Val, n.Transform)):
+                return True
+            try:
+                lt = operand_type(self.provider, node.lhs)
+            except Exception:
+                return True
+            return lt.multi or lt.kind in ("ip", "dyn")
+        return False
 
 
 def _conjuncts(node: n.Node) -> Iterator[n.Node]:

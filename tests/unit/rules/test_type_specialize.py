@@ -45,6 +45,13 @@ MIXED = """
     and not (evt.type = read and fd.typechar = f) and not evt.type = openat2
   output: "%evt.type %fd.name"
   priority: NOTICE
+- rule: address tests after the cheap ones
+  desc: x
+  condition: >
+    evt.type in (connect, accept, accept4) and fd.ip != "0.0.0.0" and fd.net != "127.0.0.0/8"
+    and not fd.snet in ("10.0.0.0/8") and fd.typechar in (4, 6) and evt.rawres >= 0
+  output: "%evt.type %fd.name %fd.sip"
+  priority: NOTICE
 - rule: x and not x
   desc: x
   condition: evt.type in (openat, close) and fd.name startswith /etc and not fd.name startswith /etc
@@ -82,6 +89,16 @@ def test_contradicted_arm_folds_to_false_and_the_other_type_keeps_its_condition(
 """)
     r = other.ruleset.rule("r")
     assert not isinstance(specialize(r.tree, r.provider, "sendto"), n.Const)
+
+
+def test_conjunctions_test_cheap_terms_first():
+    eng = _engine(MIXED)
+    rule, prov = _tree(eng, "address tests after the cheap ones")
+    tree = specialize(rule.tree, prov, "connect")
+    assert isinstance(tree, n.And)
+    fields = [n.to_text(i).split()[0].lstrip("(") for i in tree.items]
+    assert fields[:2] == ["fd.typechar", "evt.rawres"]
+    assert set(fields[2:]) == {"fd.ip", "fd.net", "not"}
 
 
 def test_stable_rules_no_longer_want_sendto_and_sendmsg():
@@ -125,4 +142,4 @@ def test_specialised_buckets_give_the_same_alerts(capture, rules):
 def test_the_comparison_is_not_vacuous():
     big = max(CAPTURES, key=lambda p: p.stat().st_size)
     got = {a[0] for a in _alerts(big, MIXED, batch=True)}
-    assert {"holds for the non-tcp arm", "type tests folded"} <= got
+    assert {"holds for the non-tcp arm", "type tests folded", "address tests after the cheap ones"} <= got
