@@ -26,9 +26,9 @@ def records(path: Path) -> list[tuple[str, bytes]]:
 def small_captures(src: Path, out: Path, stem: str, window: int = 32, max_windows: int = 8) -> list[Path]:
     """Small captures cut from ``src``: windows of ``window`` events, each starting just before an
     event type no earlier window holds, written with pyfalco's writer after a trimmed initial
-    state (the threads the window's events name and their parents with all their fds, plus one
-    thread per fd type the others lack, holding one fd of each such type; their users and groups;
-    every interface). Per input they cost 3-14 ms instead of 30-130 ms for a whole capture
+    state (the threads the window's events name and their parents with their stdio, the fds the
+    window's events name and one fd of each type, plus one thread per fd type the others lack,
+    holding one fd of each such type; their users and groups; every interface). Per input they cost 3-14 ms instead of 30-130 ms for a whole capture
     (hundreds of events, a 50-200 thread /proc table), with the same decoders exercised: the
     fuzzer's speed-up for the scap target (docs/reliability.md). The whole captures stay seeds
     too (older block formats, long event runs)."""
@@ -40,7 +40,13 @@ def small_captures(src: Path, out: Path, stem: str, window: int = 32, max_window
     from pyfalco.scap.writer import CaptureWriter
     with Capture(engine="replay", capture_file=str(src)) as cap:
         st = initial_state_from_blocks(cap.metadata_blocks())
-        evs = [(e.name, e.tid, e.record, e.cpu) for e in cap.events()]
+        evs = []
+        for e in cap.events():
+            # the fd numbers an event names (fd, res of an open, newfd...): the fds to keep
+            vals = e.values()
+            refs = {v for p, v in zip(e.info.params[:e.nparams], vals)
+                    if ("fd" in p.name or p.name == "res") and isinstance(v, int) and 0 <= v < 1 << 20}
+            evs.append((e.name, e.tid, e.record, e.cpu, refs))
     starts: list[int] = []
     covered: set = set()
     for i, (name, *_rest) in enumerate(evs):
@@ -52,12 +58,23 @@ def small_captures(src: Path, out: Path, stem: str, window: int = 32, max_window
     for k, s in enumerate(starts):
         part = evs[s:s + window]
         keep: set = set()
-        for tid in {tid for _n, tid, _r, _c in part}:
+        for tid in {tid for _n, tid, _r, _c, _f in part}:
             while tid in st.threads and tid not in keep:
                 keep.add(tid)
                 tid = st.threads[tid].ptid
-        threads = {tid: st.threads[tid] for tid in keep}
-        types = {f.type for t in threads.values() for f in t.fds.values()}
+        # of the kept threads' fds: stdio, the ones the window's events name, one of each type
+        # (a process holding a hundred fds made most of a seed's bytes and of its parse time)
+        refs = set().union(*(f for *_x, f in part))
+        threads = {}
+        types: set = set()
+        for tid in sorted(keep):
+            t = st.threads[tid]
+            fds = {}
+            for fd, f in t.fds.items():
+                if fd <= 2 or fd in refs or f.type not in types:
+                    fds[fd] = f
+                    types.add(f.type)
+            threads[tid] = dataclasses.replace(t, fds=fds)
         for tid, t in st.threads.items():
             new = {f.type for f in t.fds.values()} - types
             if new and tid not in threads:
@@ -76,7 +93,7 @@ def small_captures(src: Path, out: Path, stem: str, window: int = 32, max_window
         dst = out / f"small_{stem}_{k}.scap"
         w = CaptureWriter(str(dst))
         w.write_initial_state(state)
-        for _n, _t, raw, cpu in part:
+        for _n, _t, raw, cpu, _f in part:
             w.write(raw, cpu=cpu)
         w.close()
         written.append(dst)
