@@ -46,70 +46,163 @@
 #define PF_KF_MKFD_RET 1    /* the return value is a new fd */
 #define PF_KF_MKFD_PARAMS 2 /* parameters 2 and 3 are (pipe, socketpair) */
 
-#define PF_FNV_BASIS 0xcbf29ce484222325ULL
-#define PF_FNV_PRIME 0x100000001b3ULL
+/* The path hash (pyfalco/kfilter.py path_hash computes the same): 64-bit little-endian words,
+ * the last one zero-padded (the key also carries the length), each folded in as
+ * h = (h ^ w) * PRIME; h ^= h >> 32. A word per step, not a byte: the scan below costs a
+ * bpf_loop step per 8 bytes of the path. A collision only sends more. */
+#define PF_KF_BASIS 0xcbf29ce484222325ULL
+#define PF_KF_PRIME 0x100000001b3ULL
+#define PF_KF_ONES 0x0101010101010101ULL
+#define PF_KF_LOW7 0x7f7f7f7f7f7f7f7fULL
+#define PF_KF_HIGH 0x8080808080808080ULL
 
 #define PF_S_IFMT 0170000
 #define PF_S_IFDIR 0040000
 
+PF_INLINE __u64 pf_kf_mix(__u64 h, __u64 w)
+{
+	h = (h ^ w) * PF_KF_PRIME;
+	return h ^ (h >> 32);
+}
+
+/* 0x80 in each byte of w equal to c, 0 elsewhere (exact: no carry between bytes). */
+PF_INLINE __u64 pf_kf_eq(__u64 w, __u64 c)
+{
+	__u64 t = w ^ (c * PF_KF_ONES);
+
+	return ~(((t & PF_KF_LOW7) + PF_KF_LOW7) | t | PF_KF_LOW7);
+}
+
+/* The first n bytes of w (n < 8). */
+PF_INLINE __u64 pf_kf_low(__u64 w, __u32 n)
+{
+	return w & ((1ULL << ((n & 7) * 8)) - 1);
+}
+
+/* The path's hash state after i words, and where its last '/' was. */
 struct pf_kf_scan {
-	__u8 *p; /* the path's first byte in the scratch slot */
-	__u64 h; /* FNV-1a of p[0:i] */
-	__u64 hbase; /* FNV-1a of the bytes after the last '/' */
-	__u64 hdir; /* FNV-1a of p[0:last '/'] */
+	__u8 *p;     /* the path's first byte in the scratch slot */
+	__u64 h;     /* hash of the first 8 * i bytes */
+	__u64 hdir;  /* hash of p[0:dirlen] */
 	__u32 dirlen;
-	__u32 baselen;
-	__u32 n; /* path length, NUL excluded */
+	__u32 n;     /* path length, NUL excluded */
 	__u32 flags; /* the open's PPM flags */
 	__u32 keep;
 };
 
+/* 1 when some pattern of this kind is len bytes long (pf_kf_kind_lens). */
+PF_INLINE int pf_kf_len_used(__u32 len, __u32 kind)
+{
+	return pf_kf_kind_lens[kind & 7][(len >> 3) & (PYFALCO_MAX_PATH / 8 - 1)] & (1u << (len & 7));
+}
+
 PF_INLINE int pf_kf_hit(__u64 h, __u32 len, __u32 kind, __u32 flags)
 {
 	struct pf_kf_key k = {.hash = h, .len = len, .kind = kind};
-	__u32 *m = bpf_map_lookup_elem(&pf_kf_paths, &k);
+	__u32 *m;
+
+	if (!pf_kf_len_used(len, kind))
+		return 0;
+	m = bpf_map_lookup_elem(&pf_kf_paths, &k);
 
 	return m && ((*m & PF_KF_ANY) || (*m & flags));
 }
 
+/* 1 when a prefix pattern of length off + k (bit k - 1 of pb) matches: h0 is the hash of the
+ * first off bytes, w the next word. A global function: verified once, apart from the scan's
+ * states (inline, its branches multiplied the verifier's work on every filler). */
+__noinline int pf_kf_prefixes(__u64 h0, __u64 w, __u32 off, __u32 pb, __u32 flags)
+{
+	__u32 j;
+
+	for (j = 1; j <= 8; j++) {
+		if ((pb & (1u << (j - 1))) &&
+		    pf_kf_hit(j == 8 ? pf_kf_mix(h0, w) : pf_kf_mix(h0, pf_kf_low(w, j)), off + j, PF_KF_PREFIX, flags))
+			return 1;
+	}
+	return 0;
+}
+
 /*
- * One byte of the scan (the bpf_loop callback). The byte before it is read from the path again,
- * not carried in *s: verifiers before 6.7 check a callback once, with *s as the caller left it,
- * so a branch on a value the callback itself stores there (prev was 0 on that one pass) is seen
- * as never taken and removed as dead code. Kernel 6.1 dropped every path with "//" that way.
- * Branches here may only depend on i, the path's bytes and values no iteration changes.
+ * One word (bytes 8i..8i+7) of the scan (the bpf_loop callback). The byte before the word is read
+ * from the path again, not carried in *s: verifiers before 6.7 check a callback once, with *s as
+ * the caller left it, so a branch on a value the callback itself stores there is seen as never
+ * taken and removed as dead code (kernel 6.1 dropped every path with "//" that way). Branches here
+ * may only depend on i, the path's bytes and values no iteration changes.
  */
 static long pf_kf_step(__u32 i, struct pf_kf_scan *s)
 {
-	__u32 c, prev, at;
+	__u32 off = i * 8, n = s->n, rem, j;
+	__u64 w, sl, dot, psl, pdot, h0, h1;
+	__u8 prev, pb;
 
-	if (i >= s->n)
+	if (off >= n)
 		return 1;
-	c = s->p[i & (PYFALCO_MAX_PATH - 1)];
-	prev = i ? s->p[(i - 1) & (PYFALCO_MAX_PATH - 1)] : 0;
-	if (c == '/') {
-		if (prev == '/') {
-			s->keep = 1;
-			return 1;
-		}
-		s->hdir = s->h;
-		s->dirlen = i;
-		s->hbase = PF_FNV_BASIS;
-		s->baselen = 0;
-	} else {
-		if ((c == '.' && (prev == '/' || prev == '.')) || c >= 0x80) {
-			s->keep = 1;
-			return 1;
-		}
-		s->hbase = (s->hbase ^ c) * PF_FNV_PRIME;
-		s->baselen++;
-	}
-	s->h = (s->h ^ c) * PF_FNV_PRIME;
-	at = (i + 1) & (PYFALCO_MAX_PATH - 1);
-	if ((pf_kf_prefix_lens[at >> 3] & (1u << (at & 7))) && pf_kf_hit(s->h, i + 1, PF_KF_PREFIX, s->flags)) {
+	rem = n - off;
+	w = *(__u64 *)&s->p[off & (PYFALCO_MAX_PATH - 1)];
+	if (rem < 8)
+		w = pf_kf_low(w, rem);
+	prev = off ? s->p[(off - 1) & (PYFALCO_MAX_PATH - 1)] : 0;
+	sl = pf_kf_eq(w, '/');
+	dot = pf_kf_eq(w, '.');
+	/* the same masks shifted one byte up: "the byte before is a '/'" ('.') */
+	psl = (sl << 8) | (prev == '/' ? 0x80 : 0);
+	pdot = (dot << 8) | (prev == '.' ? 0x80 : 0);
+	/* "//", "/.", "..", a byte >= 0x80 (padding bytes are 0) */
+	if ((sl & psl) || (dot & (psl | pdot)) || (w & PF_KF_HIGH)) {
 		s->keep = 1;
 		return 1;
 	}
+	h0 = s->h;
+	if (sl) {
+		/* the last '/' of the word: byte j; the directory is the path up to it */
+		j = 0;
+		if (sl >> 32) {
+			j += 4;
+			sl >>= 32;
+		}
+		if (sl >> 16) {
+			j += 2;
+			sl >>= 16;
+		}
+		if (sl >> 8)
+			j += 1;
+		s->dirlen = off + j;
+		s->hdir = j ? pf_kf_mix(h0, pf_kf_low(w, j)) : h0;
+	}
+	h1 = pf_kf_mix(h0, w);
+	s->h = h1;
+	/* prefix patterns ending in this word (lengths off+1 .. off+8, bit k-1 for off+k) */
+	pb = (pf_kf_prefix_lens[(off >> 3) & (PYFALCO_MAX_PATH / 8 - 1)] >> 1) |
+	     (pf_kf_prefix_lens[((off >> 3) + 1) & (PYFALCO_MAX_PATH / 8 - 1)] << 7);
+	if (rem < 8)
+		pb &= (1u << rem) - 1;
+	if (pb && pf_kf_prefixes(h0, w, off, pb, s->flags)) {
+		s->keep = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* The file name's hash: the bytes after the last '/', words read from there (unaligned). */
+struct pf_kf_base {
+	__u8 *p;
+	__u64 h;
+	__u32 from; /* first byte of the name */
+	__u32 n;    /* path length */
+};
+
+static long pf_kf_base_step(__u32 i, struct pf_kf_base *b)
+{
+	__u32 off = b->from + i * 8, n = b->n;
+	__u64 w;
+
+	if (off >= n)
+		return 1;
+	w = *(__u64 *)&b->p[off & (PYFALCO_MAX_PATH - 1)];
+	if (n - off < 8)
+		w = pf_kf_low(w, n - off);
+	b->h = pf_kf_mix(b->h, w);
 	return 0;
 }
 
@@ -117,24 +210,35 @@ static long pf_kf_step(__u32 i, struct pf_kf_scan *s)
 PF_INLINE int pf_kf_path_wanted(__u8 *p, __u32 n, __u32 flags)
 {
 	struct pf_kf_scan s = {};
+	struct pf_kf_base b = {};
 
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
 		return 1; /* before 5.17: no bounded loop helper, send everything */
 	if (n < 2 || n >= PYFALCO_MAX_PATH || p[0] != '/')
 		return 1;
+	if (p[(n - 1) & (PYFALCO_MAX_PATH - 1)] == '/') /* a trailing "/" */
+		return 1;
 	s.p = p;
 	s.n = n;
 	s.flags = flags;
-	s.h = PF_FNV_BASIS;
-	s.hbase = PF_FNV_BASIS;
-	s.hdir = PF_FNV_BASIS;
-	bpf_loop(PYFALCO_MAX_PATH, pf_kf_step, &s, 0);
-	if (s.keep || p[(n - 1) & (PYFALCO_MAX_PATH - 1)] == '/') /* a trailing "/" */
+	s.h = PF_KF_BASIS;
+	s.hdir = PF_KF_BASIS;
+	bpf_loop(PYFALCO_MAX_PATH / 8, pf_kf_step, &s, 0);
+	if (s.keep)
 		return 1;
-	if (pf_kf_hit(s.h, n, PF_KF_EXACT, flags) || pf_kf_hit(s.hbase, s.baselen, PF_KF_BASE, flags))
+	if (pf_kf_hit(s.h, n, PF_KF_EXACT, flags))
 		return 1;
+	if (pf_kf_len_used(n - s.dirlen - 1, PF_KF_BASE)) {
+		b.p = p;
+		b.h = PF_KF_BASIS;
+		b.from = s.dirlen + 1;
+		b.n = n;
+		bpf_loop(PYFALCO_MAX_PATH / 8, pf_kf_base_step, &b, 0);
+		if (pf_kf_hit(b.h, n - s.dirlen - 1, PF_KF_BASE, flags))
+			return 1;
+	}
 	if (s.dirlen == 0) /* "/name": the directory is "/" */
-		return pf_kf_hit(('/' ^ PF_FNV_BASIS) * PF_FNV_PRIME, 1, PF_KF_DIR, flags);
+		return pf_kf_hit(pf_kf_mix(PF_KF_BASIS, '/'), 1, PF_KF_DIR, flags);
 	return pf_kf_hit(s.hdir, s.dirlen, PF_KF_DIR, flags);
 }
 
@@ -353,7 +457,11 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	rec->len = len;
 	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
 	rec->flags_off = flags_off;
-	if (bpf_probe_read_kernel(rec->data, sizeof(rec->data), aux->data))
+	/* the record only: the rest of the slot is never read (rec->len bounds every use); the
+	 * bound again on the register passed, for the verifier */
+	barrier_var(len);
+	len &= (2 * PF_KF_REC_MAX - 1);
+	if (len > PF_KF_REC_MAX || bpf_probe_read_kernel(rec->data, len, aux->data))
 		return 0;
 	/* pf_submit sets the length: the header in aux has the previous record's */
 	((struct pyfalco_evt_hdr *)rec->data)->len = len;
@@ -368,17 +476,22 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	return err == 0;
 }
 
+#define PF_KF_OPEN_LAYOUT(nparams, name_idx, name_off) ((nparams) | ((name_idx) << 8) | ((name_off) << 16))
+
 /*
- * 1: drop this open record (parameters: fd first, the name at name_off of the payload, the flags
- * right after the name; len: the record's length). Dropped means held (pf_kf_hold). A global
- * function: the verifier checks it once, not in every filler.
+ * 1: drop this open record (layout: PF_KF_OPEN_LAYOUT(number of parameters, index of the name,
+ * offset of the name in the payload): fd first, the flags right after the name; len: the
+ * record's length). Dropped means held (pf_kf_hold). file_key/inode: the filler's pf_ctx
+ * (file_key - 1 is the fd whose inode that is), so that the directory check reads nothing
+ * again. A global function: the verifier checks it once, not in every filler.
  */
-__noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u32 name_off, __u32 len)
+__noinline int pf_kf_open(struct pf_aux *aux, __u32 layout, __u32 len, __u64 file_key, __u64 inode)
 {
 	struct pf_ctx c = {};
 	__u64 base, at;
 	__s64 fd;
 	__u32 n, flags, flags_off;
+	__u32 nparams = layout & 0xff, name_idx = (layout >> 8) & 0xff, name_off = layout >> 16;
 
 	if (!aux)
 		return 0;
@@ -397,11 +510,19 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 nparams, __u32 name_idx, __u
 	if (flags & pf_kf_flags_any)
 		goto send;
 	if (fd >= 0) {
-		struct file *f;
+		struct inode *ino = NULL;
 
-		c.task = bpf_get_current_task_btf();
-		f = pf_fd_file(&c, fd);
-		if (f && (BPF_CORE_READ(f, f_inode, i_mode) & PF_S_IFMT) == PF_S_IFDIR)
+		if (inode && file_key == (__u64)fd + 1) {
+			ino = (struct inode *)inode;
+		} else {
+			struct file *f;
+
+			c.task = bpf_get_current_task_btf();
+			f = pf_fd_file(&c, fd);
+			if (f)
+				ino = BPF_CORE_READ(f, f_inode);
+		}
+		if (ino && (BPF_CORE_READ(ino, i_mode) & PF_S_IFMT) == PF_S_IFDIR)
 			goto send;
 	}
 	at = base + name_off;
@@ -594,15 +715,18 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 		int drop = 0;
 
 		if (type == PPME_SYSCALL_OPENAT_2_X && (on & PF_KF_OPENAT))
-			drop = pf_kf_open(c->aux, 7, 2, 16, len);
+			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(7, 2, 16), len, c->file_key, (__u64)c->inode);
 		else if (type == PPME_SYSCALL_OPEN_X && (on & PF_KF_OPEN))
-			drop = pf_kf_open(c->aux, 6, 1, 8, len);
+			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(6, 1, 8), len, c->file_key, (__u64)c->inode);
 		else if (type == PPME_SYSCALL_OPENAT2_X && (on & PF_KF_OPENAT2))
-			drop = pf_kf_open(c->aux, 8, 2, 16, len);
+			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(8, 2, 16), len, c->file_key, (__u64)c->inode);
 		else if (type == PPME_SYSCALL_CLOSE_X)
 			drop = pf_kf_close(c->aux);
 		if (drop)
 			return 0;
+		/* sent: stamped now (a dropped record needs no time; a held one gets the time of
+		 * the event it is sent before) */
+		pf_stamp(c);
 		uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
 		if (uses)
 			pf_kf_uses_fds(c->aux, uses);
@@ -611,6 +735,7 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 		if (type == PPME_SYSCALL_EXECVE_19_X || type == PPME_SYSCALL_EXECVEAT_X ||
 		    type == PPME_SYSCALL_CLOSE_RANGE_X)
 			pf_kf_state(c->aux, type);
+		return pf_submit_stamped(c);
 	}
 	return pf_submit(c);
 }

@@ -100,13 +100,16 @@ volatile __u32 pf_kf_armed;
 volatile __u32 pf_kf_flags_any;
 /* Bit L set: look up the path's first L bytes as a PF_KF_PREFIX pattern. */
 volatile __u8 pf_kf_prefix_lens[PYFALCO_MAX_PATH / 8 + 8];
+/* [kind] bit L set: some pattern of that kind (PF_KF_EXACT ... PF_KF_BASE) is L bytes long; a
+ * lookup of another length is skipped (most opens' names have no pattern of their length). */
+volatile __u8 pf_kf_kind_lens[8][PYFALCO_MAX_PATH / 8 + 8];
 
 /* Event code -> how a sent event of that code creates fds (PF_KF_MKFD_*): their numbers leave
  * pf_kf_fds, so that only a close of an fd whose open was dropped is ever dropped. */
 #define PF_KF_CODES 1024
 volatile __u8 pf_kf_mkfd[PF_KF_CODES];
 
-/* A path pattern: FNV-1a 64 of its bytes, its length, its kind (PF_KF_EXACT ...). */
+/* A path pattern: its hash (filter.bpf.h, pf_kf_mix), its length, its kind (PF_KF_EXACT ...). */
 struct pf_kf_key {
 	__u64 hash;
 	__u32 len;

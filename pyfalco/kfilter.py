@@ -50,7 +50,7 @@ from typing import Any, Iterable, Sequence
 
 from pyfalco.rules import nodes as n
 
-__all__ = ["KernelFilter", "derive", "fnv1a64", "OPEN_TYPES",
+__all__ = ["KernelFilter", "derive", "path_hash", "OPEN_TYPES",
            "KF_OPEN", "KF_OPENAT", "KF_OPENAT2", "KF_CLOSE"]
 
 # keep in sync with libpyfalco/include/pyfalco/kfilter.h and driver/filter.bpf.h
@@ -100,11 +100,15 @@ TRUE = [(None, None)]
 FALSE: list = []
 
 
-def fnv1a64(data: bytes) -> int:
-    """FNV-1a, 64 bits: the driver's path hash."""
+def path_hash(data: bytes) -> int:
+    """The driver's path hash (driver/filter.bpf.h, pf_kf_mix): the bytes as 64-bit little-endian
+    words, the last one zero-padded (the map key carries the length too), each folded in as
+    ``h = (h ^ w) * 0x100000001b3; h ^= h >> 32`` (64 bits) from 0xcbf29ce484222325. A word at a
+    time, not FNV-1a's byte: the driver hashes 8 bytes per bpf_loop step."""
     h = 0xCBF29CE484222325
-    for c in data:
-        h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    for i in range(0, len(data), 8):
+        h = ((h ^ int.from_bytes(data[i:i + 8], "little")) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 32
     return h
 
 
@@ -131,7 +135,7 @@ class KernelFilter:
         out = [struct.pack("<IIII", MAGIC, self.on, self.flags_any, len(self.patterns))]
         for (kind, text), mask in sorted(self.patterns.items()):
             raw = text.encode()
-            out.append(struct.pack("<QIII", fnv1a64(raw), len(raw), kind, mask))
+            out.append(struct.pack("<QIII", path_hash(raw), len(raw), kind, mask))
         out.append(_mkfd_table())
         out.append(_uses_table())
         return b"".join(out)

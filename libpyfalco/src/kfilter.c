@@ -112,6 +112,7 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 	if (err)
 		return pf_fail(h, -err, "kernel filter: clearing the driver's tables: %s", strerror(-err));
 	memset((void *)skel->bss->pf_kf_prefix_lens, 0, sizeof(skel->bss->pf_kf_prefix_lens));
+	memset((void *)skel->bss->pf_kf_kind_lens, 0, sizeof(skel->bss->pf_kf_kind_lens));
 	for (i = 0; i < n; i++) {
 		const uint8_t *p = spec + SPEC_HEADER + (size_t)i * SPEC_PATTERN;
 		struct kf_key k = {.hash = rd64(p), .len = rd32(p + 8), .kind = rd32(p + 12)};
@@ -124,6 +125,8 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 			return pf_fail(h, errno, "kernel filter: adding pattern %u: %s", i, strerror(errno));
 		if (k.kind == PYFALCO_KF_PREFIX)
 			skel->bss->pf_kf_prefix_lens[k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
+		/* the driver looks up only lengths some pattern of the kind has */
+		skel->bss->pf_kf_kind_lens[k.kind][k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
 	}
 	mkfd = spec + SPEC_HEADER + (size_t)n * SPEC_PATTERN;
 	/* the fd tables come from the event schema: a spec without them (the "off" spec) keeps the

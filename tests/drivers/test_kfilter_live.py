@@ -396,7 +396,11 @@ DIFF_RULES = """
       or fd.directory = /tmp/KFD/dir
       or fd.filename in (based, "caf\u00e9")
       or fd.name pmatch (/tmp/KFD/pm)
-      or (evt.arg.flags contains O_APPEND and fd.name glob "/tmp/KFD/gl*"))
+      or (evt.arg.flags contains O_APPEND and fd.name glob "/tmp/KFD/gl*")
+      or (evt.is_open_read = true and fd.name startswith /tmp/KFD/p6/abcd)
+      or fd.name = /tmp/KFD/e16abcd
+      or fd.directory = /tmp/KFD/d6/abcd
+      or fd.filename = longbasename_over16)
   output: diff %fd.name
   priority: WARNING
 """
@@ -404,15 +408,19 @@ DIFF_RULES = """
 
 @pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
 def test_driver_decides_as_the_python_model(tmp_path):
-    """The driver's decision (FNV-1a hashes of the prefixes, directory and file name, the
-    always-sent paths) is the one KernelFilter.wanted computes, open by open."""
+    """The driver's decision (the word-at-a-time hashes of the prefixes, directory and file name,
+    the always-sent paths) is the one KernelFilter.wanted computes, open by open. Patterns and
+    paths of 16 bytes, and "//", "/.", ".." across the 8-byte words the driver hashes."""
     import shutil
     top = Path("/tmp/KFD")
     shutil.rmtree(top, ignore_errors=True)
-    for d in ("", "dir", "dir/sub", "pm", "pmx", ".hid", "a"):
+    for d in ("", "dir", "dir/sub", "pm", "pmx", ".hid", "a", "p6", "d6/abcd/sub", "d6/abc", "zz", "abcdef",
+              "abcde"):
         (top / d).mkdir(parents=True, exist_ok=True)
     names = ["exact", "x y", "exactly", "pre", "prefix.txt", "pr", "dir/f", "dir/sub/f", "based", "a/based",
-             "basedx", "café", "pm/f", "pmx/f", "pm2", "gl", "glob.c", "g", ".hid/f", "a/.f", "a/f"]
+             "basedx", "café", "pm/f", "pmx/f", "pm2", "gl", "glob.c", "g", ".hid/f", "a/.f", "a/f",
+             "p6/abcd", "p6/abcdef", "p6/abc", "e16abcd", "e16abcde", "e16abc", "d6/abcd/f", "d6/abcd/sub/f",
+             "d6/abc/f", "zz/longbasename_over16", "zzlongbasename_over16", "abcdef/exact", "abcdef/x"]
     for n_ in names:
         (top / n_).write_text("x")
     res = load_rules(DIFF_RULES)
@@ -424,7 +432,9 @@ def test_driver_decides_as_the_python_model(tmp_path):
         for flags in (os.O_RDONLY, os.O_WRONLY, os.O_WRONLY | os.O_APPEND):
             cases.append((str(top / n_), flags))
     cases += [("/tmp/KFD//exact", os.O_RDONLY), ("/tmp/KFD/a/../exact", os.O_RDONLY), ("/tmp/KFD/dir", os.O_RDONLY),
-              ("/tmp/KFD/a/", os.O_RDONLY), ("/tmp/KFD/a/f", os.O_RDONLY | os.O_DIRECTORY)]
+              ("/tmp/KFD/a/", os.O_RDONLY), ("/tmp/KFD/abcdef//exact", os.O_RDONLY),
+              ("/tmp/KFD/abcdef/./exact", os.O_RDONLY), ("/tmp/KFD/abcde/../exact", os.O_RDONLY),
+              ("/tmp/KFD/a/f", os.O_RDONLY | os.O_DIRECTORY)]
     from pyfalco.kfilter import PPM_O_DIRECTORY, PPM_O_RDONLY, PPM_O_WRONLY
     keep = PPM_O_RDONLY | PPM_O_WRONLY | 8       # access mode and O_APPEND: what the cases vary
     expected = set()

@@ -124,5 +124,19 @@ def test_spec_layout():
     magic, on, flags_any, n = struct.unpack_from("<IIII", spec)
     assert (magic, on, n) == (kfilter.MAGIC, kf.on, 2) and len(spec) == 16 + 20 * 2 + 1024 + 2048
     h, ln, kind, mask = struct.unpack_from("<QIII", spec, 16)
-    assert (h, ln, kind, mask) == (kfilter.fnv1a64(b"/a/b"), 4, kfilter.EXACT, kfilter.ANY)
-    assert kfilter.fnv1a64(b"") == 0xCBF29CE484222325
+    assert (h, ln, kind, mask) == (kfilter.path_hash(b"/a/b"), 4, kfilter.EXACT, kfilter.ANY)
+    assert kfilter.path_hash(b"") == 0xCBF29CE484222325
+
+
+def test_path_hash_is_word_at_a_time():
+    """The driver (pf_kf_mix) folds 8 bytes at a time, the last word zero-padded; the pattern
+    key carries the length, so a padded and an unpadded name hash alike by design."""
+    m = (1 << 64) - 1
+    h = ((0xCBF29CE484222325 ^ int.from_bytes(b"/ab", "little")) * 0x100000001B3) & m
+    h ^= h >> 32
+    assert kfilter.path_hash(b"/ab") == h == kfilter.path_hash(b"/ab\0")
+    w1, w2 = int.from_bytes(b"/dev/nul", "little"), int.from_bytes(b"l", "little")
+    h = ((0xCBF29CE484222325 ^ w1) * 0x100000001B3) & m
+    h ^= h >> 32
+    h2 = ((h ^ w2) * 0x100000001B3) & m
+    assert kfilter.path_hash(b"/dev/nul") == h and kfilter.path_hash(b"/dev/null") == h2 ^ (h2 >> 32)

@@ -12,15 +12,20 @@ syscall_loop.c) of getppid / close(-1) / openat+close / read(1 B) pinned to CPU 
     kfilter.py: the loop's openat of /dev/null and its close are dropped in the kernel),
   * bpftrace's simplest counter (``tracepoint:raw_syscalls:sys_enter { @c = count(); }``,
     Debian's bpftrace; tracefs is mounted at /sys/kernel/tracing first when it is not),
-while a consumer on CPU 1 drains the rings. With ``--before LIB`` the default selection also runs with another libpyfalco build (its embedded driver) in the same rounds:
-before/after in one run. Each capture runs in a child process (so two builds can alternate).
+while a consumer on CPU 1 drains the rings. With ``--before LIB`` the default selection (and the
+filter column) also run with another libpyfalco build (its embedded driver) in the same rounds:
+before/after in one run. Each capture runs in a child process (so two builds can alternate);
+``--before-tree DIR`` runs the before build's children with DIR's Python tree and DIR's copy of
+this script (a checkout of the older commit, e.g. a ``git worktree``: its kernel filter spec must
+be the one its driver reads), without the editable install's import hook.
 Every figure is the best of the rounds (load from other processes only adds time) and the
 median is printed beside it; the load average before and after and any other program attached
 to sys_exit (another capture adds its cost to every column, the "no capture" one included) are
 printed with the table. Then the drain rate of libpyfalco alone (batches, no decoding) and of
 the Python iterator (events split and their type read).
 
-usage: bench_driver.py [--rounds 5] [--n 1000000] [--before LIB] [--no-bpftrace] [--no-filter]
+usage: bench_driver.py [--rounds 5] [--n 1000000] [--before LIB [--before-tree DIR]] [--no-bpftrace]
+                       [--no-filter] [--chunk N]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import os
 import statistics
 import subprocess
+import sysconfig
 import sys
 import tempfile
 import threading
@@ -107,13 +113,20 @@ def other_sys_exit_programs() -> list[str]:
             if link.get("tp_name") in ("sys_exit", "sys_enter") or link.get("attach_btf_name") in ("sys_exit", "sys_enter")]
 
 
-def measure_child(binary: str, mode: str, n: int, lib: str | None) -> dict[str, float]:
-    """One capture mode in a child process, with libpyfalco lib (None: this process's choice)."""
+def measure_child(binary: str, mode: str, n: int, lib: str | None, tree: str | None = None) -> dict[str, float]:
+    """One capture mode in a child process, with libpyfalco lib (None: this process's choice) and
+    the Python tree of tree (None: this one)."""
     env = dict(os.environ)
     if lib:
         env["PYFALCO_LIBRARY"] = lib
-    out = subprocess.run([sys.executable, __file__, "--child", mode, "--loop", binary, "--n", str(n),
-                          "--chunk", str(CHUNK)], env=env, check=True,
+    cmd = [sys.executable, __file__]
+    if tree:
+        # -S: no .pth files, so the editable install's hook does not map pyfalco to this
+        # checkout; the dependencies come from site-packages on PYTHONPATH
+        env["PYTHONPATH"] = os.pathsep.join([tree, sysconfig.get_paths()["purelib"]])
+        cmd = [sys.executable, "-S", str(Path(tree) / "tools" / "bench" / "bench_driver.py")]
+    out = subprocess.run(cmd + ["--child", mode, "--loop", binary, "--n", str(n),
+                                "--chunk", str(CHUNK)], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -194,6 +207,8 @@ def main() -> int:
     ap.add_argument("--no-drain-rates", action="store_true")
     ap.add_argument("--before", metavar="LIB", help="another libpyfalco.so: its default selection and filter "
                     "columns run in the same rounds")
+    ap.add_argument("--before-tree", metavar="DIR", help="the --before build's checkout: its Python tree "
+                    "and bench script run the before children")
     ap.add_argument("--no-filter", action="store_true", help="leave out the kernel filter column")
     ap.add_argument("--chunk", type=int, default=0, help="time chunks of this many iterations and keep the "
                     "fastest (a shared machine: chunks the scheduler did not interrupt); 0: the whole loop")
@@ -210,8 +225,9 @@ def main() -> int:
     modes = ["none", "default", "all"] + ([] if opts.no_filter else ["filtered"])
     libs = {m: None for m in modes}
     if opts.before:
-        modes.append("before default")
-        libs["before default"] = os.path.abspath(opts.before)
+        for m in ["default"] + ([] if opts.no_filter else ["filtered"]):
+            modes.append("before " + m)
+            libs["before " + m] = os.path.abspath(opts.before)
     if not opts.no_bpftrace:
         ensure_tracefs()
         modes.append("bpftrace")
@@ -223,7 +239,8 @@ def main() -> int:
             if m in ("none", "bpftrace"):
                 rounds[m].append(measure(binary, m, opts.n))
             else:
-                rounds[m].append(measure_child(binary, m.replace("before ", ""), opts.n, libs[m]))
+                rounds[m].append(measure_child(binary, m.replace("before ", ""), opts.n, libs[m],
+                                               opts.before_tree if m.startswith("before ") else None))
     load1 = os.getloadavg()
     best = {m: {w: min(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     med = {m: {w: statistics.median(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
@@ -231,6 +248,7 @@ def main() -> int:
     rates = {} if opts.no_drain_rates else drain_rates(binary, min(opts.n, 2_000_000))
     cols = {"default": "default selection", "all": "all selected", "filtered": "default + kernel filter (stable rules)",
             "before default": "default selection, --before build",
+            "before filtered": "default + kernel filter, --before build",
             "bpftrace": "bpftrace counter"}
     shown = [m for m in modes if m != "none"]
     lines = [f"Machine: {machine()}",
@@ -254,8 +272,10 @@ def main() -> int:
                 f"{cols[m]} {(best[m][w] - best['none'][w]) / ref:.2f}x" for m in shown if m != "bpftrace"))
     lines.append("")
     lines.append("Ring-buffer drops during the loops: " + ", ".join(f"{m} {drops[m]}" for m in shown if m != "bpftrace"))
-    if "filtered" in modes:
-        lines.append(f"Opens dropped in the kernel by the filter: {sum(r.get('_kf', 0) for r in rounds['filtered']):,}")
+    for m in ("filtered", "before filtered"):
+        if m in modes:
+            lines.append(f"Opens dropped in the kernel by the filter ({cols[m]}): "
+                         f"{sum(r.get('_kf', 0) for r in rounds[m]):,}")
     lines.append("")
     for k, v in rates.items():
         lines.append(f"Drain rate, {k}: {v / 1e6:.2f} M events/s")

@@ -33,7 +33,7 @@ extern "C" {
 /*
  * Installs a filter, replacing the previous one (effective at once, also while capturing).
  * spec (little-endian): u32 magic, u32 on, u32 flags_any, u32 npatterns, then npatterns x
- * { u64 fnv1a64 hash, u32 len, u32 kind, u32 flag mask } (20 bytes each), then optionally 1024
+ * { u64 path hash (pyfalco.kfilter.path_hash), u32 len, u32 kind, u32 flag mask } (20 bytes each), then optionally 1024
  * bytes, one per event code: 1 when a sent event of that code returns a new fd, 2 when its
  * parameters 2 and 3 are new fds (pipe, socketpair), then optionally 1024 u16, one per event code:
  * bit i set when parameter i is an fd the event reads from the fd table (a held open of it is
