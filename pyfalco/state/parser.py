@@ -113,6 +113,8 @@ def resolve_path(base: str, path: str) -> str:
     """``path`` made absolute against directory ``base`` and normalized (``.``, ``..``, ``//``)."""
     if not path:
         return path
+    if path[0] == "/" and "/." not in path and "//" not in path and (len(path) == 1 or path[-1] != "/"):
+        return path             # already normal (most execve filenames and open names)
     if path[0] != "/":
         if not base:
             return path

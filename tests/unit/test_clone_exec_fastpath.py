@@ -113,3 +113,25 @@ def test_child_of_is_init_then_inherit():
     for s in slots:
         assert getattr(made, s) == getattr(ref, s), s
     assert made.proc is proc and proc.nthreads == 0
+
+
+def _resolve_by_normpath(base: str, path: str) -> str:
+    import posixpath
+    if not path:
+        return path
+    if path[0] != "/":
+        if not base:
+            return path
+        path = base + "/" + path
+    out = posixpath.normpath(path)
+    return "/" + out.lstrip("/") if out.startswith("//") else out
+
+
+def test_resolve_path_fast_case_is_normpath():
+    import itertools
+    parts = ["", "/", "a", ".", "..", ".x", "b.", "//", "/./", "/../", "x/", "é"]
+    for combo in itertools.product(parts, repeat=3):
+        path = "".join(combo)
+        for candidate in (path, "/" + path):
+            for base in ("", "/", "/home/u", "/tmp/"):
+                assert sp.resolve_path(base, candidate) == _resolve_by_normpath(base, candidate), (base, candidate)
