@@ -4,9 +4,9 @@
 decoders (pyfalco/events.py: Event, the generated per-type decoders, the generic path,
 flag names) and the state engine both ways the agent uses it: ``Inspector.process`` one event
 at a time and ``Inspector.process_raw`` on a libpyfalco-style batch buffer (the agent's path),
-with fields extracted from every event; the batch path must give every field (but the renderings
-of the record alone: evt.args, evt.info, evt.arg.flags, evt.buffer) the value the per-event path
-gave, and hand out every event; ``split_batch`` must find the same records.
+with fields extracted from every event; the batch path must leave the same state for every event
+(its thread, process and fd, slot by slot), give a field of each extractor module the value the
+per-event path gave, and hand out every event; ``split_batch`` must find the same records.
 
 Input: scap records back to back (26-byte header ts, tid, len, type, nparams; then the
 parameter lengths and values). Reading stops at the first record whose header or lengths do
@@ -62,11 +62,20 @@ def setup() -> None:
             continue
         _G.setdefault("field_names", []).append(text)
     _G["fields"] = fields
-    # the batch path reads every field but these renderings of the record alone (the same bytes
-    # through the same code as the per-event path: half the time of a second pass)
-    record_only = {"evt.args", "evt.info", "evt.arg.flags", "evt.buffer"}
+    # the batch path: the state it left for each event (thread, process, fd: every slot, compared
+    # by this file's own code, which is not instrumented) and these fields, one per extractor
+    # module, must be what the per-event path gave (every field over equal state is equal)
+    batch = {"evt.type", "evt.num", "evt.latency", "evt.is_open_write", "proc.name", "proc.pname", "user.name",
+             "group.name", "fd.name", "fd.sip", "container.id", "fs.path.name"}
     _G["batch_fields"] = [(i, get) for i, (text, get) in enumerate(zip(_G["field_names"], fields))
-                          if text not in record_only]
+                          if text in batch]
+    from pyfalco.state.fds import Fd
+    from pyfalco.state.threads import Thread
+    # lazily filled caches (_cmdline...), links (proc, children) and env_raw (decoded into _env on
+    # first use: compared as ``env``) are left out of the slots
+    _G["thread_slots"] = [a for a in Thread.__slots__
+                          if not a.startswith("_") and a not in ("proc", "children", "env_raw")]
+    _G["fd_slots"] = list(Fd.__slots__)
     _G["insp"] = insp
 
 
@@ -99,7 +108,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
         for i, p in enumerate(evt.info.params[:evt.nparams]):
             evt.flag_names(p.name)
         ie = insp.process(evt)
-        seen.append([get(ie) for get in fields])
+        seen.append(([get(ie) for get in fields], _state(ie)))
         insp.paths_of(ie)
     # the batch path, on the same records in a libpyfalco batch buffer: the state it builds must
     # give every field the value the per-event path gave (the agent uses one, tests the other)
@@ -115,7 +124,10 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
 
     def handler(ie):
         nonlocal n
-        want = seen[n]
+        want, state = seen[n]
+        if _state(ie) != state:
+            raise AssertionError(f"event {n + 1}: the state after process_raw differs from the one after "
+                                 f"process: {_state(ie)!r} != {state!r}")
         for i, get in batch_fields:
             got = get(ie)
             if got != want[i] and got == got:   # NaN-free values; != alone would flag nan
@@ -137,6 +149,23 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
             raise AssertionError(f"split_batch: event {i + 1} differs from its record")
     if split[0].values() != records[0].values():
         raise AssertionError("split_batch: the first event decodes differently")
+
+
+def _state(ie) -> tuple:
+    """What the state engine left for one event: its thread, process and fd, slot by slot."""
+    t = ie.thread
+    tstate = None
+    if t is not None:
+        tstate = tuple(getattr(t, a, None) for a in _G["thread_slots"]) + (t.env,)
+        proc = t.proc
+        if proc is not None:
+            tstate += (proc.cwd, proc.root, proc.nthreads, tuple(sorted(
+                (n, _fd_state(f)) for n, f in proc.fds.items())))
+    return (tstate, _fd_state(ie.fd), ie.fdnum, ie.name_changed, ie.prev_ts)
+
+
+def _fd_state(f) -> tuple | None:
+    return None if f is None else tuple(getattr(f, a, None) for a in _G["fd_slots"])
 
 
 if __name__ == "__main__":
