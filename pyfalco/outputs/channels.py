@@ -539,7 +539,10 @@ class HttpChannel(Channel):
                     self.retries += 1
                     continue
                 expired = self._disarm()
-                if expired and not isinstance(exc, _ResponseTooLarge):
+                # a socket timeout (per operation, the TLS handshake's included) can only fire
+                # once the request is that old: the same total-time limit the watchdog enforces,
+                # whichever of the two noticed it first
+                if (expired and not isinstance(exc, _ResponseTooLarge)) or isinstance(exc, (socket.timeout, TimeoutError)):
                     raise TimeoutError(f"no complete answer within {self.timeout:g}s") from None
                 raise
             break

@@ -616,10 +616,9 @@ def test_https_server_trickling_its_handshake():
         while ch.counters()["failed"] < 1 and time.monotonic() < end:
             time.sleep(0.1)
         assert ch.counters()["failed"] == 1 and ch.counters()["sent"] == 0
-        # the total-time limit ended it; a per-read socket timeout only if the server itself
-        # stalled that long between two bytes (a loaded machine once delayed its thread > 1 s)
-        assert "no complete answer within 2s" in (ch.last_error or "") or \
-            (gaps[0] >= 2.0 and "timed out" in (ch.last_error or "")), (ch.last_error, gaps[0])
+        # the total-time limit ended it (the watchdog or the TLS handshake's own 2 s deadline,
+        # whichever came first: one message; the longest gap the server made is printed too)
+        assert "no complete answer within 2s" in (ch.last_error or ""), (ch.last_error, gaps[0])
     finally:
         ch.stop(1.0)
         srv.close()
