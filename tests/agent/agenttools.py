@@ -157,6 +157,59 @@ class Receiver:
         self.server.server_close()
 
 
+class ProcessReceiver:
+    """The same as :class:`Receiver` (POST bodies in ``bodies``, ``url()``, ``events``, ``note``)
+    served by tests/agent/http_sink.py in a process of its own: what reaches it does not depend
+    on how busy the pytest process (and its GIL) is."""
+
+    def __init__(self, out_dir: Path):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("http_sink.py")), str(self.dir)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+
+    def url(self, scheme="http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/alerts"
+
+    @property
+    def bodies(self) -> list[bytes]:
+        try:
+            data = (self.dir / "bodies").read_bytes()
+        except FileNotFoundError:
+            return []
+        out, i = [], 0
+        while i + 4 <= len(data):
+            n = int.from_bytes(data[i:i + 4], "big")
+            if i + 4 + n > len(data):
+                break       # a record being written
+            out.append(data[i + 4:i + 4 + n])
+            i += 4 + n
+        return out
+
+    @property
+    def events(self) -> list[str]:
+        try:
+            return (self.dir / "events").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def note(self, what: str) -> None:
+        with open(self.dir / "events", "a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} {what}\n")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def process_receiver(tmp_path):
+    r = ProcessReceiver(tmp_path / "http-sink")
+    yield r
+    r.close()
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()

@@ -175,7 +175,8 @@ def _expected_name(d_bytes: bytes, n: bytes) -> str:
 
 
 @pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
-def test_hostile_strings_through_every_output(tmp_path, receiver, json_output):
+def test_hostile_strings_through_every_output(tmp_path, process_receiver, json_output):
+    receiver = process_receiver
     if not is_root():
         pytest.fail("the end-to-end hostile-strings test needs root (live eBPF)")
     syslog = SyslogListener(str(tmp_path / f"log-{int(json_output)}.sock"))
