@@ -207,6 +207,8 @@ class Agent:
         self.exit_reason = ""
         self._stop = threading.Event()
         self._reload = False
+        self._reload_thread: threading.Thread | None = None   # a reload being prepared off the loop
+        self._reload_result: Any = None
         self._reopen = False
         self._watch_sig: dict = {}
         self._next_metrics = 0.0
@@ -460,9 +462,8 @@ class Agent:
                 log.info("end of capture file: %d events processed", metrics.n_evts)
                 break
             metrics.n_evts += n
-            if self._reload:
-                self._reload = False
-                self.reload()
+            if self._reload or self._reload_thread is not None:
+                self._reload_step()
             if self._reopen:
                 self._reopen = False
                 if self.outputs is not None:
@@ -501,7 +502,7 @@ class Agent:
             if sig != self._watch_sig or set(new_paths) != set(self._watch_sig):
                 log.info("a watched configuration or rules file changed: reloading")
                 self._watch_sig = new_paths
-                self.reload()
+                self.request_reload()
 
     def emit_metrics(self) -> dict:
         m = self.cfg["metrics"]
@@ -535,12 +536,49 @@ class Agent:
         try:
             return self._do_reload()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running rules
-            self.metrics.reload_failures += 1
-            text = str(exc).strip().splitlines()
-            detail = text[0] if text else ""
-            log.error("reload: keeping the running configuration and rules: %s%s", type(exc).__name__,
-                      f": {detail}" if detail else "")
-            return False
+            return self._reload_failed(exc)
+
+    def _reload_failed(self, exc: BaseException) -> bool:
+        self.metrics.reload_failures += 1
+        text = str(exc).strip().splitlines()
+        detail = text[0] if text else ""
+        log.error("reload: keeping the running configuration and rules: %s%s", type(exc).__name__,
+                  f": {detail}" if detail else "")
+        return False
+
+    def _reload_step(self) -> None:
+        """On the event loop: start a requested reload's preparation on a thread of its own (the
+        rules of a large ruleset take a while to load and compile: the capture must keep being
+        read meanwhile), and apply it once prepared. One preparation at a time; a request made
+        during one starts another after it (the files may have changed again)."""
+        t = self._reload_thread
+        if t is None:
+            if not self._reload:
+                return
+            self._reload = False
+            self._watch_sig = _file_signature(self._watch_paths())
+            self._reload_result = None
+            t = threading.Thread(target=self._prepare_off_loop, name="pyfalco-reload", daemon=True)
+            self._reload_thread = t
+            t.start()
+            return
+        if t.is_alive():
+            return
+        self._reload_thread = None
+        res, self._reload_result = self._reload_result, None
+        if isinstance(res, BaseException):
+            self._reload_failed(res)
+        elif isinstance(res, dict):
+            try:
+                self._apply_reload(res)
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the running rules
+                self._reload_failed(exc)
+
+    def _prepare_off_loop(self) -> None:
+        try:
+            self._reload_result = self._prepare_reload()
+        except Exception as exc:  # noqa: BLE001 - reported on the loop, the running rules kept
+            self._reload_result = exc
 
     def _refuse(self, why: str) -> bool:
         self.metrics.reload_failures += 1
@@ -548,6 +586,13 @@ class Agent:
         return False
 
     def _do_reload(self) -> bool:
+        prep = self._prepare_reload()
+        return prep if isinstance(prep, bool) else self._apply_reload(prep)
+
+    def _prepare_reload(self) -> "dict | bool":
+        """The slow part of a reload -- the configuration, the rules (parsed and compiled) and
+        new outputs (not started) -- without touching the running agent, so it can run off the
+        event loop. Returns what :meth:`_apply_reload` needs, or False when refused (logged)."""
         try:
             path = None if self.resolve_config else self.config.path
             new = load_config(path, self.overrides, defaults_if_missing=path is None)
@@ -577,6 +622,13 @@ class Agent:
         except (AgentError, ConfigError, ValueError) as exc:
             return self._refuse(str(exc))
         sel = select_syscalls(bundle.event_types, cfg["base_syscalls"])
+        return {"new": new, "cfg": cfg, "provider": provider, "bundle": bundle, "new_outputs": new_outputs,
+                "sel": sel}
+
+    def _apply_reload(self, prep: dict) -> bool:
+        """Switch the running agent to a prepared reload (on the event loop; quick)."""
+        new, cfg, provider, bundle = prep["new"], prep["cfg"], prep["provider"], prep["bundle"]
+        new_outputs, sel = prep["new_outputs"], prep["sel"]
         if cfg["engine"]["kind"] != "replay" and sel.syscalls != self.selection.syscalls \
                 and self.capture is not None:
             try:

@@ -251,3 +251,40 @@ def test_replay_exits_zero_and_flushes(tmp_path):
     proc = popen_cli(["-c", cfg, "-e", CURL_SCAP])
     assert proc.wait(30) == 0
     assert len(out.read_text().splitlines()) == ETC_ALERTS
+
+
+def _generated_rules(n: int) -> str:
+    """ETC_RULES plus ``n`` rules that match nothing: a ruleset that takes a while to load."""
+    out = [ETC_RULES.replace("Etc open", "Etc open big")]
+    for i in range(n):
+        out.append(f"- rule: Generated {i}\n  desc: generated\n  condition: evt.type = open and evt.dir = < and "
+                   f"(fd.name startswith /nonexistent/{i}/ or proc.name = gen{i}x or "
+                   f"fd.directory in (/nonexistent/a{i}, /nonexistent/b{i}))\n"
+                   f"  output: gen {i} %fd.name %proc.name\n  priority: INFO\n")
+    return "".join(out)
+
+
+def test_reload_is_prepared_off_the_event_loop(tmp_path):
+    """A reload loads and compiles the new rules on a thread of its own: events keep being read
+    and matched by the running rules meanwhile (a large ruleset takes seconds), then the new
+    rules take over. Replay of a real capture in a loop (no root needed)."""
+    agent, buf, rules = make_agent(tmp_path)
+    t, res = run_in_thread(agent)
+    try:
+        assert wait_for(lambda: "Etc open" in rules_seen(buf))
+        rules.write_text(_generated_rules(3000))
+        agent.request_reload()
+        assert wait_for(lambda: agent._reload_thread is not None, timeout=5)
+        n0, alerts0 = agent.metrics.n_evts, len(buf.getvalue())
+        grew = wait_for(lambda: agent._reload_thread is None
+                        or (agent.metrics.n_evts > n0 + 1000 and len(buf.getvalue()) > alerts0), timeout=60)
+        preparing = agent._reload_thread is not None
+        assert grew and preparing, "no event was processed while the reload was being prepared"
+        assert agent.metrics.reloads == 0 and "Etc open big" not in rules_seen(buf)   # old rules still
+        assert wait_for(lambda: "Etc open big" in rules_seen(buf), timeout=120)
+        assert agent.metrics.reloads == 1 and agent.metrics.reload_failures == 0
+        assert len(agent.bundle.ruleset.rules) == 3001
+    finally:
+        agent.request_stop()
+        t.join(15)
+    assert res["code"] == 0
