@@ -62,6 +62,8 @@ def _bad_scalar(text: str, exc: Exception) -> str:
         if isinstance(node, yaml.ScalarNode):
             try:
                 constructor.construct_object(node)
+            except yaml.YAMLError:
+                continue    # refused in its own way (an unknown tag...): not the value error sought
             except _CONSTRUCT_ERRORS as err:
                 m = node.start_mark
                 # ValueError says why (a day out of range...); the others are PyYAML's internals
