@@ -435,7 +435,6 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	struct pf_kf_fd k;
 	struct pf_kf_fstate zero_st = {}, *st;
 	struct pf_kf_rec *rec;
-	__u32 zero = 0;
 	long err;
 
 	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
@@ -451,18 +450,12 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	}
 	if (st->nohold)
 		return 0;
-	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
-	if (!rec)
-		return 0;
+	/* the scratch slot is the value: the record is its first len (<= PF_KF_REC_MAX) bytes, the
+	 * fields after data lie past it (no copy) */
+	rec = (struct pf_kf_rec *)aux->data;
 	rec->len = len;
 	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
 	rec->flags_off = flags_off;
-	/* the record only: the rest of the slot is never read (rec->len bounds every use); the
-	 * bound again on the register passed, for the verifier */
-	barrier_var(len);
-	len &= (2 * PF_KF_REC_MAX - 1);
-	if (len > PF_KF_REC_MAX || bpf_probe_read_kernel(rec->data, len, aux->data))
-		return 0;
 	/* pf_submit sets the length: the header in aux has the previous record's */
 	((struct pyfalco_evt_hdr *)rec->data)->len = len;
 	/* counted before it is visible: a reader that finds it also finds held > 0 */

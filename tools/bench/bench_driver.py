@@ -109,8 +109,16 @@ def other_sys_exit_programs() -> list[str]:
         names = {p["id"]: p.get("name", "?") for p in json.loads(progs or "[]")}
     except ValueError:
         pass
-    return [names.get(link.get("prog_id"), "?") for link in links
-            if link.get("tp_name") in ("sys_exit", "sys_enter") or link.get("attach_btf_name") in ("sys_exit", "sys_enter")]
+    out = [names.get(link.get("prog_id"), "?") for link in links
+           if link.get("tp_name") in ("sys_exit", "sys_enter") or link.get("attach_btf_name") in ("sys_exit", "sys_enter")]
+    # tracepoints attached through perf events (bpftrace's) are no BPF links
+    perf = subprocess.run(["bpftool", "-j", "perf", "show"], capture_output=True, text=True).stdout
+    try:
+        out += [names.get(e.get("prog_id"), "?") for e in json.loads(perf or "[]")
+                if e.get("tracepoint") in ("sys_exit", "sys_enter")]
+    except ValueError:
+        pass
+    return out
 
 
 def measure_child(binary: str, mode: str, n: int, lib: str | None, tree: str | None = None) -> dict[str, float]:
@@ -135,17 +143,18 @@ def measure(binary: str, mode: str, n: int, kf=None) -> dict[str, float]:
     if mode == "none":
         return {w: run_loop(binary, w, n) for w in LOOPS}
     if mode == "bpftrace":
-        p = subprocess.Popen(["bpftrace", "-e", BPFTRACE_COUNTER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+        before = len(other_sys_exit_programs())
+        log = tempfile.TemporaryFile()
+        p = subprocess.Popen(["bpftrace", "-e", BPFTRACE_COUNTER], stdout=log, stderr=subprocess.STDOUT)
         try:
-            seen = []
-            while True:      # "Attaching 1 probe..." once it is attached (after a memlock warning here)
-                line = p.stdout.readline()
-                seen.append(line.strip())
-                if "Attaching" in line:
-                    break
-                if not line:
-                    raise SystemExit(f"bpftrace did not start: {' / '.join(seen)}")
+            # attached once its program is on sys_enter (its "Attaching 1 probe..." line may sit in
+            # a pipe's buffer until it exits)
+            deadline = time.monotonic() + 120
+            while len(other_sys_exit_programs()) <= before:
+                if p.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise SystemExit(f"bpftrace did not start: {log.read().decode(errors='replace')[-500:]}")
+                time.sleep(0.2)
             time.sleep(0.5)
             return {w: run_loop(binary, w, n) for w in LOOPS}
         finally:
