@@ -36,6 +36,11 @@ FIELDS = ("evt.type", "evt.args", "evt.info", "evt.res", "evt.failed", "evt.dir"
           "evt.is_open_exec", "container.id", "container.name", "evt.buffer", "evt.abspath", "fs.path.name",
           "fs.path.source", "fs.path.target")
 
+#: open findings (fuzzlib.known_finding): events-1: a record of type 0xFFFF whose payload is not
+#: whole (ts, count) pairs makes process_raw raise struct.error (it trusts a run record, which
+#: libpyfalco builds itself; reachable from a file only if the reader hands such a record out)
+KNOWN: tuple = (("events-1", "error", "iterative unpacking requires a buffer", "process_raw"),)
+
 _G: dict = {}
 
 
@@ -176,4 +181,4 @@ def _fd_state(f) -> tuple | None:
 
 
 if __name__ == "__main__":
-    fuzzlib.main(setup, TestOneInput, MAX_LEN)
+    fuzzlib.main(setup, TestOneInput, MAX_LEN, KNOWN)
