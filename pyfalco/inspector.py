@@ -376,6 +376,12 @@ class Inspector:
                             t.proc.fds.pop(fd, None)
                         t.last_ts = ts
                     ie = None
+                elif (kind == _K_RUN or kind == _K_RUN_NOLOOKUP) and (
+                        not flags & _EF_SKIP_RUN or _RUN_PAIRS_AT + 16 * nparams > ENTRY_SIZE + rlen):
+                    # a record of a run's type that libpyfalco did not make a run (not flagged, or
+                    # shorter than its pairs): one skipped event, never read past its end
+                    skip(tid, ts)
+                    ie = None
                 elif kind == _K_RUN or kind == _K_RUN_NOLOOKUP:
                     # nparams skipped events (Capture.next_raw_skip_batch): what StateParser.skip
                     # does for each, the thread's activity time
@@ -738,6 +744,7 @@ def _sockio(buf: bytes, off: int, etype: int, nparams: int, t: Thread, fd_loader
 _MEMORY_VALS = struct.Struct("<8xIII")
 _SKIP_RUN_TYPE = 0xFFFF      # libpyfalco's PYFALCO_SKIP_RUN_TYPE
 _RUN_PAIRS_AT = ENTRY_SIZE + HDR_SIZE
+_EF_SKIP_RUN = 2             # libpyfalco's PYFALCO_EF_SKIP_RUN: the entry is a run, not an event
 _unpack_from = struct.unpack_from
 _RUN_PAIR = struct.Struct("<QQ")
 _LITTLE = sys.byteorder == "little"    # the run's pairs read as native u64 (memoryview.cast)

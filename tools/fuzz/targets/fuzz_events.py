@@ -36,10 +36,10 @@ FIELDS = ("evt.type", "evt.args", "evt.info", "evt.res", "evt.failed", "evt.dir"
           "evt.is_open_exec", "container.id", "container.name", "evt.buffer", "evt.abspath", "fs.path.name",
           "fs.path.source", "fs.path.target")
 
-#: open findings (fuzzlib.known_finding): events-1: a record of type 0xFFFF whose payload is not
-#: whole (ts, count) pairs makes process_raw raise struct.error (it trusts a run record, which
-#: libpyfalco builds itself; reachable from a file only if the reader hands such a record out)
-KNOWN: tuple = (("events-1", "error", "iterative unpacking requires a buffer", "process_raw"),)
+#: open findings (fuzzlib.known_finding); none now. events-1 (fixed): a record of type 0xFFFF whose
+#: payload is not whole (ts, tid) pairs made process_raw raise struct.error: it keyed runs on the
+#: type alone; now only a flagged entry with room for its pairs is a run
+KNOWN: tuple = ()
 
 _G: dict = {}
 
