@@ -588,10 +588,9 @@ __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 
 	if (!aux)
 		return 0;
-	files = pf_kf_files();
-	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-	if (!st || st->held <= 0)
-		return 0;
+	/* the table is looked up at the first fd >= 0: an event whose fds are all negative
+	 * (close(-1), a failed call's) reads nothing */
+	files = 0;
 	ts = ((struct pyfalco_evt_hdr *)aux->data)->ts;
 	np = ((struct pyfalco_evt_hdr *)aux->data)->nparams;
 	off = PYFALCO_EVT_HDR_SIZE + 2 * (__u64)(np & (PF_MAX_PARAMS - 1));
@@ -602,8 +601,15 @@ __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 		if ((mask & (1u << i)) && plen == 8) {
 			__s64 fd = *(__s64 *)&aux->data[off & PF_AUX_MASK];
 
-			if (fd >= 0)
+			if (fd >= 0) {
+				if (!files) {
+					files = pf_kf_files();
+					st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+					if (!files || !st || st->held <= 0)
+						return 0;
+				}
 				pf_kf_release(files, fd, ts);
+			}
 		}
 		off += plen;
 	}
