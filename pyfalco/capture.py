@@ -29,7 +29,7 @@ log = logging.getLogger("pyfalco.native")
 #: the kernel-side filter's spec (libpyfalco/include/pyfalco/kfilter.h): its magic, and a spec
 #: that turns the filter off (the header with no event type on and no pattern). pyfalco.kfilter
 #: derives the others from rules.
-KF_SPEC_MAGIC = 0x464B4650
+KF_SPEC_MAGIC = 0x324B4650   # "PFK2" (libpyfalco refuses a spec of another hash: "PFKF" was FNV-1a)
 KF_SPEC_OFF = struct.pack("<IIII", KF_SPEC_MAGIC, 0, 0, 0)
 
 

@@ -58,7 +58,7 @@ KF_OPEN, KF_OPENAT, KF_OPENAT2, KF_CLOSE = 1, 2, 4, 8
 EXACT, PREFIX, DIR, BASE = 1, 2, 3, 4
 ANY = 1 << 31
 # pyfalco.capture.KF_SPEC_MAGIC (the capture installs the spec; this module loads without libpyfalco)
-MAGIC = 0x464B4650
+MAGIC = 0x324B4650
 _TYPE_BITS = {"open": KF_OPEN, "openat": KF_OPENAT, "openat2": KF_OPENAT2}
 OPEN_TYPES = frozenset(_TYPE_BITS)
 _KIND_NAMES = {EXACT: "name", PREFIX: "prefix", DIR: "directory", BASE: "file name"}

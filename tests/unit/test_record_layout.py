@@ -70,3 +70,12 @@ def test_no_module_spells_the_header_out_again():
     assert not unknown, f"the record header re-derived outside pyfalco/record.py: {unknown}"
     stale = sorted(set(KNOWN_COPIES) - set(found))
     assert not stale, f"no longer re-derive the header (remove from KNOWN_COPIES): {stale}"
+
+
+def test_kernel_filter_spec_magic_is_the_library_s():
+    """The filter spec's magic names its path hash: Python's two copies (pyfalco.kfilter loads
+    without libpyfalco) and the C header must agree, or libpyfalco refuses every spec."""
+    from pyfalco import capture, kfilter
+    header = (CHECKOUT / "libpyfalco" / "include" / "pyfalco" / "kfilter.h").read_text()
+    c_magic = int(re.search(r"#define PYFALCO_KF_MAGIC (0x[0-9a-fA-F]+)u", header).group(1), 16)
+    assert kfilter.MAGIC == capture.KF_SPEC_MAGIC == c_magic

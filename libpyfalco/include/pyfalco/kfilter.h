@@ -28,7 +28,7 @@ extern "C" {
 #define PYFALCO_KF_BASE 4
 /* Pattern mask bit: any flags. */
 #define PYFALCO_KF_ANY (1u << 31)
-#define PYFALCO_KF_MAGIC 0x464b4650u /* "PFKF" */
+#define PYFALCO_KF_MAGIC 0x324b4650u /* "PFK2": the path hash of session 5 (word at a time); "PFKF" specs hashed bytes (FNV-1a) */
 
 /*
  * Installs a filter, replacing the previous one (effective at once, also while capturing).
