@@ -435,6 +435,7 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	struct pf_kf_fd k;
 	struct pf_kf_fstate zero_st = {}, *st;
 	struct pf_kf_rec *rec;
+	__u32 zero = 0;
 	long err;
 
 	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
@@ -450,12 +451,18 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	}
 	if (st->nohold)
 		return 0;
-	/* the scratch slot is the value: the record is its first len (<= PF_KF_REC_MAX) bytes, the
-	 * fields after data lie past it (no copy) */
-	rec = (struct pf_kf_rec *)aux->data;
+	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
+	if (!rec)
+		return 0;
 	rec->len = len;
 	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
 	rec->flags_off = flags_off;
+	/* the record only: the rest of the slot is never read (rec->len bounds every use); the
+	 * bound again on the register passed, for the verifier */
+	barrier_var(len);
+	len &= (2 * PF_KF_REC_MAX - 1);
+	if (len > PF_KF_REC_MAX || bpf_probe_read_kernel(rec->data, len, aux->data))
+		return 0;
 	/* pf_submit sets the length: the header in aux has the previous record's */
 	((struct pyfalco_evt_hdr *)rec->data)->len = len;
 	/* counted before it is visible: a reader that finds it also finds held > 0 */
@@ -588,9 +595,10 @@ __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 
 	if (!aux)
 		return 0;
-	/* the table is looked up at the first fd >= 0: an event whose fds are all negative
-	 * (close(-1), a failed call's) reads nothing */
-	files = 0;
+	files = pf_kf_files();
+	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	if (!st || st->held <= 0)
+		return 0;
 	ts = ((struct pyfalco_evt_hdr *)aux->data)->ts;
 	np = ((struct pyfalco_evt_hdr *)aux->data)->nparams;
 	off = PYFALCO_EVT_HDR_SIZE + 2 * (__u64)(np & (PF_MAX_PARAMS - 1));
@@ -601,15 +609,8 @@ __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 		if ((mask & (1u << i)) && plen == 8) {
 			__s64 fd = *(__s64 *)&aux->data[off & PF_AUX_MASK];
 
-			if (fd >= 0) {
-				if (!files) {
-					files = pf_kf_files();
-					st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-					if (!files || !st || st->held <= 0)
-						return 0;
-				}
+			if (fd >= 0)
 				pf_kf_release(files, fd, ts);
-			}
 		}
 		off += plen;
 	}

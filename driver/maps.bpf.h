@@ -136,13 +136,11 @@ struct pf_kf_fd {
  * space gets the flag in the record's flags as it would have had it (close_range sets it there). */
 #define PF_KF_REC_MAX 512
 struct pf_kf_rec {
-	/* first: the scratch slot holding the record being built is stored as it is (pf_kf_hold
-	 * writes the fields below after the record's bytes, which a held record never reaches) */
-	__u8 data[PF_KF_REC_MAX];
 	__u32 len;
 	__u32 cloexec;
 	__u32 flags_off; /* where the open's flags are in data (PPM_O_CLOEXEC is added there when sent) */
 	__u32 pad;
+	__u8 data[PF_KF_REC_MAX];
 };
 
 /* Opens dropped and held until a sent event uses their fd (filter.bpf.h). A plain hash, not an
