@@ -35,6 +35,10 @@ class OutputFormatError(ValueError):
         self.pos = pos
 
 
+#: the widest ``%<width>field`` accepted (a wider one is a load error)
+MAX_FIELD_WIDTH = 4096
+
+
 def parse_output(fmt: str) -> list:
     """Split ``fmt`` into literal strings and ``(text, operand node, width)`` tuples."""
     parts: list = []
@@ -54,6 +58,9 @@ def parse_output(fmt: str) -> list:
             continue
         start = m.end()
         width = int(m.group(1)) if m.group(1) else 0
+        if abs(width) > MAX_FIELD_WIDTH:
+            # a width pads every alert line to it: a huge one is a mistake (or an attack on memory)
+            raise OutputFormatError(f"field width {m.group(1)} is larger than {MAX_FIELD_WIDTH}", j)
         word = re.match(r"[a-zA-Z][a-zA-Z0-9_]*", fmt[start:]).group()
         parser = Parser(fmt)
         parser.lex.pos = start
