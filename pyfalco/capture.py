@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import _native, _schema
 from .errors import CaptureClosedError, DriverUnavailableError
 from .events import Event, split_batch
+from .record import KF_SPEC_HEADER, KF_SPEC_MAGIC
 from .syscalls import STATE_SET
 
 if TYPE_CHECKING:
@@ -29,8 +30,7 @@ log = logging.getLogger("pyfalco.native")
 #: the kernel-side filter's spec (libpyfalco/include/pyfalco/kfilter.h): its magic, and a spec
 #: that turns the filter off (the header with no event type on and no pattern). pyfalco.kfilter
 #: derives the others from rules.
-KF_SPEC_MAGIC = 0x324B4650   # "PFK2" (libpyfalco refuses a spec of another hash: "PFKF" was FNV-1a)
-KF_SPEC_OFF = struct.pack("<IIII", KF_SPEC_MAGIC, 0, 0, 0)
+KF_SPEC_OFF = KF_SPEC_HEADER.pack(KF_SPEC_MAGIC, 0, 0, 0)
 
 
 class KernelFilterSpec(Protocol):

@@ -48,6 +48,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from pyfalco.record import KF_SPEC_HEADER, KF_SPEC_MAGIC
 from pyfalco.rules import nodes as n
 
 __all__ = ["KernelFilter", "derive", "path_hash", "OPEN_TYPES",
@@ -57,8 +58,7 @@ __all__ = ["KernelFilter", "derive", "path_hash", "OPEN_TYPES",
 KF_OPEN, KF_OPENAT, KF_OPENAT2, KF_CLOSE = 1, 2, 4, 8
 EXACT, PREFIX, DIR, BASE = 1, 2, 3, 4
 ANY = 1 << 31
-# pyfalco.capture.KF_SPEC_MAGIC (the capture installs the spec; this module loads without libpyfalco)
-MAGIC = 0x324B4650
+MAGIC = KF_SPEC_MAGIC
 _TYPE_BITS = {"open": KF_OPEN, "openat": KF_OPENAT, "openat2": KF_OPENAT2}
 OPEN_TYPES = frozenset(_TYPE_BITS)
 _KIND_NAMES = {EXACT: "name", PREFIX: "prefix", DIR: "directory", BASE: "file name"}
@@ -132,7 +132,7 @@ class KernelFilter:
 
     def spec(self) -> bytes:
         """The binary form libpyfalco installs (libpyfalco/include/pyfalco/kfilter.h)."""
-        out = [struct.pack("<IIII", MAGIC, self.on, self.flags_any, len(self.patterns))]
+        out = [KF_SPEC_HEADER.pack(MAGIC, self.on, self.flags_any, len(self.patterns))]
         for (kind, text), mask in sorted(self.patterns.items()):
             raw = text.encode()
             out.append(struct.pack("<QIII", path_hash(raw), len(raw), kind, mask))

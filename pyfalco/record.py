@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 __all__ = ["HDR", "HDR_SIZE", "HDR_LEN_OFFSET", "BATCH_ENTRY", "BATCH_ENTRY_SIZE", "ENTRY_HDR", "BATCH_ALIGN",
-           "pack_header", "entry_stride"]
+           "pack_header", "entry_stride", "KF_SPEC_MAGIC", "KF_SPEC_HEADER"]
 
 #: struct ppm_evt_hdr: ts, tid, len, type, nparams
 HDR = struct.Struct("<QQIHI")
@@ -28,6 +28,11 @@ BATCH_ENTRY_SIZE = BATCH_ENTRY.size     # 8
 ENTRY_HDR = struct.Struct("<" + BATCH_ENTRY.format.lstrip("<") + HDR.format.lstrip("<"))
 #: alignment of batch entries
 BATCH_ALIGN = 8
+#: the kernel-side filter's spec (libpyfalco/include/pyfalco/kfilter.h, PYFALCO_KF_MAGIC): its magic,
+#: "PFK2" (the word-at-a-time path hash; libpyfalco refuses a spec of another hash: "PFKF" was FNV-1a),
+#: and its header: magic, on (event types), flags_any, number of patterns
+KF_SPEC_MAGIC = 0x324B4650
+KF_SPEC_HEADER = struct.Struct("<IIII")
 
 
 def pack_header(ts: int, tid: int, length: int, etype: int, nparams: int) -> bytes:

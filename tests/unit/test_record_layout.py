@@ -73,9 +73,12 @@ def test_no_module_spells_the_header_out_again():
 
 
 def test_kernel_filter_spec_magic_is_the_library_s():
-    """The filter spec's magic names its path hash: Python's two copies (pyfalco.kfilter loads
-    without libpyfalco) and the C header must agree, or libpyfalco refuses every spec."""
-    from pyfalco import capture, kfilter
+    """The filter spec's magic names its path hash: Python's one copy (pyfalco/record.py, which
+    pyfalco.kfilter and pyfalco.capture both use) and the C header must agree, or libpyfalco
+    refuses every spec."""
+    from pyfalco import capture, kfilter, record
     header = (CHECKOUT / "libpyfalco" / "include" / "pyfalco" / "kfilter.h").read_text()
     c_magic = int(re.search(r"#define PYFALCO_KF_MAGIC (0x[0-9a-fA-F]+)u", header).group(1), 16)
-    assert kfilter.MAGIC == capture.KF_SPEC_MAGIC == c_magic
+    assert record.KF_SPEC_MAGIC == c_magic
+    assert kfilter.MAGIC is record.KF_SPEC_MAGIC
+    assert record.KF_SPEC_HEADER.unpack(capture.KF_SPEC_OFF) == (c_magic, 0, 0, 0)
