@@ -58,12 +58,21 @@ def test_picker_on_short_records(code):
         assert got.count(None) >= len(pick.keys) - n
 
 
-def test_inherit_copies_exactly_the_inherited_slots():
+SLOTS = [s for s in Thread.__slots__ if s != "__weakref__"]
+
+
+def _marked_parent() -> Thread:
+    """A thread whose every slot but ``proc`` holds a value of its own (to see what is copied)."""
     parent = Thread(10, 10, 1)
-    slots = [s for s in Thread.__slots__ if s != "__weakref__"]
-    for i, s in enumerate(slots):
+    for i, s in enumerate(SLOTS):
         if s != "proc":
             setattr(parent, s, ("parent", i))
+    return parent
+
+
+def test_inherit_copies_exactly_the_inherited_slots():
+    parent = _marked_parent()
+    slots = SLOTS
     child = Thread(11, 11, 10)
     before = {s: getattr(child, s) for s in slots}
     child.inherit(parent)
@@ -101,11 +110,8 @@ def test_container_from_cgroups_by_identity_and_by_value_agree():
 
 
 def test_child_of_is_init_then_inherit():
-    parent = Thread(10, 10, 1)
-    slots = [s for s in Thread.__slots__ if s != "__weakref__"]
-    for i, s in enumerate(slots):
-        if s != "proc":
-            setattr(parent, s, ("parent", i))
+    parent = _marked_parent()
+    slots = SLOTS
     proc = Proc()
     made = Thread.child_of(parent, 11, 12, 10, proc)
     ref = Thread(11, 12, 10, proc)
