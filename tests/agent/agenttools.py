@@ -5,7 +5,6 @@ programmable faults, a unix-socket syslog listener, and a bounded CLI runner."""
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import os
 import socket
@@ -14,10 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import pytest
+
+from http_sink import make_server
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -94,42 +94,18 @@ class Receiver:
         self.delay = 0.0
         self.lock = threading.Lock()
         self.events: list[str] = []     # what the server saw, for a failing test's message
-        outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def record(handler, body: bytes) -> None:
+            if handler.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.mode == "slow":
+                time.sleep(self.delay)
+            with self.lock:
+                self.bodies.append(body)
+                self.headers.append(dict(handler.headers))
+                self.connections.add(handler.client_address)
 
-            def log_message(self, *a):
-                pass
-
-            def log_error(self, fmt, *args):     # a malformed or timed-out request
-                outer.note(f"{self.client_address}: " + (fmt % args))
-
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                if len(body) != n:
-                    outer.note(f"{self.client_address}: body of {len(body)} bytes, {n} announced")
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if outer.mode == "slow":
-                    time.sleep(outer.delay)
-                with outer.lock:
-                    outer.bodies.append(body)
-                    outer.headers.append(dict(self.headers))
-                    outer.connections.add(self.client_address)
-                code = 500 if outer.mode == "error" else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        class S(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                outer.note(f"{client_address}: {traceback.format_exc(limit=3)}")
-
-        self.server = S(("127.0.0.1", 0), H)
+        self.server = make_server(record, self.note, lambda: 500 if self.mode == "error" else 200)
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
