@@ -208,6 +208,9 @@ class Agent:
         self._stop = threading.Event()
         self._reload = False
         self._reload_thread: threading.Thread | None = None   # a reload being prepared off the loop
+        self._ws_thread: threading.Thread | None = None       # a webserver restart (after a reload)
+        self._ws_lock = threading.Lock()
+        self._closing = False
         self._reload_result: Any = None
         self._reopen = False
         self._watch_sig: dict = {}
@@ -655,18 +658,36 @@ class Agent:
         self.drops = self._make_drops(cfg)
         self._schedule_metrics(cfg)
         if ws_changed:
-            if self.webserver is not None:
-                self.webserver.stop()
-                self.webserver = None
-            try:
-                self._start_webserver(cfg)
-            except AgentError as exc:
-                log.error("reload: %s", exc)
+            self._restart_webserver_off_loop(cfg)
         self._watch_sig = _file_signature(self._watch_paths())
         self.metrics.reloads += 1
         log.info("reloaded: %d rules, %d syscalls requested", rulesload.count_enabled(bundle.ruleset),
                  len(sel.syscalls))
         return True
+
+    def _restart_webserver_off_loop(self, cfg: dict) -> None:
+        """A changed webserver (or metrics) configuration: the running server is stopped and the
+        new one started on a thread of its own (a stop waits up to 1 s for its connections'
+        threads; the capture must keep being read meanwhile). Restarts run one after another."""
+        prev = self._ws_thread
+        old, self.webserver = self.webserver, None
+
+        def restart() -> None:
+            if prev is not None:
+                prev.join()
+            if old is not None:
+                old.stop()
+            with self._ws_lock:
+                if self._closing:
+                    return
+                try:
+                    self._start_webserver(cfg)
+                except AgentError as exc:
+                    log.error("reload: %s", exc)
+
+        t = threading.Thread(target=restart, name="pyfalco-webserver-restart", daemon=True)
+        self._ws_thread = t
+        t.start()
 
     # ---- shutdown -------------------------------------------------------------------------
     def close(self, output_timeout: float = 3.5) -> None:
@@ -697,6 +718,12 @@ class Agent:
                         "output %s: %d offered: %d sent, %d failed, %d dropped (queue full), %d not delivered at "
                         "shutdown", name, c["offered"], c["sent"], c["failed"], c["dropped_full"],
                         c["dropped_shutdown"] + c["pending"])
-        ws, self.webserver = self.webserver, None
+        with self._ws_lock:     # a restart after this point starts nothing
+            self._closing = True
+        t = self._ws_thread
+        if t is not None:
+            t.join(1.5)         # an old server's stop takes 1 s at most
+        with self._ws_lock:
+            ws, self.webserver = self.webserver, None
         if ws is not None:
             ws.stop()

@@ -8,9 +8,12 @@ import io
 import json
 import re
 import signal
+import socket
 import threading
 import time
 import urllib.request
+
+import pytest
 
 import pyfalco
 from agenttools import CURL_SCAP, ETC_ALERTS, ETC_RULES, base_config, json_lines, popen_cli
@@ -239,6 +242,52 @@ def test_process_webserver_sighup_and_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_webserver_restart_after_a_reload_is_off_the_event_loop(tmp_path, monkeypatch):
+    """A reload that changes the webserver restarts it on a thread of its own: events keep being
+    read and matched while the old server's stop is held, then the new server answers and the
+    old port is closed. The test holds the real stop on an event (a real stop waits up to 1 s
+    for its connections' threads: too short to observe without timing); the servers are real."""
+    from pyfalco.agent import webserver as wsmod
+    held, release = threading.Event(), threading.Event()
+    real_stop = wsmod.WebServer.stop
+
+    def held_stop(self):
+        held.set()
+        release.wait(120)     # past the test's wait: a stop on the loop would fail it
+        real_stop(self)
+    ws = {"enabled": True, "listen_address": "127.0.0.1", "listen_port": 0, "threadiness": 1}
+    agent, buf, rules = make_agent(tmp_path, overrides=["webserver.enabled=true"], webserver=ws)
+    t, res = run_in_thread(agent)
+    try:
+        assert wait_for(lambda: "Etc open" in rules_seen(buf) and agent.webserver is not None)
+        old_port = agent.webserver.port
+        assert urllib.request.urlopen(f"http://127.0.0.1:{old_port}/healthz", timeout=5).status == 200
+        monkeypatch.setattr(wsmod.WebServer, "stop", held_stop)
+        cfg_path = tmp_path / "pyfalco.yaml"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["webserver"]["threadiness"] = 2
+        cfg_path.write_text(json.dumps(cfg))
+        agent.request_reload()
+        assert held.wait(30), "the reload did not stop the old webserver"
+        n0, alerts0 = agent.metrics.n_evts, len(buf.getvalue())
+        assert wait_for(lambda: agent.metrics.n_evts > n0 + 1000 and len(buf.getvalue()) > alerts0, timeout=30), \
+            "no event was processed while the old webserver was being stopped"
+        assert agent.metrics.reloads == 1 and agent.webserver is None
+        release.set()
+        assert wait_for(lambda: agent.webserver is not None, timeout=30)
+        new = agent.webserver
+        assert new.workers == 2
+        assert urllib.request.urlopen(f"http://127.0.0.1:{new.port}/healthz", timeout=5).status == 200
+        if new.port != old_port:
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", old_port), timeout=5).close()
+    finally:
+        release.set()
+        agent.request_stop()
+        t.join(15)
+    assert res["code"] == 0 and agent.webserver is None
 
 
 def test_replay_exits_zero_and_flushes(tmp_path):
