@@ -122,6 +122,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (i = 0; i < nkeep; i++)
 		free(keep[i].evt);
-	close(fd);
+	fuzz_memfd_done(fd);
 	return 0;
 }

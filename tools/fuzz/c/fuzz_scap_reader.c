@@ -6,7 +6,8 @@
  * (capture.c). Every event handed out is checked against the contract callers rely on: a v2
  * header whose parameter lengths add up to its length.
  *
- * The file lives in a memfd and is opened by its /proc/self/fd path, so the reader runs
+ * The file lives in a memfd (one per run, rewritten per input) and is opened by its
+ * /proc/self/fd path, so the reader runs
  * exactly as on disk (open + gzdopen + gzread).
  */
 #include <stdint.h>
@@ -76,6 +77,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)pyfalco_capture_error(h);
 	pyfalco_capture_free(h);
-	close(fd);
+	fuzz_memfd_done(fd);
 	return 0;
 }

@@ -174,6 +174,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (i = 0; i < nmeta; i++)
 		free(meta[i].body);
-	close(fd);
+	fuzz_memfd_done(fd);
 	return 0;
 }
