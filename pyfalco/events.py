@@ -276,6 +276,8 @@ def event_info(code: int) -> _schema.EventInfo:
 # the generic path raises the same EventDecodeError as before.
 
 _FIXED = {PT[_name]: _fmt for _name, _fmt in {**_SIGNED, **_UNSIGNED}.items()}
+# types whose decoder returns a value for any non-empty bytes (every length and index checked)
+_NEVER_RAISE = frozenset((PT["SOCKADDR"], PT["SOCKTUPLE"]))
 _STRINGS = frozenset(PT[_n] for _n in ("CHARBUF", "FSPATH", "FSRELPATH"))
 _DECODER_CACHE: dict[int, Any] = {}     # code << 32 | n -> decoder
 #: parameter name -> first index, per event code
@@ -348,6 +350,11 @@ def _make_decoder(code: int, n: int):
         if DECODERS.get(ptypes[i]) is bytes:
             # decode_param of a byte buffer inline (args, env, cgroups: a call each per exec/clone)
             return f"(_bytes(_r) if (_r := {raw}) else None)"
+        if ptypes[i] in _NEVER_RAISE:
+            # socket addresses and tuples: their decoders raise on no non-empty input, so
+            # decode_param's lookup and try add nothing (two calls per connect/accept)
+            ns[f"_d{i}"] = DECODERS[ptypes[i]]
+            return f"(_d{i}(_r) if (_r := {raw}) else None)"
         return f"_dp({ptypes[i]}, {raw})"
 
     def one_fixed(i: int) -> str:

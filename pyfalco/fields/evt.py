@@ -27,14 +27,16 @@ _PPM_O_RDONLY, _PPM_O_WRONLY, _PPM_O_CREAT, _PPM_O_F_CREATED = 1, 2, 4, 1 << 14
 _EXIT_RES_NAMES = ("res", "fd")
 
 
+# by event code: 1 for the exit events whose first parameter is their return value
+_HAS_RES = bytes(1 if code % 2 and e.params and e.params[0].name in _EXIT_RES_NAMES else 0
+                 for code, e in enumerate(EVENTS))
+
+
 def _res(ie: FieldEvent):
     """The return value of an exit event (its ``res`` parameter, or the fd of fd-creating calls)."""
     evt = ie.evt
     code = evt.type
-    if code % 2 == 0 or code >= _NEVENTS:
-        return None
-    params = EVENTS[code].params
-    if not params or params[0].name not in _EXIT_RES_NAMES:
+    if code >= _NEVENTS or not _HAS_RES[code]:
         return None
     v = evt.param(0)
     return v if isinstance(v, int) else None
