@@ -345,7 +345,13 @@ class Inspector:
                 cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
                 num += 1
                 kind = kinds[etype]
-                if kind == _K_NOLOOKUP:
+                # the events parse() takes (wanted, or with a handler) tested first: they would
+                # otherwise go through every test below; the kinds below fall back to parse()
+                # when their record is not as they expect (ie stays _PARSE)
+                ie = _PARSE
+                if kind == _K_WANTED or not kind:
+                    pass
+                elif kind == _K_NOLOOKUP:
                     # StateParser.parse of a no-lookup event with no handler and no fd parameter
                     if parser.pending_exit is not None:
                         parser.finish_pending()
@@ -436,7 +442,7 @@ class Inspector:
                         and _sockio(buf, off, etype, nparams, threads[tid], parser.fd_loader):
                     threads[tid].last_ts = ts
                     ie = None
-                else:
+                if ie is _PARSE:
                     evt = new(Event)
                     evt.ts = ts
                     evt.tid = tid
@@ -704,6 +710,7 @@ def container_event_record(info: ContainerInfo, ts: int) -> bytes:
     length = HDR_SIZE + 4 + len(payload)
     return pack_header(ts, 0xFFFFFFFFFFFFFFFF, length, _CONTAINER_JSON_2_E, 1) + struct.pack("<I", len(payload)) + payload
 _ALL_CODES = b"\x01" * 65536
+_PARSE = object()            # process_raw: the event is still to be parsed
 # process_raw's kinds of event codes
 _K_OTHER, _K_SKIP, _K_CLOSE, _K_WANTED, _K_NOLOOKUP, _K_RUN, _K_RUN_NOLOOKUP, _K_MEMORY = 0, 1, 2, 3, 4, 5, 6, 7
 # exits that lead with res and the thread's memory counters (u32 vm_size, vm_rss, vm_swap)

@@ -64,6 +64,9 @@ def _unset(ip) -> bool:
     return ip is None or ip.packed.count(0) == len(ip.packed)
 
 
+_new = object.__new__
+
+
 class Fd:
     """One open file descriptor. ``name`` is Falco's fd.name; ``nameraw`` the path as passed."""
 
@@ -93,6 +96,34 @@ class Fd:
         self.pid = 0           # owner process (fd.uid)
         self.from_proc = False  # an IP socket from an initial table whose roles are not decided yet
         self.redirected = False  # a connect replaced a destination the socket already had
+
+    @classmethod
+    def made(cls, fd: int, ftype: int, name: str, flags: int, nameraw: str, dev: int, ino: int, pid: int) -> "Fd":
+        """``Fd(fd, ftype, name, flags)`` with nameraw, dev, ino and pid set, without the call
+        of ``__init__`` (a class call costs as much as the stores here: opens make one each)."""
+        f = _new(cls)
+        f.fd = fd
+        f.type = ftype
+        f.name = name
+        f.nameraw = nameraw
+        f.flags = flags
+        f.dev = dev
+        f.ino = ino
+        f.sip = None
+        f.sport = 0
+        f.dip = None
+        f.dport = 0
+        f.l4proto = 0
+        f.role = ROLE_NONE
+        f.connected = False
+        f.unix_source = 0
+        f.unix_dest = 0
+        f.upper_layer = False
+        f.lower_layer = False
+        f.pid = pid
+        f.from_proc = False
+        f.redirected = False
+        return f
 
     def copy(self, fd: int) -> "Fd":
         """The same open file under another number (dup, fcntl F_DUPFD, fd passing)."""

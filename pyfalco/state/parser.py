@@ -28,6 +28,9 @@ from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, P
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
 from .threads import Proc, Thread, ThreadTable, _split_nul, invalid_thread, split_args
 
+_new = object.__new__
+_made_fd = Fd.made
+
 log = logging.getLogger("pyfalco.state")
 
 __all__ = ["StateParser", "resolve_path"]
@@ -282,7 +285,17 @@ class StateParser:
             self._finish_exit(*pending)
         tid = evt.tid
         t = self.table.threads.get(tid)
-        ie = InspectedEvent(evt, None, t)
+        # InspectedEvent(evt, None, t) without the class call (as much again as these stores)
+        ie = _new(InspectedEvent)
+        ie.evt = evt
+        ie.inspector = None
+        ie.thread = t
+        ie.fd = None
+        ie.fdnum = -1
+        ie.name_changed = False
+        ie.cache = None
+        ie.extra = None
+        ie.prev_ts = None
         handler = self.handlers.get(evt.type)
         if handler is not None:
             try:
@@ -494,22 +507,7 @@ class StateParser:
             t.proc.cwd = cwd
         if cg is not None:
             t.set_cgroups(cg)
-        if uid is not None:
-            t.uid = uid
-        if gid is not None:
-            t.gid = gid
-        if fdlimit is not None:
-            t.fdlimit = fdlimit
-        if vm_size is not None:
-            t.vmsize = vm_size
-        if vm_rss is not None:
-            t.vmrss = vm_rss
-        if vm_swap is not None:
-            t.vmswap = vm_swap
-        if pgft_maj is not None:
-            t.pfmajor = pgft_maj
-        if pgft_min is not None:
-            t.pfminor = pgft_min
+        _take_counters(t, uid, gid, fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min)
         if pidns_ts is not None:
             t.pidns_init_start_ts = pidns_ts
         if own:
@@ -593,22 +591,7 @@ class StateParser:
             t.exe_ino_ctime = exe_ino_ctime
         if exe_ino_mtime is not None:
             t.exe_ino_mtime = exe_ino_mtime
-        if uid is not None:
-            t.uid = uid
-        if gid is not None:
-            t.gid = gid
-        if fdlimit is not None:
-            t.fdlimit = fdlimit
-        if vm_size is not None:
-            t.vmsize = vm_size
-        if vm_rss is not None:
-            t.vmrss = vm_rss
-        if vm_swap is not None:
-            t.vmswap = vm_swap
-        if pgft_maj is not None:
-            t.pfmajor = pgft_maj
-        if pgft_min is not None:
-            t.pfminor = pgft_min
+        _take_counters(t, uid, gid, fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min)
         t.lastexec_ts = evt.ts
         # close-on-exec descriptors are gone
         fds = t.proc.fds
@@ -686,11 +669,8 @@ class StateParser:
                 name = resolve_path(base, raw)
         else:
             name = raw
-        f = Fd(fd if fd is not None else -1, FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE_V2, name, flags)
-        f.nameraw = raw
-        f.dev = vals[i_dev] or 0
-        f.ino = vals[i_ino] or 0
-        f.pid = t.pid
+        f = _made_fd(fd if fd is not None else -1, FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE_V2, name,
+                     flags, raw, vals[i_dev] or 0, vals[i_ino] or 0, t.pid)
         ie.fd = f
         if fd is not None and fd >= 0:
             proc.fds[fd] = f
@@ -873,21 +853,29 @@ class StateParser:
             _init_socket(f, domain, p.get("type") or 0, p.get("proto") or 0)
 
     def _connect(self, evt, ie: InspectedEvent) -> None:
-        p = evt.params
-        t = self._thread(evt, ie)
-        fd = p.get("fd")
+        # the parameters by position (res, tuple, fd, addr), not through the evt.params dict
+        vals = evt._vals
+        if vals is None:
+            vals = evt.values()
+        if len(vals) == 4 and _CONNECT_CURRENT:
+            res, tup, fd, addr = vals
+        else:
+            res, tup, fd, addr = _CONNECT_PICK(evt)
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(evt.tid, evt.ts)
         if t is None or fd is None:
             return
         ie.fdnum = fd
-        f = ie.fd = self.lookup_fd(t, fd)
-        res = p.get("res")
+        f = t.proc.fds.get(fd)
+        if f is None and fd >= 0 and self.fd_loader is not None:
+            f = self.lookup_fd(t, fd)
+        ie.fd = f
         if f is None or res is None or (res < 0 and res != -EINPROGRESS):
             return            # libs leaves a socket whose connect failed as it was
         old = f.name
         f.connected = True
-        tup = p.get("tuple")
         if tup is None or (tup.family in (AF_INET, AF_INET6) and tup.dip is None):
-            addr = p.get("addr")
             if addr is None:
                 return
             if addr.family in (AF_INET, AF_INET6) and addr.ip is not None:
@@ -1120,6 +1108,27 @@ class StateParser:
                 del fds[fd]
 
 
+def _take_counters(t: Thread, uid, gid, fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min) -> None:
+    """The ids, fd limit, memory and page-fault counters a clone or execve exit carries, each
+    where the event has it (None: the thread keeps its value)."""
+    if uid is not None:
+        t.uid = uid
+    if gid is not None:
+        t.gid = gid
+    if fdlimit is not None:
+        t.fdlimit = fdlimit
+    if vm_size is not None:
+        t.vmsize = vm_size
+    if vm_rss is not None:
+        t.vmrss = vm_rss
+    if vm_swap is not None:
+        t.vmswap = vm_swap
+    if pgft_maj is not None:
+        t.pfmajor = pgft_maj
+    if pgft_min is not None:
+        t.pfminor = pgft_min
+
+
 _FROM_PARENT_EVENT = 1 << 30   # Thread.flags: created from the parent's clone event, not its own yet
 
 
@@ -1196,6 +1205,7 @@ _PAD = (None,)
 _CLONE_PICK = _Picker(("res", "flags", "tid", "pid", "ptid", "comm", "exe", "args", "cwd", "cgroups", "uid", "gid",
                        "fdlimit", "vm_size", "vm_rss", "vm_swap", "pgft_maj", "pgft_min", "pidns_init_start_ts",
                        "vtid", "vpid"))
+_CONNECT_PICK = _Picker(("res", "tuple", "fd", "addr"))
 _EXECVE_PICK = _Picker(("res", "pid", "ptid", "exe", "args", "comm", "trusted_exepath", "filename", "cwd", "env",
                         "cgroups", "tty", "vpgid", "pgid", "loginuid", "flags", "cap_inheritable", "cap_permitted",
                         "cap_effective", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "uid", "gid", "fdlimit",
@@ -1232,3 +1242,4 @@ def _close_res_fd() -> bool:
 
 
 _CLOSE_RES_FD = _close_res_fd()
+_CONNECT_CURRENT = _PARAM_NAMES[E_CONNECT] == _CONNECT_PICK.keys
