@@ -257,6 +257,15 @@ PF_INLINE __u64 pf_kf_files(void)
 	return (__u64)BPF_CORE_READ(t, files);
 }
 
+/* The same by a direct (BTF) load, not a bpf_probe_read_kernel call (a dropped open and its
+ * close each ask once). To the verifier the value stays a kernel pointer: it may only be stored
+ * in a map key on the stack (as root or with CAP_PERFMON: the driver needs those), never passed
+ * to a global function; those take pf_kf_files()'s. */
+PF_INLINE __u64 pf_kf_files_direct(void)
+{
+	return (__u64)bpf_get_current_task_btf()->files;
+}
+
 /*=== held opens ===
  * A dropped open's record waits in pf_kf_held, keyed like the fd it made. It reaches user space
  * (tid made the current thread's, timestamp just before the event that needs it) when a sent
@@ -440,7 +449,7 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 
 	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
 		return 0;
-	k.files = pf_kf_files();
+	k.files = pf_kf_files_direct();
 	k.fd = (__u64)fd;
 	st = bpf_map_lookup_elem(&pf_kf_tables, &k.files);
 	if (!st) {
@@ -542,7 +551,7 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 layout, __u32 len, __u64 fil
 	return 1;
 send:
 	/* this fd number is user space's again, whatever a held open of it was */
-	pf_kf_discard(pf_kf_files(), fd);
+	pf_kf_discard(pf_kf_files_direct(), fd);
 	return 0;
 }
 
@@ -557,7 +566,7 @@ __noinline int pf_kf_close(struct pf_aux *aux)
 	v = *(__s64 *)&aux->data[PYFALCO_EVT_HDR_SIZE + 2 * 2 + 8];
 	if (v < 0)
 		return 0; /* close(-1) and the like: no fd, nothing to look up */
-	if (!pf_kf_discard(pf_kf_files(), v))
+	if (!pf_kf_discard(pf_kf_files_direct(), v))
 		return 0;
 	pf_kf_count(PF_KF_ST_CLOSES);
 	return 1;
