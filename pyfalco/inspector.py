@@ -34,7 +34,7 @@ from .state.event import InspectedEvent
 
 if TYPE_CHECKING:
     from .fields.provider import StateProvider
-from .state.parser import _CLOSE_RES_FD, E_CLOSE, StateParser, resolve_path
+from .state.parser import _CLOSE_RES_FD, E_CLOSE, OPEN_LAYOUT, PARSE_ERRORS, StateParser, resolve_path
 from .state.fds import FD_IPV4_SOCK, FD_IPV6_SOCK, L4_TCP
 from .state.threads import Thread, ThreadTable, thread_from_info
 from .state.users import UserTable
@@ -322,6 +322,8 @@ class Inspector:
         parser = self.parser
         kinds = self._kinds(wanted)[1]
         parse = parser.parse
+        open_layout = parser.open_layout
+        open_layouts = OPEN_LAYOUT
         skip = parser.skip
         close_fd = parser.close_fd
         threads = self.threads.threads
@@ -345,11 +347,26 @@ class Inspector:
                 cpu, flags, rlen, ts, tid, length, etype, nparams = unpack(buf, off)
                 num += 1
                 kind = kinds[etype]
-                # the events parse() takes (wanted, or with a handler) tested first: they would
-                # otherwise go through every test below; the kinds below fall back to parse()
-                # when their record is not as they expect (ie stays _PARSE)
+                # the commonest kinds first: a close nobody wants, then the events parse() takes
+                # (wanted, or with a handler), which would otherwise go through every test
+                # below; the other kinds fall back to parse() when their record is not as they
+                # expect (ie stays _PARSE)
                 ie = _PARSE
-                if kind == _K_WANTED or not kind:
+                if kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
+                        and (rec := close_unpack(buf, off + _CLOSE_LENS_AT))[0] == _CLOSE_LENS:
+                    # StateParser.close_fd (parse + _close, straight from the record: lengths,
+                    # res and fd in one read), inline in its common case (a known thread, no
+                    # procexit due); tested before the rarer kinds
+                    _lens, res, fd = rec
+                    t = threads.get(tid)
+                    if t is None or parser.pending_exit is not None:
+                        close_fd(tid, ts, res, fd)
+                    else:
+                        if res >= 0:
+                            t.proc.fds.pop(fd, None)
+                        t.last_ts = ts
+                    ie = None
+                elif kind == _K_WANTED or not kind:
                     pass
                 elif kind == _K_NOLOOKUP:
                     # StateParser.parse of a no-lookup event with no handler and no fd parameter
@@ -366,20 +383,6 @@ class Inspector:
                     if t is None or parser.pending_exit is not None:
                         skip(tid, ts)
                     else:
-                        t.last_ts = ts
-                    ie = None
-                elif kind == _K_CLOSE and nparams == 2 and length == _CLOSE_LEN \
-                        and (rec := close_unpack(buf, off + _CLOSE_LENS_AT))[0] == _CLOSE_LENS:
-                    # StateParser.close_fd (parse + _close, straight from the record: lengths,
-                    # res and fd in one read), inline in its common case (a known thread, no
-                    # procexit due); tested before the rarer kinds
-                    _lens, res, fd = rec
-                    t = threads.get(tid)
-                    if t is None or parser.pending_exit is not None:
-                        close_fd(tid, ts, res, fd)
-                    else:
-                        if res >= 0:
-                            t.proc.fds.pop(fd, None)
                         t.last_ts = ts
                     ie = None
                 elif (kind == _K_RUN or kind == _K_RUN_NOLOOKUP) and (
@@ -455,11 +458,32 @@ class Inspector:
                     evt.buf = buf
                     evt.off = off + ENTRY_SIZE
                     evt._vals = None
-                    ie = parse(evt)
-                    ie.inspector = self
-                    ie.prev_ts = last_ts or None
-                    if etype in containers:
-                        self._container_event(evt, ie)
+                    layout = open_layouts.get(etype)
+                    if layout is not None and nparams == layout[0] and parser.pending_exit is None \
+                            and (t := threads.get(tid)) is not None:
+                        # parse() of an open of a known thread with no procexit due: its handler
+                        # straight away (open_layout), the InspectedEvent made here
+                        ie = new(InspectedEvent)
+                        ie.evt = evt
+                        ie.inspector = self
+                        ie.thread = t
+                        ie.fd = None
+                        ie.fdnum = -1
+                        ie.name_changed = False
+                        ie.cache = None
+                        ie.extra = None
+                        ie.prev_ts = last_ts or None
+                        try:
+                            open_layout(evt, ie, t, layout)
+                        except PARSE_ERRORS as err:
+                            log.debug("parsing %r: %s", evt, err)
+                        t.last_ts = ts
+                    else:
+                        ie = parse(evt)
+                        ie.inspector = self
+                        ie.prev_ts = last_ts or None
+                        if etype in containers:
+                            self._container_event(evt, ie)
                 # Inspector.process's bookkeeping
                 if not first_ts:
                     first_ts = self.first_ts = ts

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 
 from .. import event_codes as ec
-from ..events import _PARAM_NAMES, AF_INET, AF_INET6, AF_UNIX
+from ..events import _PARAM_NAMES, AF_INET, AF_INET6, AF_UNIX, param_decoder
 from ..initial_state import (FD_BPF, FD_DIRECTORY, FD_EVENT, FD_EVENTPOLL, FD_FIFO, FD_FILE_V2, FD_INOTIFY,
                              FD_IOURING, FD_IPV4_SERVSOCK, FD_IPV4_SOCK, FD_IPV6_SOCK, FD_MEMFD, FD_NETLINK, FD_PIDFD, FD_SIGNALFD,
                              FD_TIMERFD, FD_UNIX_SOCK, FD_UNSUPPORTED, FD_USERFAULTFD)
@@ -300,7 +300,7 @@ class StateParser:
         if handler is not None:
             try:
                 handler(evt, ie)
-            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+            except PARSE_ERRORS as err:
                 # a malformed event must not stop the engine
                 log.debug("parsing %r: %s", evt, err)
         else:
@@ -633,42 +633,54 @@ class StateParser:
         return f.name if f is not None else ""
 
     def _open(self, evt, ie: InspectedEvent) -> None:
-        code = evt.type
-        layout = _OPEN_LAYOUT.get(code)
+        layout = _OPEN_LAYOUT.get(evt.type)
         if layout is None or evt.nparams != layout[0]:
             self._open_generic(evt, ie)
             return
-        # the current table's layout: parameters by position (what _open_generic reads by name)
-        _n, i_name, i_dirfd, i_flags, i_dev, i_ino = layout
-        vals = evt._vals
-        if vals is None:
-            vals = evt.values()
         t = ie.thread
         if t is None:
             t = ie.thread = self.get_thread(evt.tid, evt.ts)
+        self.open_layout(evt, ie, t, layout)
+
+    def open_layout(self, evt, ie: InspectedEvent, t: Thread | None, layout: tuple) -> None:
+        """The handler of an open exit in the current table's layout (``layout``: its row of
+        OPEN_LAYOUT, ``evt.nparams`` its first item) by thread ``t`` (looked up already).
+        Inspector.process_raw calls it straight away for the opens of known threads."""
+        # parameters by position (what _open_generic reads by name)
+        _n, i_name, i_dirfd, i_flags, i_dev, i_ino, dec = layout
+        code = evt.type
+        vals = evt._vals
+        if vals is None:
+            # Event.values() with the layout's decoder at hand
+            off = evt.off
+            try:
+                vals = dec(evt.buf, off, off + evt.len)
+            except struct.error:
+                vals = None
+            if vals is None:
+                vals = evt.values()     # lengths that do not add up: the generic path's error
+            else:
+                evt._vals = vals
+        if t is None:
+            return
         fd = vals[0]
         raw = vals[i_name] or ""
         flags = PPM_O_CREAT | PPM_O_WRONLY | PPM_O_TRUNC if code == E_CREAT else vals[i_flags] or 0
-        if t is None:
-            return
         proc = t.proc
-        if i_dirfd >= 0:
-            dirfd = vals[i_dirfd]
-            if dirfd is None or dirfd == PPM_AT_FDCWD:
-                base = proc.cwd
-            else:
-                df = proc.fds.get(dirfd)
-                base = df.name if df is not None else ""
-        else:
-            base = proc.cwd
-        if raw:
-            # resolve_path, inlined for absolute names that need no normalization
-            if raw[0] == "/" and "/." not in raw and "//" not in raw and (len(raw) == 1 or raw[-1] != "/"):
-                name = raw
-            else:
-                name = resolve_path(base, raw)
-        else:
+        if not raw:
             name = raw
+        elif raw[0] == "/" and "/." not in raw and "//" not in raw and (len(raw) == 1 or raw[-1] != "/"):
+            name = raw      # resolve_path, inlined for absolute names that need no normalization
+        else:
+            # the directory it is relative to: the cwd or dirfd's (resolve_path ignores it for
+            # an absolute name)
+            base = proc.cwd
+            if i_dirfd >= 0:
+                dirfd = vals[i_dirfd]
+                if dirfd is not None and dirfd != PPM_AT_FDCWD:
+                    df = proc.fds.get(dirfd)
+                    base = df.name if df is not None else ""
+            name = resolve_path(base, raw)
         f = _made_fd(fd if fd is not None else -1, FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE_V2, name,
                      flags, raw, vals[i_dev] or 0, vals[i_ino] or 0, t.pid)
         ie.fd = f
@@ -1213,8 +1225,8 @@ _EXECVE_PICK = _Picker(("res", "pid", "ptid", "exe", "args", "comm", "trusted_ex
 
 
 def _open_layouts() -> dict:
-    """(nparams, index of name|path, dirfd, flags, dev, ino) of the open calls in the current table
-    (-1: the call has no such parameter)."""
+    """(nparams, index of name|path, dirfd, flags, dev, ino, the records' decoder) of the open calls
+    in the current table (-1: the call has no such parameter)."""
     from .. import _schema
     out = {}
     for code in (E_OPEN, E_OPENAT, E_OPENAT2, E_CREAT, E_OPEN_BY_HANDLE_AT):
@@ -1229,11 +1241,13 @@ def _open_layouts() -> dict:
         i_flags, i_dev, i_ino = ix("flags"), ix("dev"), ix("ino")
         if min(i_name, i_dev, i_ino) < 0 or (i_flags < 0 and code != E_CREAT):
             continue
-        out[code] = (len(names), i_name, i_dirfd, i_flags, i_dev, i_ino)
+        out[code] = (len(names), i_name, i_dirfd, i_flags, i_dev, i_ino, param_decoder(code, len(names)))
     return out
 
 
-_OPEN_LAYOUT = _open_layouts()
+_OPEN_LAYOUT = OPEN_LAYOUT = _open_layouts()
+#: what a handler may raise on a malformed event (parse() logs it and goes on)
+PARSE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
 
 
 def _close_res_fd() -> bool:
