@@ -8,7 +8,8 @@ them), then fed to a fresh Inspector with the default rules' matchers, as Engine
 
 * ``batch``: the whole capture through process_raw in its batches, ns per event;
 * per type: every event on its own (a one-entry process_raw call, timed), minus the cost of an
-  empty call: the ns one event of that type adds, state and rules included.
+  empty call timed right after it: the ns one event of that type adds, state and rules
+  included.
 
 Times are the measuring thread's CPU time (``time.thread_time_ns``): on a shared machine wall
 time also counts the other tenants' time slices (other load still slows the caches down).
@@ -156,7 +157,12 @@ def measure(capture: str, rules: str) -> dict:
         empty.append(clock() - t0)
     empty.sort()
     base = empty[len(empty) // 2]
+    # each event's call is followed by an empty call, timed too: a type's figure is the mean of
+    # its calls minus the mean of the empty calls right after them (the same moment's load and
+    # clock cost), not minus one calibration taken before (whose median moves by hundreds of
+    # ns at load: more than a close costs)
     per: dict[str, list[int]] = {}
+    paired: dict[str, list[int]] = {}
     names = insp.event_code_names
     gc.collect()
     gc.disable()
@@ -164,15 +170,19 @@ def measure(capture: str, rules: str) -> dict:
         for (etype, one), num in entries:
             t0 = clock()
             proc(one, 1, num, wanted, on_event)
-            dt = clock() - t0
-            per.setdefault(names[etype] or str(etype), []).append(dt - base)
+            t1 = clock()
+            proc(b"", 0, 0, wanted, on_event)
+            t2 = clock()
+            name = names[etype] or str(etype)
+            per.setdefault(name, []).append(t1 - t0)
+            paired.setdefault(name, []).append(t2 - t1)
     finally:
         gc.enable()
     insp.close()
-    types = {name: sum(v) / len(v) for name, v in per.items()}
+    types = {name: (sum(v) - sum(paired[name])) / len(v) for name, v in per.items()}
     counts = {name: len(v) for name, v in per.items()}
     return {"batch_ns": batch_ns, "types": types, "counts": counts, "events": n, "alerts": alerts,
-            "call_ns": base}
+            "call_ns": base, "empty_ns": {name: sum(v) / len(v) for name, v in paired.items()}}
 
 
 def _child(root: str, capture: str, rules: str) -> dict:
