@@ -17,7 +17,10 @@ filter column) also run with another libpyfalco build (its embedded driver) in t
 before/after in one run. Each capture runs in a child process (so two builds can alternate);
 ``--before-tree DIR`` runs the before build's children with DIR's Python tree and DIR's copy of
 this script (a checkout of the older commit, e.g. a ``git worktree``: its kernel filter spec must
-be the one its driver reads), without the editable install's import hook.
+be the one its driver reads), without the editable install's import hook. ``--extra LABEL=LIB``
+(repeatable) adds the same two columns for more builds, e.g. the diagnostic ones of
+driver/CMakeLists.txt's PYFALCO_BPF_ABLATE (``empty``: the tracepoint alone; ``nohold``: the filter
+drops without holding), which show what each part of the driver's cost is.
 Every figure is the best of the rounds (load from other processes only adds time) and the
 median is printed beside it; the load average before and after and any other program attached
 to sys_exit (another capture adds its cost to every column, the "no capture" one included) are
@@ -25,7 +28,7 @@ printed with the table. Then the drain rate of libpyfalco alone (batches, no dec
 the Python iterator (events split and their type read).
 
 usage: bench_driver.py [--rounds 5] [--n 1000000] [--before LIB [--before-tree DIR]] [--no-bpftrace]
-                       [--no-filter] [--chunk N]
+                       [--no-filter] [--chunk N] [--extra LABEL=LIB ...]
 """
 
 from __future__ import annotations
@@ -221,6 +224,8 @@ def main() -> int:
     ap.add_argument("--no-filter", action="store_true", help="leave out the kernel filter column")
     ap.add_argument("--chunk", type=int, default=0, help="time chunks of this many iterations and keep the "
                     "fastest (a shared machine: chunks the scheduler did not interrupt); 0: the whole loop")
+    ap.add_argument("--extra", action="append", default=[], metavar="LABEL=LIB",
+                    help="another build's default selection and filter columns, labelled LABEL (repeatable)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--loop", help=argparse.SUPPRESS)
     opts = ap.parse_args()
@@ -237,6 +242,16 @@ def main() -> int:
         for m in ["default"] + ([] if opts.no_filter else ["filtered"]):
             modes.append("before " + m)
             libs["before " + m] = os.path.abspath(opts.before)
+    extra_cols = {}
+    for spec in opts.extra:
+        label, sep, lib = spec.partition("=")
+        if not sep or not label or not lib:
+            ap.error(f"--extra {spec!r}: expected LABEL=LIB")
+        for m in ["default"] + ([] if opts.no_filter else ["filtered"]):
+            key = f"{label}: {m}"
+            modes.append(key)
+            libs[key] = os.path.abspath(lib)
+            extra_cols[key] = f"{m if m == 'default' else 'default + kernel filter'}, {label} build"
     if not opts.no_bpftrace:
         ensure_tracefs()
         modes.append("bpftrace")
@@ -248,8 +263,8 @@ def main() -> int:
             if m in ("none", "bpftrace"):
                 rounds[m].append(measure(binary, m, opts.n))
             else:
-                rounds[m].append(measure_child(binary, m.replace("before ", ""), opts.n, libs[m],
-                                               opts.before_tree if m.startswith("before ") else None))
+                rounds[m].append(measure_child(binary, m.replace("before ", "").rpartition(": ")[2], opts.n,
+                                               libs[m], opts.before_tree if m.startswith("before ") else None))
     load1 = os.getloadavg()
     best = {m: {w: min(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     med = {m: {w: statistics.median(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
@@ -258,7 +273,7 @@ def main() -> int:
     cols = {"default": "default selection", "all": "all selected", "filtered": "default + kernel filter (stable rules)",
             "before default": "default selection, --before build",
             "before filtered": "default + kernel filter, --before build",
-            "bpftrace": "bpftrace counter"}
+            "bpftrace": "bpftrace counter", **extra_cols}
     shown = [m for m in modes if m != "none"]
     lines = [f"Machine: {machine()}",
              f"Rounds: {opts.rounds} x {opts.n} iterations"
@@ -281,7 +296,7 @@ def main() -> int:
                 f"{cols[m]} {(best[m][w] - best['none'][w]) / ref:.2f}x" for m in shown if m != "bpftrace"))
     lines.append("")
     lines.append("Ring-buffer drops during the loops: " + ", ".join(f"{m} {drops[m]}" for m in shown if m != "bpftrace"))
-    for m in ("filtered", "before filtered"):
+    for m in ("filtered", "before filtered", *(k for k in extra_cols if k.endswith("filtered"))):
         if m in modes:
             lines.append(f"Opens dropped in the kernel by the filter ({cols[m]}): "
                          f"{sum(r.get('_kf', 0) for r in rounds[m]):,}")
