@@ -124,6 +124,31 @@ class _Emitter(n.NodeVisitor):
         self.shared: dict = {}
         self._bool_names: dict = {}
         self._key_cache: dict = {}
+        # where the code being emitted runs (memo mode): the memos certainly set there (read
+        # them as they are), those perhaps set (test them against _U first: they need the _U
+        # set at the top, ``unset``); a memo in neither is certainly unset (just assign it).
+        # Code is emitted in the order Python evaluates it; short-circuits and conditional
+        # parts keep only what they certainly evaluate (their first operand) in ``must``.
+        self.must: set[str] = set()
+        self.may: set[str] = set()
+        self.unset: list[str] = []
+
+    def _memo_read(self, name: str, compute: Callable[[], str]) -> str:
+        """The code reading memo ``name`` computed by ``compute()``'s code, by what this point of
+        the code knows about it (see ``must``/``may``)."""
+        if name in self.must:
+            return name
+        if name not in self.may:
+            text = f"({name} := {compute()})"
+        else:
+            must = set(self.must)
+            text = f"({name} if {name} is not _U else ({name} := {compute()}))"
+            self.must = must            # what compute() evaluates ran perhaps
+            if name not in self.unset:
+                self.unset.append(name)
+        self.must.add(name)
+        self.may.add(name)
+        return text
 
     def visit(self, node, *args):
         if self.shared and isinstance(node, (n.And, n.Or, n.Not)):
@@ -133,8 +158,7 @@ class _Emitter(n.NodeVisitor):
                 if name is None:
                     name = self._bool_names[key] = f"_b{len(self._bool_names)}"
                     self.memos.append(name)
-                inner = super().visit(node, *args)
-                return f"({name} if {name} is not _U else ({name} := {inner}))"
+                return self._memo_read(name, lambda: super(_Emitter, self).visit(node, *args))
         return super().visit(node, *args)
 
     # constants bound as default arguments
@@ -156,11 +180,20 @@ class _Emitter(n.NodeVisitor):
         return f"_v{self._tmp}"
 
     # boolean structure
+    def _chain(self, node, op: str) -> str:
+        if not node.items:
+            return "()"
+        parts = [self.visit(node.items[0])]
+        must = set(self.must)           # only the first operand certainly runs
+        parts += [self.visit(i) for i in node.items[1:]]
+        self.must = must
+        return "(" + f" {op} ".join(parts) + ")"
+
     def visit_Or(self, node):
-        return "(" + " or ".join(self.visit(i) for i in node.items) + ")"
+        return self._chain(node, "or")
 
     def visit_And(self, node):
-        return "(" + " and ".join(self.visit(i) for i in node.items) + ")"
+        return self._chain(node, "and")
 
     def visit_Not(self, node):
         return f"(not {self.visit(node.expr)})"
@@ -181,7 +214,7 @@ class _Emitter(n.NodeVisitor):
                 m = "_m" + acc[2:]
                 if m not in self.memos:
                     self.memos.append(m)
-                return f"({m} if {m} is not _U else ({m} := {acc}(evt)))"
+                return self._memo_read(m, lambda: f"{acc}(evt)")
             return f"{acc}(evt)"
         if isinstance(node, n.Val):
             return self.operand(node.field)
@@ -293,7 +326,9 @@ class _Emitter(n.NodeVisitor):
         """Right-hand side computed from the event: ``val(field)`` or a transformer."""
         op, kind = node.op, lt.kind
         v, w = self.tmp(), self.tmp()
-        rhs = self.operand(node.value)
+        must = set(self.must)
+        rhs = self.operand(node.value)  # read only when the left-hand side has a value
+        self.must = must
         fn = self.const("_d", ("dynamic", op, kind, lt.multi, lt.is_list), lambda: _dynamic(op, kind, lt),
                         f"dynamic comparison {op!r} on {kind}")
         return f"(({v} := {lhs}) is not None and ({w} := {rhs}) is not None and {fn}({v}, {w}))"
@@ -401,8 +436,8 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     if guard is not None:
         lines.append("        if not _guard(evt):")
         lines.append("            return ()")
-    if em.memos:
-        lines.append("        " + " = ".join(em.memos) + " = _U")
+    if em.unset:
+        lines.append("        " + " = ".join(em.unset) + " = _U")
     if not first:
         lines.append("        _hits = ()")
     for i, body in enumerate(bodies):
