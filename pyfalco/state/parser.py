@@ -522,11 +522,22 @@ class StateParser:
             self.set_container(t)
 
     def _execve(self, evt, ie: InspectedEvent) -> None:
-        # the parameters by position (_EXECVE_KEYS), not through the evt.params dict
-        (res, pid, ptid, exe, args, comm, trusted_exepath, fname, cwd, env, cg, tty, vpgid, pgid, loginuid,
-         exe_flags, cap_inheritable, cap_permitted, cap_effective, exe_ino, exe_ino_ctime, exe_ino_mtime, uid, gid,
-         fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min) = _EXECVE_PICK(evt)
-        t = self._thread(evt, ie)
+        # the parameters by position, not through the evt.params dict: the current table's
+        # execve exit unpacked as it is, any other layout through _EXECVE_PICK
+        vals = evt._vals
+        if vals is None:
+            vals = evt.values()
+        if len(vals) == _EXECVE_CURRENT_N and evt.type == E_EXECVE:
+            (res, exe, args, _tid, pid, ptid, cwd, fdlimit, pgft_maj, pgft_min, vm_size, vm_rss, vm_swap, comm, cg,
+             env, tty, vpgid, loginuid, exe_flags, cap_inheritable, cap_permitted, cap_effective, exe_ino,
+             exe_ino_ctime, exe_ino_mtime, uid, trusted_exepath, pgid, gid, fname) = vals
+        else:
+            (res, pid, ptid, exe, args, comm, trusted_exepath, fname, cwd, env, cg, tty, vpgid, pgid, loginuid,
+             exe_flags, cap_inheritable, cap_permitted, cap_effective, exe_ino, exe_ino_ctime, exe_ino_mtime, uid,
+             gid, fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min) = _EXECVE_PICK(evt)
+        t = ie.thread
+        if t is None:
+            t = ie.thread = self.get_thread(evt.tid, evt.ts)
         if res is None or res < 0:
             return
         threads = self.table.threads
@@ -561,11 +572,12 @@ class StateParser:
         if not exepath and t.exe and "/" in t.exe:
             exepath = resolve_path(t.proc.cwd, t.exe)
         t.exepath = exepath
-        t.reset_strings()
+        t._cmdline = t._args_str = None         # Thread.reset_strings, inline
         if cwd and not was_invalid:
             t.proc.cwd = cwd
         if env is not None:
-            t.set_env(env)
+            t.env_raw = env                     # Thread.set_env, inline
+            t._env = None
         if cg is not None:
             t.set_cgroups(cg)
             self.set_container(t)
@@ -1257,3 +1269,9 @@ def _close_res_fd() -> bool:
 
 _CLOSE_RES_FD = _close_res_fd()
 _CONNECT_CURRENT = _PARAM_NAMES[E_CONNECT] == _CONNECT_PICK.keys
+# the execve exit layout _execve unpacks as it is (0: the table has another one: _EXECVE_PICK)
+_EXECVE_CURRENT_N = 31 if _PARAM_NAMES[E_EXECVE] == (
+    "res", "exe", "args", "tid", "pid", "ptid", "cwd", "fdlimit", "pgft_maj", "pgft_min", "vm_size", "vm_rss",
+    "vm_swap", "comm", "cgroups", "env", "tty", "vpgid", "loginuid", "flags", "cap_inheritable", "cap_permitted",
+    "cap_effective", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "uid", "trusted_exepath", "pgid", "gid",
+    "filename") else 0
