@@ -258,12 +258,16 @@ PF_INLINE __u64 pf_kf_files(void)
 }
 
 /* The same by a direct (BTF) load, not a bpf_probe_read_kernel call (a dropped open and its
- * close each ask once). To the verifier the value stays a kernel pointer: it may only be stored
- * in a map key on the stack (as root or with CAP_PERFMON: the driver needs those), never passed
- * to a global function; those take pf_kf_files()'s. */
-PF_INLINE __u64 pf_kf_files_direct(void)
+ * close each ask once). The verifier keeps a loaded kernel pointer typed (no arithmetic on it, not
+ * passed to a global function): it goes through a spare word of the scratch slot and comes back
+ * a plain number (storing a pointer into memory is allowed to root and CAP_PERFMON, which the
+ * driver needs anyway). volatile: the compiler must not fold the round trip away. */
+PF_INLINE __u64 pf_kf_files_num(struct pf_aux *aux)
 {
-	return (__u64)bpf_get_current_task_btf()->files;
+	volatile __u64 *spot = (volatile __u64 *)&aux->data[PF_AUX_SIZE - 16];
+
+	*spot = (__u64)bpf_get_current_task_btf()->files;
+	return *spot;
 }
 
 /*=== held opens ===
@@ -336,16 +340,71 @@ PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 ts, __u64 tid)
 		pf_count(PF_COUNT_EVT);
 }
 
+#define PF_READ_ONCE(x) (*(volatile __typeof__(x) *)&(x))
+
+/* The home slot of (files, fd) in pf_kf_held; the key may be in it or the PF_KF_PROBES - 1 after. */
+PF_INLINE __u32 pf_kf_home(__u64 files, __u64 fd)
+{
+	return (__u32)(((files >> 4) ^ (fd * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL >> (64 - PF_KF_HELD_BITS));
+}
+
+PF_INLINE struct pf_kf_slot *pf_kf_slot_at(__u32 idx)
+{
+	idx &= PF_KF_HELD_MAX - 1;
+	return bpf_map_lookup_elem(&pf_kf_held, &idx);
+}
+
+/* The state word that a compare-and-swap from v writes to put the slot in state st. */
+PF_INLINE __u64 pf_kf_next(__u64 v, __u64 st)
+{
+	return (v & ~3ULL) + 4 + st;
+}
+
+/* Frees a slot the caller claimed (state b, BUSY); xchg: a full barrier before the slot is
+ * anyone's again (its record was read or written while BUSY). */
+PF_INLINE void pf_kf_free(struct pf_kf_slot *s, __u64 b)
+{
+	__sync_lock_test_and_set(&s->state, b & ~3ULL);
+}
+
+/* Finds the slot holding (files, fd) and moves it to state st with one compare-and-swap: BUSY (it
+ * is the caller's until pf_kf_free; *idx its index, *b its state) or FREE (forgotten). Whoever's
+ * swap succeeds owns it: two threads of one table may use or close the fd at once. 1 when found. */
+PF_INLINE int pf_kf_take(__u64 files, __u64 fd, __u64 st, __u32 *idx, __u64 *b)
+{
+	__u32 home = pf_kf_home(files, fd), i;
+
+#pragma unroll
+	for (i = 0; i < PF_KF_PROBES; i++) {
+		struct pf_kf_slot *s = pf_kf_slot_at(home + i);
+		__u64 v, nv;
+
+		if (!s)
+			return 0;
+		v = PF_READ_ONCE(s->state);
+		if ((v & 3) != PF_KF_SLOT_HELD || s->files != files || s->fd != fd)
+			continue;
+		nv = pf_kf_next(v, st);
+		if (__sync_val_compare_and_swap(&s->state, v, nv) == v) {
+			*idx = (home + i) & (PF_KF_HELD_MAX - 1);
+			*b = nv;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Forgets the held open of (files, fd), if any: the kernel closed that fd and user space drops
  * it at the same event. 1 when there was one. */
 PF_INLINE int pf_kf_discard(__u64 files, __s64 fd)
 {
 	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-	struct pf_kf_fd k = {.files = files, .fd = (__u64)fd};
+	__u32 idx;
+	__u64 b;
 
 	if (!st || st->held <= 0 || fd < 0)
 		return 0;
-	if (bpf_map_delete_elem(&pf_kf_held, &k))
+	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_FREE, &idx, &b))
 		return 0;
 	__sync_fetch_and_add(&st->held, -1);
 	return 1;
@@ -356,24 +415,21 @@ PF_INLINE int pf_kf_discard(__u64 files, __s64 fd)
  * verifier checks it once. */
 __noinline int pf_kf_release(__u64 files, __s64 fd, __u64 ts)
 {
-	struct pf_kf_fd k = {.files = files, .fd = (__u64)fd};
-	__u32 zero = 0;
-	struct pf_kf_rec *v, *rec;
+	struct pf_kf_slot *s;
+	struct pf_kf_rec *rec;
+	__u32 idx;
+	__u64 b;
 
-	v = bpf_map_lookup_elem(&pf_kf_held, &k);
-	if (!v)
+	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_BUSY, &idx, &b))
 		return 0;
-	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
-	if (!rec)
+	s = pf_kf_slot_at(idx);
+	rec = bpf_map_lookup_elem(&pf_kf_held_recs, &idx);
+	if (!s || !rec)
 		return 0;
-	/* copied out first: once deleted, the entry's memory may be reused */
-	if (bpf_probe_read_kernel(rec, sizeof(*rec), v))
-		return 0;
-	/* whoever deletes it sends it (two threads of the table may use the fd at once) */
-	if (bpf_map_delete_elem(&pf_kf_held, &k))
-		return 0;
-	pf_kf_held_add(files, -1);
+	/* sent from the slot itself: it is ours until freed */
 	pf_kf_emit(rec, ts - 1, (__u32)bpf_get_current_pid_tgid());
+	pf_kf_free(s, b);
+	pf_kf_held_add(files, -1);
 	pf_kf_count(PF_KF_ST_RELEASED);
 	return 1;
 }
@@ -388,28 +444,35 @@ struct pf_kf_walk {
 	__u32 removed;
 };
 
-/* bpf_for_each_map_elem callback over pf_kf_held. Every branch depends on the entry or on *w's
- * fields the caller set and no iteration changes (see pf_kf_step on pre-6.7 verifiers); removed
- * is only ever added to. Deleting the current element is allowed in a hash map walk. */
-static long pf_kf_walk_cb(struct bpf_map *map, struct pf_kf_fd *key, struct pf_kf_rec *val, struct pf_kf_walk *w)
+/* bpf_for_each_map_elem callback over pf_kf_held's slots. Every branch depends on the slot or on
+ * *w's fields the caller set and no iteration changes (see pf_kf_step on pre-6.7 verifiers);
+ * removed is only ever added to. */
+static long pf_kf_walk_cb(struct bpf_map *map, __u32 *key, struct pf_kf_slot *s, struct pf_kf_walk *w)
 {
-	__u32 mode = w->mode;
+	__u32 mode = w->mode, idx = *key & (PF_KF_HELD_MAX - 1);
+	struct pf_kf_rec *rec;
+	__u64 v = PF_READ_ONCE(s->state), nv, fd = s->fd;
 
-	if (key->files != w->files)
+	if ((v & 3) != PF_KF_SLOT_HELD || s->files != w->files)
 		return 0;
-	if (mode == PF_KF_WALK_EXEC && !val->cloexec)
+	if ((mode == PF_KF_WALK_RANGE_CLOSE || mode == PF_KF_WALK_RANGE_CLOEXEC) && (fd < w->first || fd > w->last))
 		return 0;
-	if ((mode == PF_KF_WALK_RANGE_CLOSE || mode == PF_KF_WALK_RANGE_CLOEXEC) &&
-	    (key->fd < w->first || key->fd > w->last))
+	rec = bpf_map_lookup_elem(&pf_kf_held_recs, &idx);
+	if (!rec)
+		return 0;
+	if (mode == PF_KF_WALK_EXEC && !rec->cloexec)
 		return 0;
 	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
-		val->cloexec = 1;
+		rec->cloexec = 1;
 		return 0;
 	}
+	nv = pf_kf_next(v, PF_KF_SLOT_BUSY);
+	if (__sync_val_compare_and_swap(&s->state, v, nv) != v)
+		return 0;
 	if (mode == PF_KF_WALK_FLUSH)
-		pf_kf_emit(val, w->ts, w->tid);
-	if (bpf_map_delete_elem(map, key) == 0)
-		w->removed++;
+		pf_kf_emit(rec, w->ts, w->tid);
+	pf_kf_free(s, nv);
+	w->removed++;
 	return 0;
 }
 
@@ -437,52 +500,93 @@ __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
 	return w.removed;
 }
 
-/* Holds the open record being submitted (len bytes in aux) under (current files, fd): 1 when held,
- * 0 when it must be sent (too long, table full, a table shared by processes). */
+/* Holds the open record being submitted (len bytes in aux) under (current files, fd): 1 when held, 0
+ * when it must be sent (too long, the key's slots all taken, a table shared by processes). A
+ * stale entry of that key (an fd closed unseen) is replaced, never doubled. */
 __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, __u32 flags_off)
 {
-	struct pf_kf_fd k;
 	struct pf_kf_fstate zero_st = {}, *st;
+	struct pf_kf_slot *s;
 	struct pf_kf_rec *rec;
-	__u32 zero = 0;
-	long err;
+	__u32 home, i, idx = PF_KF_HELD_MAX, free_idx = PF_KF_HELD_MAX;
+	__u64 v, b = 0, free_v = 0, n;
+	__u64 files;
+	int stale = 0;
 
 	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
 		return 0;
-	k.files = pf_kf_files_direct();
-	k.fd = (__u64)fd;
-	st = bpf_map_lookup_elem(&pf_kf_tables, &k.files);
+	files = pf_kf_files_num(aux);
+	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
 	if (!st) {
-		bpf_map_update_elem(&pf_kf_tables, &k.files, &zero_st, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&pf_kf_tables, &k.files);
+		bpf_map_update_elem(&pf_kf_tables, &files, &zero_st, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&pf_kf_tables, &files);
 		if (!st)
 			return 0;
 	}
 	if (st->nohold)
 		return 0;
-	rec = bpf_map_lookup_elem(&pf_kf_scratch, &zero);
-	if (!rec)
+	home = pf_kf_home(files, (__u64)fd);
+#pragma unroll
+	for (i = 0; i < PF_KF_PROBES; i++) {
+		s = pf_kf_slot_at(home + i);
+		if (!s)
+			return 0;
+		v = PF_READ_ONCE(s->state);
+		if ((v & 3) == PF_KF_SLOT_HELD && s->files == files && s->fd == (__u64)fd) {
+			/* an entry of that fd number is left from an fd closed unseen: this open replaces it */
+			b = pf_kf_next(v, PF_KF_SLOT_BUSY);
+			if (__sync_val_compare_and_swap(&s->state, v, b) == v) {
+				idx = (home + i) & (PF_KF_HELD_MAX - 1);
+				stale = 1;
+				break;
+			}
+		} else if ((v & 3) == PF_KF_SLOT_FREE && free_idx == PF_KF_HELD_MAX) {
+			free_idx = (home + i) & (PF_KF_HELD_MAX - 1);
+			free_v = v;
+		}
+	}
+	if (!stale) {
+		if (free_idx >= PF_KF_HELD_MAX)
+			return 0; /* the key's slots are all taken: send it */
+		s = pf_kf_slot_at(free_idx);
+		if (!s)
+			return 0;
+		b = pf_kf_next(free_v, PF_KF_SLOT_BUSY);
+		if (__sync_val_compare_and_swap(&s->state, free_v, b) != free_v)
+			return 0; /* taken meanwhile: send it */
+		idx = free_idx;
+		s->files = files;
+		s->fd = (__u64)fd;
+	}
+	s = pf_kf_slot_at(idx);
+	rec = bpf_map_lookup_elem(&pf_kf_held_recs, &idx);
+	if (!s)
 		return 0;
+	if (!rec)
+		goto fail;
 	rec->len = len;
 	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
 	rec->flags_off = flags_off;
-	/* the record only: the rest of the slot is never read (rec->len bounds every use); the
-	 * bound again on the register passed, for the verifier */
-	barrier_var(len);
-	len &= (2 * PF_KF_REC_MAX - 1);
-	if (len > PF_KF_REC_MAX || bpf_probe_read_kernel(rec->data, len, aux->data))
-		return 0;
+	/* the record only: the rest of the slot is never read (rec->len bounds every use). n <=
+	 * PF_KF_REC_MAX (checked above) again on the register itself: a bound the compiler checks
+	 * on one copy while it passes a spilled one is lost to verifiers before 6.3 (6.1 refused) */
+	n = len;
+	asm volatile("if %[n] <= 512 goto +1; %[n] = 0" : [n] "+r"(n));
+	_Static_assert(PF_KF_REC_MAX == 512, "the asm above bounds n by PF_KF_REC_MAX");
+	if (n < PYFALCO_EVT_HDR_SIZE || bpf_probe_read_kernel(rec->data, n, aux->data))
+		goto fail;
 	/* pf_submit sets the length: the header in aux has the previous record's */
 	((struct pyfalco_evt_hdr *)rec->data)->len = len;
 	/* counted before it is visible: a reader that finds it also finds held > 0 */
-	__sync_fetch_and_add(&st->held, 1);
-	err = bpf_map_update_elem(&pf_kf_held, &k, rec, BPF_NOEXIST);
-	if (err) {
-		__sync_fetch_and_add(&st->held, -1);
-		/* an entry of that fd number is left from an fd closed unseen: this open replaces it */
-		err = bpf_map_update_elem(&pf_kf_held, &k, rec, BPF_EXIST);
-	}
-	return err == 0;
+	if (!stale)
+		__sync_fetch_and_add(&st->held, 1);
+	__sync_lock_test_and_set(&s->state, (b & ~3ULL) | PF_KF_SLOT_HELD);
+	return 1;
+fail:
+	if (stale)
+		__sync_fetch_and_add(&st->held, -1); /* the stale entry is gone too */
+	pf_kf_free(s, b);
+	return 0;
 }
 
 #define PF_KF_OPEN_LAYOUT(nparams, name_idx, name_off) ((nparams) | ((name_idx) << 8) | ((name_off) << 16))
@@ -558,7 +662,7 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 layout, __u32 len, __u64 fil
 	return 1;
 send:
 	/* this fd number is user space's again, whatever a held open of it was */
-	pf_kf_discard(pf_kf_files_direct(), fd);
+	pf_kf_discard(pf_kf_files_num(aux), fd);
 	return 0;
 }
 
@@ -577,7 +681,7 @@ __noinline int pf_kf_close(struct pf_aux *aux)
 	pf_kf_count(PF_KF_ST_CLOSES); /* diagnostic build: every close of an fd is dropped */
 	return 1;
 #endif
-	if (!pf_kf_discard(pf_kf_files_direct(), v))
+	if (!pf_kf_discard(pf_kf_files_num(aux), v))
 		return 0;
 	pf_kf_count(PF_KF_ST_CLOSES);
 	return 1;

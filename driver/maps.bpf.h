@@ -12,7 +12,8 @@
 #define PF_AUX_SIZE (128 * 1024)
 #define PF_AUX_MASK (64 * 1024 - 1)
 #define PF_AUX_MAX_WRITE (32 * 1024)
-/* the last 8 bytes of a slot are scratch for pf_forget() (never part of an event) */
+/* the last 8 bytes of a slot are scratch for pf_forget(), the 8 before them for pf_kf_files_num()
+ * (never part of an event) */
 
 struct pf_aux {
 	__u8 data[PF_AUX_SIZE];
@@ -143,15 +144,45 @@ struct pf_kf_rec {
 	__u8 data[PF_KF_REC_MAX];
 };
 
-/* Opens dropped and held until a sent event uses their fd (filter.bpf.h). A plain hash, not an
- * LRU: an evicted record would be an fd user space never learns; when it is full, opens are sent. */
-#define PF_KF_HELD_MAX 8192
+/* Opens dropped and held until a sent event uses their fd (filter.bpf.h): a preallocated array
+ * of slots, not a hash map (whose insert at the open and delete at the close, with their bucket
+ * locks and element allocation, were most of a dropped open's cost). (files, fd) has a home slot
+ * and PF_KF_PROBES - 1 after it; a slot is claimed with a compare-and-swap on its state word, so
+ * nothing is locked. Never evicted: an evicted record would be an fd user space never learns;
+ * when the slots of a key are all taken, the open is sent. PF_KF_HELD_MAX is a power of two. */
+#define PF_KF_HELD_BITS 13
+#define PF_KF_HELD_MAX (1u << PF_KF_HELD_BITS)
+#define PF_KF_PROBES 8
+/* state: (generation << 2) | PF_KF_SLOT_*. Every compare-and-swap (a claim: FREE or HELD -> BUSY;
+ * a discard: HELD -> FREE) adds one to the generation, so one made from a stale read of the state
+ * fails (no ABA). files and fd are
+ * written only while BUSY by whoever claimed it; HELD publishes them. Keep PF_KF_SLOT_HELD in
+ * sync with libpyfalco/src/kfilter.c (it counts the held slots). */
+#define PF_KF_SLOT_FREE 0
+#define PF_KF_SLOT_BUSY 1
+#define PF_KF_SLOT_HELD 2
+/* 32 bytes: the PF_KF_PROBES slots a key may be in span four cache lines, the records are
+ * apart (pf_kf_held_recs, same index) and only the claimed one is touched. */
+struct pf_kf_slot {
+	__u64 state;
+	__u64 files;
+	__u64 fd;
+	__u64 pad;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PF_KF_HELD_MAX);
-	__type(key, struct pf_kf_fd);
-	__type(value, struct pf_kf_rec);
+	__type(key, __u32);
+	__type(value, struct pf_kf_slot);
 } pf_kf_held SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PF_KF_HELD_MAX);
+	__type(key, __u32);
+	__type(value, struct pf_kf_rec);
+} pf_kf_held_recs SEC(".maps");
 
 /* Per files_struct: how many of its opens are held (the hooks skip every lookup at 0), and
  * whether it is shared by processes (CLONE_FILES without CLONE_THREAD: nothing is held there). */
@@ -167,14 +198,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct pf_kf_fstate);
 } pf_kf_tables SEC(".maps");
-
-/* A held record being sent (copied out before its entry is deleted). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pf_kf_rec);
-} pf_kf_scratch SEC(".maps");
 
 /* Event code -> bit i set: parameter i is an fd the event uses (user space looks it up in its fd
  * table): a held open of that fd is sent first. From pyfalco/kfilter.py (the event schema). */

@@ -43,17 +43,20 @@ static struct pyfalco_bpf *skel_of(pyfalco_capture *h)
 	return pf_bpf_skel ? pf_bpf_skel(h) : NULL;
 }
 
-/* the driver's struct pf_kf_key and struct pf_kf_fd (driver/maps.bpf.h) */
+/* the driver's struct pf_kf_key and struct pf_kf_slot (driver/maps.bpf.h) */
 struct kf_key {
 	uint64_t hash;
 	uint32_t len;
 	uint32_t kind;
 };
 
-struct kf_fd {
+struct kf_slot {
+	uint64_t state; /* (generation << 2) | state: KF_SLOT_HELD holds an open */
 	uint64_t files;
 	uint64_t fd;
+	uint64_t pad;
 };
+#define KF_SLOT_HELD 2
 
 static int clear_map(int fd, size_t key_size)
 {
@@ -185,17 +188,23 @@ int pyfalco_capture_kernel_filter_stats(pyfalco_capture *h, uint64_t *out, uint3
 int pyfalco_capture_kernel_filter_held(pyfalco_capture *h)
 {
 	struct pyfalco_bpf *skel = skel_of(h);
-	struct kf_fd key, next;
+	struct kf_slot slot;
+	uint32_t i, n;
 	int fd, count = 0;
-	void *prev = NULL;
 
 	if (!skel)
 		return pf_fail(h, ENOTSUP, "kernel filter: only the modern_ebpf engine filters in the kernel");
+	/* an array of slots (the driver claims them with a compare-and-swap): count the held ones */
+	if (bpf_map__value_size(skel->maps.pf_kf_held) != sizeof(slot))
+		return pf_fail(h, EPROTO, "kernel filter: pf_kf_held's slots are %u bytes, expected %zu",
+			       bpf_map__value_size(skel->maps.pf_kf_held), sizeof(slot));
 	fd = bpf_map__fd(skel->maps.pf_kf_held);
-	while (bpf_map_get_next_key(fd, prev, &next) == 0 && count < (1 << 24)) {
-		key = next;
-		prev = &key;
-		count++;
+	n = bpf_map__max_entries(skel->maps.pf_kf_held);
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &i, &slot))
+			return pf_fail(h, errno, "kernel filter: reading held slot %u: %s", i, strerror(errno));
+		if ((slot.state & 3) == KF_SLOT_HELD)
+			count++;
 	}
 	return count;
 }
