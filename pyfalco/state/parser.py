@@ -328,8 +328,15 @@ class StateParser:
 
     # -- processes
     def _clone(self, evt, ie: InspectedEvent) -> None:
-        # the parameters by position (_CLONE_KEYS), not through the evt.params dict
-        p = _CLONE_PICK(evt)
+        # the parameters by position (_CLONE_KEYS), not through the evt.params dict: the current
+        # table's clone exit straight through its itemgetter, any other layout through _CLONE_PICK
+        vals = evt._vals
+        if vals is None:
+            vals = evt.values()
+        if len(vals) == _CLONE_CURRENT_N and evt.type == E_CLONE:
+            p = _CLONE_CURRENT(vals)
+        else:
+            p = _CLONE_PICK(evt)
         res = p[0]
         if res is None or res < 0:
             self._thread(evt, ie)
@@ -1269,6 +1276,12 @@ def _close_res_fd() -> bool:
 
 _CLOSE_RES_FD = _close_res_fd()
 _CONNECT_CURRENT = _PARAM_NAMES[E_CONNECT] == _CONNECT_PICK.keys
+# the clone exit layout _clone reads with one itemgetter (0: none; any other layout: _CLONE_PICK;
+# a repeated name is not expected there, so the first index of each key is its index)
+_CLONE_CURRENT_N = len(_PARAM_NAMES[E_CLONE]) if set(_CLONE_PICK.keys) <= set(_PARAM_NAMES[E_CLONE]) \
+    and len(set(_PARAM_NAMES[E_CLONE])) == len(_PARAM_NAMES[E_CLONE]) else 0
+_CLONE_CURRENT = operator.itemgetter(*(_PARAM_NAMES[E_CLONE].index(k) for k in _CLONE_PICK.keys)) \
+    if _CLONE_CURRENT_N else None
 # the execve exit layout _execve unpacks as it is (0: the table has another one: _EXECVE_PICK)
 _EXECVE_CURRENT_N = 31 if _PARAM_NAMES[E_EXECVE] == (
     "res", "exe", "args", "tid", "pid", "ptid", "cwd", "fdlimit", "pgft_maj", "pgft_min", "vm_size", "vm_rss",

@@ -2,8 +2,8 @@
 """The state engine's cheaper per-event paths leave the state the general paths leave.
 
 * ``Inspector.process_raw`` applies an open of a known thread through ``StateParser.open_layout``
-  straight away, connect and the current table's execve read their parameters by position
-  without the picker, and ``Fd.made`` builds an Fd without ``__init__``. Every shared capture,
+  straight away, connect and the current table's execve and clone read their parameters by
+  position without the picker, and ``Fd.made`` builds an Fd without ``__init__``. Every shared capture,
   and a live capture of the open-heavy workload tools/bench/bench_events.py records (modern eBPF
   probe: the current table's layouts, which the shared captures predate), is replayed through
   process_raw with those paths, and through ``Inspector.process`` (parse() for every event) with
@@ -92,6 +92,7 @@ def _fast(path: Path) -> tuple[dict, list]:
 def _general(path: Path, monkeypatch) -> tuple[dict, list]:
     monkeypatch.setattr(sp, "_CONNECT_CURRENT", False)
     monkeypatch.setattr(sp, "_EXECVE_CURRENT_N", 0)
+    monkeypatch.setattr(sp, "_CLONE_CURRENT_N", 0)
     cap = pyfalco.Capture("replay", capture_file=str(path))
     insp = pyfalco.Inspector(cap)
     seen: list = []
@@ -130,13 +131,14 @@ def test_fast_paths_on_a_live_open_heavy_capture(tmp_path, monkeypatch):
         sys.path.remove(str(ROOT / "tools" / "bench"))
     path = tmp_path / "open_heavy.scap"
     assert bench_events.record(str(path), 0.3) > 1000
-    opens = execs = connects = 0
+    opens = execs = connects = clones = 0
     with pyfalco.Capture("replay", capture_file=str(path)) as cap:
         for e in cap:
             opens += e.type == sp.E_OPENAT and e.nparams == sp.OPEN_LAYOUT[sp.E_OPENAT][0]
             execs += e.type == sp.E_EXECVE and e.nparams == sp._EXECVE_CURRENT_N
+            clones += e.type == sp.E_CLONE and e.nparams == sp._CLONE_CURRENT_N
             connects += e.type == sp.E_CONNECT and e.nparams == 4
-    assert opens > 100 and execs > 0 and connects > 10, (opens, execs, connects)
+    assert opens > 100 and execs > 0 and connects > 10 and clones > 0, (opens, execs, connects, clones)
     _check(path, monkeypatch)
 
 
