@@ -49,6 +49,13 @@ def main() -> int:
     ap.add_argument("--tree", default=str(ROOT), help="checkout whose pyfalco is imported")
     ap.add_argument("captures", nargs="+")
     opts = ap.parse_args()
+    for cap in opts.captures:
+        if not Path(cap).is_file():
+            print(f"alert_hashes: {cap}: no such capture file", file=sys.stderr)
+            return 1
+    if not (Path(opts.tree) / "pyfalco" / "__init__.py").is_file():
+        print(f"alert_hashes: {opts.tree}: not a pyfalco checkout", file=sys.stderr)
+        return 1
     sys.path.insert(0, opts.tree)
     # an editable install's finder would import this checkout's pyfalco whatever sys.path says
     sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("_editable")]
