@@ -276,8 +276,9 @@ PF_INLINE __u64 pf_kf_files_num(struct pf_aux *aux)
  * event uses that fd (pf_kf_uses), or when a fork is about to copy the table (pf_kf_fork). Its
  * entry goes without a trace when the kernel closes the fd and user space would drop it too:
  * close (the close is dropped as well), an exec (O_CLOEXEC), close_range, an fd number made anew
- * (dup2 over it), the exit of the table's last user. pf_kf_files counts the held opens of each
- * table, so that a sent event of a process holding nothing costs one lookup.
+ * (dup2 over it), the exit of the table's last user. The held opens are slots of an array claimed
+ * with a compare-and-swap (maps.bpf.h: no lock, no allocation); pf_kf_buckets counts them per
+ * bucket of tables, so that a sent event of a process holding nothing costs one array lookup.
  * All of this goes on after the filter is replaced or turned off (pf_kf_armed).
  * Not exact: unshare(CLONE_FILES) and close_range(CLOSE_RANGE_UNSHARE) give the caller a copy of
  * its table that the held opens are not keyed by (its later uses find nothing held; user space
@@ -296,12 +297,20 @@ PF_INLINE __u64 pf_kf_files_num(struct pf_aux *aux)
 #define PF_KF_WALK_RANGE_CLOSE 4   /* close_range(first, last, 0) */
 #define PF_KF_WALK_RANGE_CLOEXEC 5 /* close_range(first, last, CLOSE_RANGE_CLOEXEC) */
 
+/* The bucket of a table (pf_kf_buckets). */
+PF_INLINE struct pf_kf_bucket *pf_kf_bucket_of(__u64 files)
+{
+	__u32 i = (__u32)(((files >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - PF_KF_BUCKET_BITS));
+
+	return bpf_map_lookup_elem(&pf_kf_buckets, &i);
+}
+
 PF_INLINE void pf_kf_held_add(__u64 files, __s64 n)
 {
-	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_bucket *bk = pf_kf_bucket_of(files);
 
-	if (st)
-		__sync_fetch_and_add(&st->held, n);
+	if (bk)
+		__sync_fetch_and_add(&bk->held, n);
 }
 
 /* Sends a held record (rec->len checked here) on this CPU's ring, as thread tid at time ts. */
@@ -398,15 +407,15 @@ PF_INLINE int pf_kf_take(__u64 files, __u64 fd, __u64 st, __u32 *idx, __u64 *b)
  * it at the same event. 1 when there was one. */
 PF_INLINE int pf_kf_discard(__u64 files, __s64 fd)
 {
-	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_bucket *bk = pf_kf_bucket_of(files);
 	__u32 idx;
 	__u64 b;
 
-	if (!st || st->held <= 0 || fd < 0)
+	if (!bk || bk->held <= 0 || fd < 0)
 		return 0;
 	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_FREE, &idx, &b))
 		return 0;
-	__sync_fetch_and_add(&st->held, -1);
+	__sync_fetch_and_add(&bk->held, -1);
 	return 1;
 }
 
@@ -481,10 +490,10 @@ static long pf_kf_walk_cb(struct bpf_map *map, __u32 *key, struct pf_kf_slot *s,
 __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
 {
 	struct pf_kf_walk w = {};
-	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_bucket *bk = pf_kf_bucket_of(files);
 	__u32 i;
 
-	if (!st || st->held <= 0)
+	if (!bk || bk->held <= 0)
 		return 0;
 	w.files = files;
 	w.mode = mode;
@@ -494,7 +503,7 @@ __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
 	w.tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_for_each_map_elem(&pf_kf_held, pf_kf_walk_cb, &w, 0);
 	if (w.removed)
-		__sync_fetch_and_add(&st->held, -(__s64)w.removed);
+		__sync_fetch_and_add(&bk->held, -(__s64)w.removed);
 	for (i = 0; i < 64 && i < w.removed; i++)
 		pf_kf_count(mode == PF_KF_WALK_FLUSH ? PF_KF_ST_FLUSHED : PF_KF_ST_DISCARDED);
 	return w.removed;
@@ -505,7 +514,7 @@ __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
  * stale entry of that key (an fd closed unseen) is replaced, never doubled. */
 __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, __u32 flags_off)
 {
-	struct pf_kf_fstate zero_st = {}, *st;
+	struct pf_kf_bucket *bk;
 	struct pf_kf_slot *s;
 	struct pf_kf_rec *rec;
 	__u32 home, i, idx = PF_KF_HELD_MAX, free_idx = PF_KF_HELD_MAX;
@@ -516,14 +525,8 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	if (!aux || len > PF_KF_REC_MAX || len < PYFALCO_EVT_HDR_SIZE || fd < 0)
 		return 0;
 	files = pf_kf_files_num(aux);
-	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-	if (!st) {
-		bpf_map_update_elem(&pf_kf_tables, &files, &zero_st, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-		if (!st)
-			return 0;
-	}
-	if (st->nohold)
+	bk = pf_kf_bucket_of(files);
+	if (!bk || bk->nohold > 0)
 		return 0;
 	home = pf_kf_home(files, (__u64)fd);
 #pragma unroll
@@ -579,12 +582,12 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	((struct pyfalco_evt_hdr *)rec->data)->len = len;
 	/* counted before it is visible: a reader that finds it also finds held > 0 */
 	if (!stale)
-		__sync_fetch_and_add(&st->held, 1);
+		__sync_fetch_and_add(&bk->held, 1);
 	__sync_lock_test_and_set(&s->state, (b & ~3ULL) | PF_KF_SLOT_HELD);
 	return 1;
 fail:
 	if (stale)
-		__sync_fetch_and_add(&st->held, -1); /* the stale entry is gone too */
+		__sync_fetch_and_add(&bk->held, -1); /* the stale entry is gone too */
 	pf_kf_free(s, b);
 	return 0;
 }
@@ -713,15 +716,15 @@ __noinline int pf_kf_forget(struct pf_aux *aux, __u32 how)
  * held opens first. */
 __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 {
-	struct pf_kf_fstate *st;
+	struct pf_kf_bucket *bk;
 	__u64 files, off, ts;
 	__u32 i, np, plen;
 
 	if (!aux)
 		return 0;
 	files = pf_kf_files();
-	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-	if (!st || st->held <= 0)
+	bk = pf_kf_bucket_of(files);
+	if (!bk || bk->held <= 0)
 		return 0;
 	ts = ((struct pyfalco_evt_hdr *)aux->data)->ts;
 	np = ((struct pyfalco_evt_hdr *)aux->data)->nparams;
@@ -741,11 +744,44 @@ __noinline int pf_kf_uses_fds(struct pf_aux *aux, __u32 mask)
 	return 0;
 }
 
+/* Marks a table as shared by processes (once: its bucket then holds nothing new). */
+PF_INLINE void pf_kf_share(__u64 files)
+{
+	struct pf_kf_fstate z = {.nohold = 1}, *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_bucket *bk = pf_kf_bucket_of(files);
+
+	if (!bk)
+		return;
+	if (st) {
+		if (__sync_lock_test_and_set(&st->nohold, 1) == 0)
+			__sync_fetch_and_add(&bk->nohold, 1);
+	} else if (bpf_map_update_elem(&pf_kf_tables, &files, &z, BPF_NOEXIST) == 0) {
+		__sync_fetch_and_add(&bk->nohold, 1);
+	}
+}
+
+/* A table is gone (its last user exited, or its address is reused): out of pf_kf_tables and its
+ * bucket's nohold count (whoever deletes the entry counts it out). */
+PF_INLINE void pf_kf_unshare(__u64 files)
+{
+	struct pf_kf_fstate *st = bpf_map_lookup_elem(&pf_kf_tables, &files);
+	struct pf_kf_bucket *bk;
+	__u64 nohold;
+
+	if (!st)
+		return;
+	nohold = st->nohold;
+	if (bpf_map_delete_elem(&pf_kf_tables, &files) == 0 && nohold) {
+		bk = pf_kf_bucket_of(files);
+		if (bk)
+			__sync_fetch_and_add(&bk->nohold, -1);
+	}
+}
+
 /* 1 when a clone/fork tracepoint's parent/child pair needs the parent's held opens sent. */
 PF_INLINE void pf_kf_fork(struct task_struct *parent, struct task_struct *child)
 {
 	__u64 pf = (__u64)BPF_CORE_READ(parent, files), cf = (__u64)BPF_CORE_READ(child, files);
-	struct pf_kf_fstate *st;
 
 	if (!pf || !cf)
 		return;
@@ -755,22 +791,14 @@ PF_INLINE void pf_kf_fork(struct task_struct *parent, struct task_struct *child)
 		 * it out of reach of the held opens: send them, and hold nothing there from now on. */
 		if (BPF_CORE_READ(parent, tgid) == BPF_CORE_READ(child, tgid))
 			return;
-		st = bpf_map_lookup_elem(&pf_kf_tables, &pf);
-		if (!st) {
-			struct pf_kf_fstate z = {.nohold = 1};
-
-			bpf_map_update_elem(&pf_kf_tables, &pf, &z, BPF_NOEXIST);
-			return;
-		}
-		st->nohold = 1;
+		pf_kf_share(pf);
 		pf_kf_walk(pf, PF_KF_WALK_FLUSH, 0, 0);
 		return;
 	}
-	/* a new table at an address a dead one had: what was held there is stale */
-	if (bpf_map_lookup_elem(&pf_kf_tables, &cf)) {
-		pf_kf_walk(cf, PF_KF_WALK_PURGE, 0, 0);
-		bpf_map_delete_elem(&pf_kf_tables, &cf);
-	}
+	/* a new table at an address a dead one had: what was held there is stale (the walk looks
+	 * at the slots only when the address's bucket holds something) */
+	pf_kf_walk(cf, PF_KF_WALK_PURGE, 0, 0);
+	pf_kf_unshare(cf);
 	/* a copy of the parent's table: user space copies its own table at the clone's exit (the
 	 * parent's or the child's, whichever comes first), and both come after this tracepoint (the
 	 * child has not run yet): send the held opens now, so that the copy has them */
@@ -783,19 +811,21 @@ PF_INLINE void pf_kf_exit(struct task_struct *t)
 {
 	__u64 files = (__u64)BPF_CORE_READ(t, files);
 	struct pf_kf_fstate *st;
+	struct pf_kf_bucket *bk;
 	int users, live;
 
 	if (!files)
 		return;
 	st = bpf_map_lookup_elem(&pf_kf_tables, &files);
-	if (!st)
+	bk = pf_kf_bucket_of(files);
+	if (!st && (!bk || bk->held <= 0))
 		return;
 	users = BPF_CORE_READ(t, files, count.counter);
 	live = BPF_CORE_READ(t, signal, live.counter);
-	if (users > 1 && (live > 0 || st->nohold))
+	if (users > 1 && (live > 0 || (st && st->nohold)))
 		return;
 	pf_kf_walk(files, PF_KF_WALK_PURGE, 0, 0);
-	bpf_map_delete_elem(&pf_kf_tables, &files);
+	pf_kf_unshare(files);
 }
 
 #define PF_CLOSE_RANGE_CLOEXEC (1u << 2)

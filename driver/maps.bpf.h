@@ -184,12 +184,29 @@ struct {
 	__type(value, struct pf_kf_rec);
 } pf_kf_held_recs SEC(".maps");
 
-/* Per files_struct: how many of its opens are held (the hooks skip every lookup at 0), and
- * whether it is shared by processes (CLONE_FILES without CLONE_THREAD: nothing is held there). */
-struct pf_kf_fstate {
+/* Per bucket of files_structs (a hash of the table's address): how many opens its tables hold
+ * (the hooks skip every slot lookup and walk at 0) and how many of its tables are shared by
+ * processes (CLONE_FILES without CLONE_THREAD: nothing is held in a bucket with one). An array,
+ * not a hash by files_struct: a dropped open and its close read it with no hash-map lookup and
+ * no insert for a new table. Two tables in one bucket only cost a walk or send more. */
+#define PF_KF_BUCKET_BITS 12
+struct pf_kf_bucket {
 	__s64 held;
-	__u32 nohold;
-	__u32 pad;
+	__s64 nohold;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1u << PF_KF_BUCKET_BITS);
+	__type(key, __u32);
+	__type(value, struct pf_kf_bucket);
+} pf_kf_buckets SEC(".maps");
+
+/* The tables shared by processes (pf_kf_fork), by files_struct: counted once in their bucket's
+ * nohold, and out of it when the table's last user exits (or its address is reused). */
+struct pf_kf_fstate {
+	__u64 nohold;
+	__u64 pad;
 };
 
 struct {
