@@ -64,6 +64,15 @@ def _socket_client(stream: bytes):
     conn.next_stream = 1
     conn.used = False
     b.settimeout(2)
+    # nobody reads the client's writes (PING/SETTINGS acks, WINDOW_UPDATEs): an AF_UNIX send
+    # buffer of the default 208 KiB holds ~70 small writes (each costs ~3 KiB of it), so an input
+    # with more control frames waited the 2 s timeout in sendall, a sleep of the harness (not a
+    # finding: a runtime that never reads gets the same timeout). 16 MiB holds what an input of
+    # MAX_LEN can make the client write (<= 910 frames); without CAP_NET_ADMIN: wmem_max's cap
+    try:
+        b.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 16 << 20)
+    except OSError:
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 20)
     a.sendall(stream)       # the whole answer, then EOF: a read past it ends the call
     a.shutdown(socket.SHUT_WR)
     client = cri.CRIClient(SOCK, timeout=2.0)
