@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -558,7 +559,7 @@ def _semantic_checks(cfg: dict, warnings: list) -> None:
                               "{name: format} maps")
     for i, entry in enumerate(cfg["config_files"]):
         if not (isinstance(entry, str) or (isinstance(entry, dict) and "path" in entry)):
-            raise ConfigError(f"config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
+            raise ConfigError(f"{where}config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
     if cfg["http_output"]["enabled"] and not cfg["http_output"]["url"]:
         raise ConfigError("http_output.url: required when http_output.enabled is true")
     if cfg["program_output"]["enabled"] and not cfg["program_output"]["program"]:
@@ -632,11 +633,11 @@ def _read_yaml(path: str) -> tuple[dict, str]:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read configuration file {_printable(path)}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+        raise ConfigError(f"{_printable(path)}: not UTF-8 text (byte offset {exc.start})") from None
     try:
         data = _safe_load(text)
     except yaml.YAMLError as exc:
@@ -682,28 +683,43 @@ def _resolve_rules_paths(raw: dict, base_dir: Path) -> None:
             sec[key] = _resolve(sec[key], base_dir)
 
 
-def _config_file_entries(raw: dict, base_dir: Path) -> list[tuple[str, str]]:
+def _config_file_entries(raw: dict, base_dir: Path, where: str = "") -> list[tuple[str, str]]:
+    """``config_files`` of one configuration -> (path, strategy) in order; a folder gives its
+    ``.yaml``/``.yml`` files sorted, a path that does not exist the strategy ``missing``. A path
+    the system cannot even look up (a name longer than NAME_MAX, no permission, a symlink loop)
+    is a ConfigError naming ``where`` (the configuration file) and the entry."""
     out = []
     entries = raw.get("config_files") or []
     if not isinstance(entries, list):
-        raise ConfigError("config_files: expected a list")
+        raise ConfigError(f"{where}config_files: expected a list")
     for i, entry in enumerate(entries):
         if isinstance(entry, str):
             path, strategy = entry, "append"
         elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
             path, strategy = entry["path"], entry.get("strategy", "append")
         else:
-            raise ConfigError(f"config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
+            raise ConfigError(f"{where}config_files[{i}]: expected a path or {{path, strategy}}, got {entry!r}")
         p = Path(_expand_env(path))
         if not p.is_absolute():
             p = base_dir / p
-        if p.is_dir():
-            out.extend((str(f), strategy) for f in sorted(p.iterdir())
-                       if f.suffix in (".yaml", ".yml") and f.is_file())
-        elif p.exists():
-            out.append((str(p), strategy))
-        else:
+        try:
+            st = p.stat()
+        except (FileNotFoundError, NotADirectoryError):
             out.append((str(p), "missing"))
+            continue
+        except OSError as exc:
+            # ENAMETOOLONG, EACCES, ELOOP: Path.is_dir() lets some of these out
+            raise ConfigError(f"{where}config_files[{i}]: cannot look up {_printable(str(p))}: "
+                              f"{exc.strerror or exc}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            out.append((str(p), strategy))
+            continue
+        try:
+            names = sorted(p.iterdir())
+            out.extend((str(f), strategy) for f in names if f.suffix in (".yaml", ".yml") and f.is_file())
+        except OSError as exc:
+            raise ConfigError(f"{where}config_files[{i}]: cannot list the folder {_printable(str(p))}: "
+                              f"{exc.strerror or exc}") from None
     return out
 
 
@@ -734,9 +750,9 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = (), *,
         files.append(os.path.abspath(path))
         base_dir = Path(path).resolve().parent
         _resolve_rules_paths(raw, base_dir)
-        for extra_path, strategy in _config_file_entries(raw, base_dir):
+        for extra_path, strategy in _config_file_entries(raw, base_dir, f"{_printable(path)}: "):
             if strategy == "missing":
-                notes.append(f"config_files: {extra_path} does not exist (skipped)")
+                notes.append(f"config_files: {_printable(extra_path)} does not exist (skipped)")
                 continue
             extra, _ = _read_yaml(extra_path)
             _resolve_rules_paths(extra, Path(extra_path).resolve().parent)

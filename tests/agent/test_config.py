@@ -89,6 +89,33 @@ def test_config_files_merge_in_order(tmp_path):
     assert load_config(str(main))["rules_files"] == ["/only.yaml"]
 
 
+def test_config_files_entry_the_system_cannot_look_up_is_one_error_line(tmp_path):
+    """Fuzz finding (config, session 7): a config_files entry whose name is longer than NAME_MAX
+    made Path.is_dir() raise OSError out of the loader (a traceback). Now: one ConfigError line
+    naming the configuration file, the entry and the reason; a name with a newline stays escaped."""
+    main = tmp_path / "main.yaml"
+    long_name = "a\\nb" + "x" * 300 + ".yaml"
+    main.write_text(f"config_files:\n  - {tmp_path / 'present.yaml'}\n  - \"{long_name}\"\n")
+    (tmp_path / "present.yaml").write_text("priority: warning\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(str(main))
+    msg = str(ei.value)
+    assert len(msg.splitlines()) == 1
+    assert msg.startswith(f"{main}: config_files[1]: cannot look up ") and "File name too long" in msg
+    assert "a\\nb" in msg                      # the newline shown escaped
+    # a path under a regular file (ENOTDIR) does not exist: a note, as a missing path is
+    main.write_text(f"config_files: [{tmp_path / 'present.yaml' / 'sub.yaml'}]\n")
+    c = load_config(str(main))
+    assert c.notes == [f"config_files: {tmp_path / 'present.yaml' / 'sub.yaml'} does not exist (skipped)"]
+    # a folder that cannot be listed (no permission for a non-root user: root reads it anyway)
+    # is left to the permission tests; a broken symlink loop is refused the same way as the long name
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    main.write_text(f"config_files: [{loop}]\n")
+    with pytest.raises(ConfigError, match=r"config_files\[0\]: cannot look up .*loop\.yaml: Too many levels"):
+        load_config(str(main))
+
+
 def test_unknown_keys_are_warnings_naming_the_key(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("jsn_output: true\nwebserver:\n  listen_prot: 1\ngrpc:\n  enabled: false\n")
