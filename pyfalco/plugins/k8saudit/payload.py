@@ -142,6 +142,22 @@ def _scan(s: str) -> list | None:
     return items
 
 
+#: a lone surrogate: what a JSON escape such as "\\ud800" decodes to, which UTF-8 cannot encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _compact(item: Any) -> bytes:
+    """The compact JSON of an event, as UTF-8. A string holding a lone surrogate (sent as the
+    escape ``\\udXXX``: valid JSON, decoded by ``json`` to a surrogate) keeps that escape, as
+    the text the sender wrote does: the event is kept, as when its own text is the payload."""
+    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # surrogates only occur inside JSON strings: their escape is the same string
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
 def _one(item: Any, raw: bytes | str | None, max_event_size: int, extra: dict | None) -> tuple[int, AuditPayload]:
     if not isinstance(item, dict):
         raise ValueError("audit event is not a JSON object")
@@ -154,7 +170,7 @@ def _one(item: Any, raw: bytes | str | None, max_event_size: int, extra: dict | 
     data = raw.encode() if isinstance(raw, str) else raw
     if data is None or len(data) > max_event_size:
         # the limit is on the compact JSON (as k8saudit measures it), not on pretty-printed input
-        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _compact(item)
     if len(data) > max_event_size:
         raise ValueError(f"event larger than maxEventSize: size={len(data)}")
     payload = AuditPayload(data)
