@@ -4,6 +4,7 @@ its parameters as Falco renders them, its time, and the paths a file syscall nam
 
 from __future__ import annotations
 
+import errno as _errno
 import time as _time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ _OPEN_CODES = frozenset((ec.PPME_SYSCALL_OPEN_X, ec.PPME_SYSCALL_OPENAT_2_X, ec.
                          ec.PPME_SYSCALL_OPEN_BY_HANDLE_AT_X, _CREAT))
 _PPM_O_RDONLY, _PPM_O_WRONLY, _PPM_O_CREAT, _PPM_O_F_CREATED = 1, 2, 4, 1 << 14
 _EXIT_RES_NAMES = ("res", "fd")
+_ERRNO_NAMES = _errno.errorcode
 
 
 # by event code: 1 for the exit events whose first parameter is their return value
@@ -90,8 +92,20 @@ def _category(ie: FieldEvent):
 
 
 def evt_res(ie: FieldEvent):
-    r = _res(ie)
-    return None if r is None else render.errno_name(r)
+    # render.errno_name(_res(ie)) in one frame (the first field every execve rule reads)
+    evt = ie.evt
+    code = evt.type
+    if code >= _NEVENTS or not _HAS_RES[code]:
+        return None
+    vals = evt._vals
+    if vals is None:
+        vals = evt.values()
+    if not vals:
+        return None
+    r = vals[0]
+    if not isinstance(r, int):
+        return None
+    return "SUCCESS" if r >= 0 else _ERRNO_NAMES.get(-r) or str(r)
 
 
 def evt_rawres(ie: FieldEvent):

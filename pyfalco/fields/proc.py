@@ -116,13 +116,18 @@ def libs_main(ie: FieldEvent):
 
 def proc_cwd(ie: FieldEvent):
     """libs' get_cwd(): the main thread's cwd ("" when never known), "./" without a main thread."""
-    if ie.thread is None:
+    t = ie.thread
+    if t is None:
         return None
-    m = libs_main(ie)
-    if m is None:
-        return "./"
-    cwd = m.proc.cwd
-    return cwd if not cwd or cwd.endswith("/") else cwd + "/"
+    # libs_main inline (one frame per read: every execve of the default rules reads it)
+    if t.tid != t.pid:
+        if t.pid < 0:
+            return "./"
+        t = ie.inspector.threads.threads.get(t.pid)
+        if t is None:
+            return "./"
+    cwd = t.proc.cwd
+    return cwd if not cwd or cwd[-1] == "/" else cwd + "/"
 
 
 def proc_fdlimit(ie: FieldEvent):
@@ -318,17 +323,35 @@ def _self_exepath(ie: FieldEvent):
 
 def _self_args(ie: FieldEvent):
     t = ie.thread
-    return None if t is None else t.args_str()
+    if t is None:
+        return None
+    s = t._args_str         # Thread.args_str's cache, read here (the execve parser fills it)
+    return s if s is not None else t.args_str()
 
 
 def _self_cmdline(ie: FieldEvent):
     t = ie.thread
-    return None if t is None else (t.cmdline() or None)
+    if t is None:
+        return None
+    s = t._cmdline          # Thread.cmdline inline (its cache; the args' string set by the execve)
+    if s is None:
+        a = t._args_str
+        if a is None:
+            a = t.args_str()
+        s = t._cmdline = f"{t.comm} {a}" if a else t.comm
+    return s or None
 
 
 def _parent_comm(ie: FieldEvent):
-    t = _parent(ie)
-    return None if t is None else (t.comm or None)
+    # common.parent_thread and ThreadTable.parent inline
+    t = ie.thread
+    if t is None:
+        return None
+    ptid = t.ptid
+    if ptid <= 0 or ptid == t.tid:
+        return None
+    p = ie.inspector.threads.threads.get(ptid)
+    return None if p is None else (p.comm or None)
 
 
 def _self_exe_flag(bit: int) -> Callable:

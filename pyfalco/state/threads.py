@@ -59,6 +59,27 @@ def split_args(raw: bytes | None) -> tuple[str, ...]:
     return hit
 
 
+#: args_and_str's (tuple, joined) pairs by their raw bytes
+_ARGS_STR_CACHE: dict[bytes, tuple] = {}
+_NO_ARGS: tuple = ((), "")
+
+
+def args_and_str(raw: bytes | None) -> tuple:
+    """``(split_args(raw), " ".join(split_args(raw)))``, kept per distinct value: an execve sets
+    a thread's args and their joined string (Thread.args_str) at once, so proc.args and
+    proc.cmdline do no join on a new exec of a command line seen before."""
+    if not raw:
+        return _NO_ARGS
+    hit = _ARGS_STR_CACHE.get(raw)
+    if hit is None:
+        args = split_args(raw)
+        hit = (args, " ".join(args))
+        if len(_ARGS_STR_CACHE) > 4096:
+            _ARGS_STR_CACHE.clear()
+        _ARGS_STR_CACHE[raw] = hit
+    return hit
+
+
 #: Thread.set_cgroups's parsed lists by their raw bytes (immutable tuples, shared)
 _CGROUPS_CACHE: dict[bytes, tuple] = {}
 
