@@ -26,7 +26,7 @@ from .cgroups import container_from_cgroups
 from .event import InspectedEvent
 from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
-from .threads import Proc, Thread, ThreadTable, _split_nul, invalid_thread, split_args
+from .threads import Proc, Thread, ThreadTable, _split_nul, args_and_str, invalid_thread, split_args
 
 _new = object.__new__
 _made_fd = Fd.made
@@ -495,7 +495,9 @@ class StateParser:
         self._fill_from_clone(child, p, ts, own=own)
         if from_invalid and not flags & CL_THREAD:
             child.proc.cwd = ""           # libs takes a child's cwd from its parent only
-        self.set_container(child)
+        if not own:
+            # (the child's own event: _fill_from_clone did it, once: on_container fires once)
+            self.set_container(child)
         self.table.add(child)
         return child
 
@@ -569,7 +571,7 @@ class StateParser:
             t.ptid = ptid
             self.table._link(t)
         t.exe = exe if exe is not None else t.exe
-        t.args = split_args(args)
+        t.args, t._args_str = args_and_str(args)
         if comm is not None:
             t.comm = comm
         exepath = trusted_exepath or ""
@@ -579,15 +581,20 @@ class StateParser:
         if not exepath and t.exe and "/" in t.exe:
             exepath = resolve_path(t.proc.cwd, t.exe)
         t.exepath = exepath
-        t._cmdline = t._args_str = None         # Thread.reset_strings, inline
+        t._cmdline = None           # Thread.reset_strings, inline (_args_str was set with args)
         if cwd and not was_invalid:
             t.proc.cwd = cwd
         if env is not None:
             t.env_raw = env                     # Thread.set_env, inline
             t._env = None
         if cg is not None:
+            before = t.cgroups
             t.set_cgroups(cg)
-            self.set_container(t)
+            if t.cgroups is not before:
+                # the same list is the same tuple (set_cgroups shares one per distinct list) and
+                # the thread's container was set from it (wherever cgroups are set, the container
+                # is, or both are inherited): only a new list can change the container
+                self.set_container(t)
         if tty is not None:
             t.tty = tty
         if vpgid is not None:
@@ -610,12 +617,36 @@ class StateParser:
             t.exe_ino_ctime = exe_ino_ctime
         if exe_ino_mtime is not None:
             t.exe_ino_mtime = exe_ino_mtime
-        _take_counters(t, uid, gid, fdlimit, vm_size, vm_rss, vm_swap, pgft_maj, pgft_min)
+        # _take_counters, inline (a call with nine arguments per execve)
+        if uid is not None:
+            t.uid = uid
+        if gid is not None:
+            t.gid = gid
+        if fdlimit is not None:
+            t.fdlimit = fdlimit
+        if vm_size is not None:
+            t.vmsize = vm_size
+        if vm_rss is not None:
+            t.vmrss = vm_rss
+        if vm_swap is not None:
+            t.vmswap = vm_swap
+        if pgft_maj is not None:
+            t.pfmajor = pgft_maj
+        if pgft_min is not None:
+            t.pfminor = pgft_min
         t.lastexec_ts = evt.ts
-        # close-on-exec descriptors are gone
+        # close-on-exec descriptors are gone (a loop, not a list comprehension: no frame of its own)
         fds = t.proc.fds
-        for fd in [n for n, f in fds.items() if f.flags & PPM_O_CLOEXEC]:
-            del fds[fd]
+        gone = None
+        for n, f in fds.items():
+            if f.flags & PPM_O_CLOEXEC:
+                if gone is None:
+                    gone = [n]
+                else:
+                    gone.append(n)
+        if gone is not None:
+            for n in gone:
+                del fds[n]
         if t.proc.nthreads > 1:
             # the exec made this thread the only one of a new private table
             t.proc = Proc(dict(fds), t.proc.cwd, t.proc.root)
