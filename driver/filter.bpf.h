@@ -471,13 +471,20 @@ static long pf_kf_walk_cb(struct bpf_map *map, __u32 *key, struct pf_kf_slot *s,
 		return 0;
 	if (mode == PF_KF_WALK_EXEC && !rec->cloexec)
 		return 0;
-	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
-		rec->cloexec = 1;
-		return 0;
-	}
 	nv = pf_kf_next(v, PF_KF_SLOT_BUSY);
 	if (__sync_val_compare_and_swap(&s->state, v, nv) != v)
 		return 0;
+	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
+		/* marked while claimed, like every other change of a slot: unclaimed, the slot could be
+		 * discarded and taken by another table's open between the check above and the store,
+		 * and that record would be dropped at its exec (an fd user space never learns). The
+		 * swap from v succeeded, so files and fd are the ones checked; checked again all the
+		 * same, they cannot change while the slot is ours. */
+		if (s->files == w->files && s->fd == fd)
+			rec->cloexec = 1;
+		__sync_lock_test_and_set(&s->state, (nv & ~3ULL) | PF_KF_SLOT_HELD);
+		return 0;
+	}
 	if (mode == PF_KF_WALK_FLUSH)
 		pf_kf_emit(rec, w->ts, w->tid);
 	pf_kf_free(s, nv);

@@ -252,7 +252,9 @@ pid = os.fork()
 if pid == 0:                             # opens held in the child's own table, then an exec:
     h = os.open(d + "/h", os.O_RDONLY)   # O_CLOEXEC: gone
     i = raw_open("i")                    # still there
-    os.execv(sys.executable, [sys.executable, sys.argv[0], mark, "exec", str(h), str(i), str(g)])
+    j = raw_open("j")                    # marked close-on-exec by close_range while held: gone
+    assert libc.syscall(436, j, j, 4) == 0
+    os.execv(sys.executable, [sys.executable, sys.argv[0], mark, "exec", str(h), str(i), str(g), str(j)])
 os.waitpid(pid, 0)
 i = raw_open("i")
 os.close(i)
@@ -275,7 +277,7 @@ HOLD_RULES = """
 def _hold_files(mark: str) -> Path:
     d = Path("/tmp") / mark
     d.mkdir()
-    for name in ("plain", "a", "b", "c", "e", "f", "g", "h", "i", ".bash_history"):
+    for name in ("plain", "a", "b", "c", "e", "f", "g", "h", "i", "j", ".bash_history"):
         (d / name).write_text("x")
     return d
 
@@ -351,6 +353,10 @@ def test_held_opens_reach_every_use(rules, tmp_path):
         for name in ("a", "b", "e", "i"):              # b through dup2's 60, i after the exec
             assert f"fchmod 0 {d}/{name} " in messages or f"fchmod SUCCESS {d}/{name} " in messages, messages
         assert f"{d}/c " in messages and "use setns SUCCESS /proc/" in messages, messages
+        # closed at the exec (O_CLOEXEC, or marked by close_range while held or after a fork's
+        # flush): their use in the exec'd image names no file, as without the filter
+        for name in ("g", "h", "j"):
+            assert f"{d}/{name}" not in messages, messages
 
 
 @pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
