@@ -27,7 +27,7 @@ from pyfalco.rules.lexer import LIST_OPS
 from pyfalco.rules.limits import limit_problem
 from pyfalco.rules.resolver import LimitError
 
-__all__ = ["CompiledCondition", "compile_condition", "compile_bucket", "fold_constants"]
+__all__ = ["CompiledCondition", "compile_condition", "compile_bucket", "fold_constants", "necessary_values"]
 
 _HELPERS = {
     "_pmatch": ops.pmatch,
@@ -398,6 +398,91 @@ def _subtree_counts(trees: list, cache: dict) -> dict:
     return counts
 
 
+#: the field of compile_bucket's prefilter: most rules of an event type test it early
+PREFILTER_FIELD = "proc.name"
+_NO_RAISE_OPS = {"str": ("=", "==", "!=", "in", "exists", "contains", "startswith", "endswith"),
+                 "num": ("=", "==", "!=", "in", "exists", "<", "<=", ">", ">="),
+                 "bool": ("=", "==", "!=", "in", "exists")}
+
+
+def _cannot_raise(node, provider: Any) -> bool:
+    """True when evaluating ``node`` certainly raises nothing (a conservative test: plain fields
+    against literals with operators that cannot raise on their kind)."""
+    while isinstance(node, n.Macro):
+        node = node.expr
+    if isinstance(node, (n.And, n.Or)):
+        return all(_cannot_raise(item, provider) for item in node.items)
+    if isinstance(node, n.Not):
+        return _cannot_raise(node.expr, provider)
+    if isinstance(node, n.Const):
+        return True
+    if not isinstance(node, n.Check) or not isinstance(node.lhs, n.FieldRef) or node.modifier:
+        return False
+    if not (node.value is None or isinstance(node.value, (n.Literal, n.ListLiteral))):
+        return False
+    try:
+        lt = operand_type(provider, node.lhs)
+    except Exception:
+        return False
+    return node.op in _NO_RAISE_OPS.get(lt.kind, ()) and (not lt.multi or node.op == "exists")
+
+
+def _values_of(node, provider: Any, field: str) -> frozenset | None:
+    """The values ``field`` must have for ``node`` to hold, or None when ``node`` does not say."""
+    while isinstance(node, n.Macro):
+        node = node.expr
+    if isinstance(node, n.Or):
+        out: set = set()
+        for item in node.items:     # every branch must name its values (and raise nothing)
+            part = _values_of(item, provider, field)
+            if part is None:
+                return None
+            out |= part
+        return frozenset(out)
+    if isinstance(node, n.And):
+        return necessary_values(node, provider, field)
+    if not (isinstance(node, n.Check) and isinstance(node.lhs, n.FieldRef) and node.lhs.name == field
+            and node.lhs.arg is None and node.modifier is None):
+        return None
+    try:
+        lt = operand_type(provider, node.lhs)
+    except Exception:
+        return None
+    if lt.multi or lt.kind != "str":
+        return None
+    value = node.value
+    try:
+        if node.op in ("=", "==") and isinstance(value, n.Literal):
+            return frozenset((ops.convert_literal(lt.kind, node.op, value.value),))
+        if node.op == "in" and isinstance(value, n.ListLiteral):
+            return frozenset(ops.convert_literal(lt.kind, node.op, item.value) for item in value.items)
+    except Exception:
+        return None
+    return None
+
+
+def necessary_values(tree, provider: Any, field: str = PREFILTER_FIELD) -> frozenset | None:
+    """A set of values the (folded) condition ``tree`` needs ``field`` (a plain string field) to
+    be in, or None. Taken from the first conjunct of the top-level ``and`` that tests
+    ``field = v`` / ``field in (...)`` (or an ``or`` whose every branch does), and only when
+    every conjunct before it cannot raise: skipping the condition when the value is not in the
+    set then gives exactly what evaluating it gives (false, no error)."""
+    items = [tree]
+    while items:
+        item = items.pop(0)
+        while isinstance(item, n.Macro):
+            item = item.expr
+        if isinstance(item, n.And):     # a nested ``and`` is the same chain of conjuncts
+            items[:0] = item.items
+            continue
+        found = _values_of(item, provider, field)
+        if found is not None:
+            return found
+        if not _cannot_raise(item, provider):
+            return None
+    return None
+
+
 class _Unset:
     """A field not extracted yet (compile_bucket's memo)."""
 
@@ -424,7 +509,22 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     em = _Emitter(provider, memo=True)
     folded = [fold_constants(tree, provider) for tree in trees]
     em.shared = _subtree_counts(folded, em._key_cache)
-    bodies = [em.visit(tree) for tree in folded]
+    # the prefilter: a rule whose condition needs proc.name in a set of values is skipped when
+    # the event's proc.name (read once, first) is not in it
+    needs = [necessary_values(tree, provider, PREFILTER_FIELD) for tree in folded]
+    pre = None
+    if sum(need is not None for need in needs) >= 2:
+        pre_line = em.operand(n.FieldRef(PREFILTER_FIELD))
+        pre = em.operand(n.FieldRef(PREFILTER_FIELD))   # now the memo's name
+    bodies = []
+    for i, (tree, need) in enumerate(zip(folded, needs)):
+        if pre is None or need is None:
+            bodies.append(em.visit(tree))
+            continue
+        em.consts[f"_p{i}"] = need
+        must = set(em.must)         # the condition runs only when the name is in the set
+        bodies.append(f"{pre} in _p{i} and {em.visit(tree)}")
+        em.must = must
     em.consts["_U"] = _UNSET
     em.consts["_on_error"] = on_error
     if guard is not None:
@@ -440,6 +540,8 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
         lines.append("            return ()")
     if em.unset:
         lines.append("        " + " = ".join(em.unset) + " = _U")
+    if pre is not None:
+        lines.append(f"        {pre_line}")
     if not first:
         lines.append("        _hits = ()")
     for i, body in enumerate(bodies):
