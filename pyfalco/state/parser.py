@@ -26,7 +26,7 @@ from .cgroups import container_from_cgroups
 from .event import InspectedEvent
 from .fds import (L4_ICMP, L4_RAW, L4_TCP, L4_UDP, PPM_O_CLOEXEC, PPM_O_CREAT, PPM_O_DIRECTORY, PPM_O_WRONLY,
                   ROLE_CLIENT, ROLE_NONE, ROLE_SERVER, Fd, Interfaces)
-from .threads import Proc, Thread, ThreadTable, _split_nul, args_and_str, invalid_thread, split_args
+from .threads import _CGROUPS_CACHE, Proc, Thread, ThreadTable, _split_nul, args_and_str, invalid_thread, split_args
 
 _new = object.__new__
 _made_fd = Fd.made
@@ -575,9 +575,12 @@ class StateParser:
         if comm is not None:
             t.comm = comm
         exepath = trusted_exepath or ""
-        if not exepath:
-            fname = fname or ""
-            exepath = resolve_path(t.proc.cwd, fname) if fname else ""
+        if not exepath and fname:
+            # resolve_path's already-normal test inline (an absolute filename, the common case)
+            if fname[0] == "/" and "/." not in fname and "//" not in fname and (len(fname) == 1 or fname[-1] != "/"):
+                exepath = fname
+            else:
+                exepath = resolve_path(t.proc.cwd, fname)
         if not exepath and t.exe and "/" in t.exe:
             exepath = resolve_path(t.proc.cwd, t.exe)
         t.exepath = exepath
@@ -589,7 +592,11 @@ class StateParser:
             t._env = None
         if cg is not None:
             before = t.cgroups
-            t.set_cgroups(cg)
+            hit = _CGROUPS_CACHE.get(cg) if cg.__class__ is bytes else None
+            if hit is not None:
+                t.cgroups = hit         # Thread.set_cgroups of a list seen before, inline
+            else:
+                t.set_cgroups(cg)
             if t.cgroups is not before:
                 # the same list is the same tuple (set_cgroups shares one per distinct list) and
                 # the thread's container was set from it (wherever cgroups are set, the container
