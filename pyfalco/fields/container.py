@@ -22,6 +22,11 @@ def container_id(ie: FieldEvent):
     return cid[:12] if cid else "host"
 
 
+# as an expression of ``evt``, written into compiled rule buckets (see fields.proc.proc_name.inline)
+container_id.inline = ('(None if evt.thread is None else '  # type: ignore[attr-defined]
+                       '(evt.thread.container_id[:12] if evt.thread.container_id else "host"))')
+
+
 def container_full_id(ie: FieldEvent):
     t = ie.thread
     if t is None:

@@ -25,6 +25,12 @@ def proc_name(ie: FieldEvent):
     return t.comm or None if t is not None else None
 
 
+# The same reads as expressions of ``evt`` (the event a compiled rule bucket reads), written into
+# the bucket's code instead of a call (rules.compiler.compile_bucket): equal to the accessor's
+# value (tests/unit/test_proc_accessors.py).
+proc_name.inline = "(evt.thread.comm or None if evt.thread is not None else None)"  # type: ignore[attr-defined]
+
+
 def _on(getter: Callable, who: str):
     """A thread-level getter applied to the event thread, its main thread or its parent."""
     if who == "self":
@@ -321,6 +327,10 @@ def _self_exepath(ie: FieldEvent):
     return None if t is None else (t.exepath or "")
 
 
+_self_exe.inline = "(None if evt.thread is None else (evt.thread.exe or None))"  # type: ignore[attr-defined]
+_self_exepath.inline = '(None if evt.thread is None else (evt.thread.exepath or ""))'  # type: ignore[attr-defined]
+
+
 def _self_args(ie: FieldEvent):
     t = ie.thread
     if t is None:
@@ -358,6 +368,7 @@ def _self_exe_flag(bit: int) -> Callable:
     def f(ie: FieldEvent):
         t = ie.thread
         return None if t is None else bool(t.exe_flags & bit)
+    f.inline = f"(None if evt.thread is None else bool(evt.thread.exe_flags & {int(bit)}))"  # type: ignore[attr-defined]
     return f
 
 _sid_leader = _leader("sid")

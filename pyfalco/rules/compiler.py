@@ -571,9 +571,21 @@ def compile_bucket(trees: list, provider: Any, results: list, first: bool, on_er
     if not unwrapped:
         return fn
     fast_consts["_on_error"] = fn
+    # an accessor that carries an ``inline`` expression of ``evt`` (the simplest proc.* and
+    # container.id reads) is written into the fast bucket's code instead of called: no call, no
+    # frame, no cold code object of its own per read. Its value is the accessor's whenever it does
+    # not raise, and if it raises the wrapped bucket answers, as above.
+    fast_source = source
+    for key in fast_consts:
+        if _ACCESSOR_CONST.match(key):
+            inline = getattr(fast_consts[key], "inline", None)
+            if isinstance(inline, str):
+                fast_source = fast_source.replace(f"{key}(evt)", inline)
+    if fast_source is not source:
+        code = compile(fast_source, f"<{name}>", "exec")
     exec(code, fast_consts)
     fast = fast_consts["bucket"]
-    fast.source = source
+    fast.source = fast_source
     fast.safe_bucket = fn
     return fast
 

@@ -64,6 +64,19 @@ def _generic_cmdline(ie):
     return (f"{t.comm} {a}" if a else t.comm) or None
 
 
+def _inlined() -> dict:
+    """field -> (accessor, its ``inline`` expression compiled as a function of evt): what
+    rules.compiler.compile_bucket writes into a bucket instead of the call."""
+    from pyfalco.fields import container as C
+    out = {}
+    for name, fn in {**P.EXTRACTORS, **C.EXTRACTORS}.items():
+        text = getattr(fn, "inline", None)
+        if text is not None:
+            out[name] = (fn, eval(f"lambda evt: {text}"))
+    return out
+
+
+INLINED = _inlined()
 PAIRS["proc.cwd"] = _generic_cwd
 PAIRS["proc.args"] = _generic_args
 PAIRS["proc.cmdline"] = _generic_cmdline
@@ -80,6 +93,8 @@ def test_written_out_accessors_equal_the_generic_ones(path):
             for name, generic in PAIRS.items():
                 assert FAST[name](ie) == generic(ie), (name, evt)
             assert FAST["evt.res"](ie) == _generic_res(ie), evt
+            for name, (fn, inline) in INLINED.items():
+                assert inline(ie) == fn(ie), (name, evt)
             res += FAST["evt.res"](ie) is not None
             seen += ie.thread is not None
         for t in insp.threads.threads.values():
@@ -96,11 +111,17 @@ def test_no_thread():
     ie.thread = None
     for name in PAIRS:
         assert FAST[name](ie) is None
+    for name, (fn, inline) in INLINED.items():
+        assert inline(ie) is None and fn(ie) is None, name
     insp.close()
 
 
+def test_inlined_reads_cover_the_execve_fields():
+    assert {"proc.name", "proc.exe", "proc.exepath", "proc.is_exe_from_memfd", "container.id"} <= set(INLINED)
+
+
 def test_made_up_threads():
-    """proc.cwd and proc.pname on thread tables the shared captures do not have: a thread whose
+    """proc.cwd, proc.pname and the inlined reads on thread tables the shared captures do not have: a thread whose
     main thread is missing or unknown (pid -1), a thread that is its own parent, a cwd with and
     without its slash, an empty one."""
     from pyfalco.state.threads import Thread
@@ -128,6 +149,10 @@ def test_made_up_threads():
             v = FAST[name](ie)
             assert v == generic(ie), (name, t)
             got.append(v)
+        t.container_id = "ab" * 32 if t.tid % 2 else ""
+        t.exe_flags = t.tid & 15
+        for name, (fn, inline) in INLINED.items():
+            assert inline(ie) == fn(ie), (name, t)
     # the cases reach each branch: "./" (main missing, pid -1), the slash added and kept, "",
     # a parent's name, none for ptid 0/-1/own tid/unknown
     assert got.count("./") == 2 and "/srv/" in got and "/a/" in got and "" in got and "main" in got, got
