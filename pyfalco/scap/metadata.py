@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 from collections.abc import Iterable
 
@@ -68,6 +69,19 @@ class _Unknown(Exception):
     the block cannot be read (the entries before it are kept)."""
 
 
+class _Run(struct.Struct):
+    """A fixed run of little-endian fields (no padding) read with one ``unpack_from``; ``sizes``
+    holds each field's size, so a run the data cuts reports the first field that does not fit."""
+
+    def __init__(self, fmt: str):
+        super().__init__(fmt)
+        self.sizes = tuple(struct.calcsize("<" + f) for f in re.findall(r"\d*[a-zA-Z?]", fmt.lstrip("<")))
+        assert sum(self.sizes) == self.size, fmt
+
+
+_U8, _U16, _U32, _U64, _I64 = _Run("<B"), _Run("<H"), _Run("<I"), _Run("<Q"), _Run("<q")
+
+
 class _Cursor:
     __slots__ = ("buf", "pos", "end")
 
@@ -86,31 +100,69 @@ class _Cursor:
         self.pos += n
         return b
 
+    def run(self, r: _Run) -> tuple:
+        """The fields of ``r``, in one unpack. The error when the data ends inside the run is the
+        one reading its fields one at a time gives: the first field cut, where it starts."""
+        pos = self.pos
+        if pos + r.size <= self.end:
+            self.pos = pos + r.size
+            return r.unpack_from(self.buf, pos)
+        for n in r.sizes:
+            if pos + n > self.end:
+                self.pos = pos
+                raise _Short(f"{n} bytes needed at byte {pos}, {self.end - pos} left")
+            pos += n
+        raise AssertionError("unreachable: the run did not fit")
+
     def u8(self) -> int:
-        return self.take(1)[0]
+        return self.run(_U8)[0]
 
     def u16(self) -> int:
-        return struct.unpack("<H", self.take(2))[0]
+        return self.run(_U16)[0]
 
     def u32(self) -> int:
-        return struct.unpack("<I", self.take(4))[0]
+        return self.run(_U32)[0]
 
     def u64(self) -> int:
-        return struct.unpack("<Q", self.take(8))[0]
+        return self.run(_U64)[0]
 
     def i64(self) -> int:
-        return struct.unpack("<q", self.take(8))[0]
+        return self.run(_I64)[0]
 
     def sbytes(self) -> bytes:
-        return self.take(self.u16())
+        """A u16 length and that many bytes (the reads and errors of ``take(u16())``, inlined:
+        the proc table has several per thread)."""
+        pos, end, buf = self.pos, self.end, self.buf
+        if pos + 2 > end:
+            raise _Short(f"2 bytes needed at byte {pos}, {end - pos} left")
+        n = buf[pos] | buf[pos + 1] << 8
+        pos += 2
+        if pos + n > end:
+            self.pos = pos
+            raise _Short(f"{n} bytes needed at byte {pos}, {end - pos} left")
+        self.pos = pos + n
+        return buf[pos:pos + n]
 
     def str(self) -> str:
-        return _text(self.sbytes())
+        """``_text(self.sbytes())``, inlined (the most frequent read of the proc and fd tables)."""
+        pos, end, buf = self.pos, self.end, self.buf
+        if pos + 2 > end:
+            raise _Short(f"2 bytes needed at byte {pos}, {end - pos} left")
+        n = buf[pos] | buf[pos + 1] << 8
+        pos += 2
+        if pos + n > end:
+            self.pos = pos
+            raise _Short(f"{n} bytes needed at byte {pos}, {end - pos} left")
+        self.pos = pos + n
+        z = buf.find(0, pos, pos + n)       # a NUL inside ends the string, as in _text
+        return buf[pos:pos + n if z < 0 else z].decode("utf-8", "surrogateescape")
 
 
 def _text(b: bytes) -> str:
     # a NUL inside (some producers count it) ends the string; undecodable bytes survive a round trip
-    return b.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    if b"\0" in b:
+        b = b[:b.index(b"\0")]
+    return b.decode("utf-8", "surrogateescape")
 
 
 def _split_list(b: bytes) -> list[str]:
@@ -134,27 +186,48 @@ def parse_machine_info(body: bytes) -> MachineInfo:
                        boot_ts_epoch=boot_ts, flags=flags)
 
 
+# the fixed runs of a PL entry (section 9): ids (sid from V6, vpgid from V8); fdlimit, flags, uid,
+# gid (with vmsize, vmrss, vmswap, pfmajor, pfminor from V2); vtid, vpid (V4)
+_TH_IDS, _TH_IDS6, _TH_IDS8 = _Run("<QQQ"), _Run("<QQQq"), _Run("<QQQqq")
+_TH_LIMITS, _TH_LIMITS2 = _Run("<QIII"), _Run("<QIIIIIIQQ")
+_TH_VIDS = _Run("<qq")
+# the V9 tails: A (loginuid, exe_writable, 3 capability sets) and B, whole
+_TAIL_A = _Run("<IBQQQ")
+_TAIL_B_FIELDS = (("pidns_init_start_ts", "<Q"), ("tty", "<I"), ("loginuid", "<I"), ("exe_writable", "<B"),
+                  ("cap_inheritable", "<Q"), ("cap_permitted", "<Q"), ("cap_effective", "<Q"),
+                  ("exe_upper_layer", "<B"), ("exe_ino", "<Q"), ("exe_ino_ctime", "<Q"), ("exe_ino_mtime", "<Q"),
+                  ("exe_from_memfd", "<B"), ("exe_lower_layer", "<B"), ("pgid", "<q"))
+_TAIL_B = _Run("<" + "".join(f[1:] for _, f in _TAIL_B_FIELDS))
+_TAIL_B_ONE = tuple((name, struct.Struct(fmt), fmt == "<B") for name, fmt in _TAIL_B_FIELDS)
+
+
 def _parse_thread(c: _Cursor, version: int) -> ThreadInfo:
-    tid, pid, ptid = c.u64(), c.u64(), c.u64()
-    # blocks older than V6/V8 lack them: -1 ("unknown"), as libscap's scap_read_proclist leaves them
-    sid = c.i64() if version >= 6 else -1      # signed: -1 written for an unknown id reads back as -1
-    vpgid = c.i64() if version >= 8 else -1
+    # blocks older than V6/V8 lack sid/vpgid: -1 ("unknown"), as libscap's scap_read_proclist leaves
+    # them; both are signed: -1 written for an unknown id reads back as -1
+    if version >= 8:
+        tid, pid, ptid, sid, vpgid = c.run(_TH_IDS8)
+    elif version >= 6:
+        (tid, pid, ptid, sid), vpgid = c.run(_TH_IDS6), -1
+    else:
+        (tid, pid, ptid), sid, vpgid = c.run(_TH_IDS), -1, -1
     comm = c.str()
     exe = c.str()
     exepath = c.str() if version >= 7 else ""
     args = _split_list(c.sbytes())
     cwd = c.str()
-    fdlimit = c.u64()
-    flags, uid, gid = c.u32(), c.u32(), c.u32()
-    t = ThreadInfo(tid=tid, pid=pid, ptid=ptid, comm=comm, exe=exe, exepath=exepath, args=args, cwd=cwd, sid=sid,
-                   vpgid=vpgid, fdlimit=fdlimit, flags=flags, uid=uid, gid=gid)
     if version >= 2:
-        t.vmsize_kb, t.vmrss_kb, t.vmswap_kb = c.u32(), c.u32(), c.u32()
-        t.pfmajor, t.pfminor = c.u64(), c.u64()
+        fdlimit, flags, uid, gid, vmsize, vmrss, vmswap, pfmajor, pfminor = c.run(_TH_LIMITS2)
+        t = ThreadInfo(tid=tid, pid=pid, ptid=ptid, comm=comm, exe=exe, exepath=exepath, args=args, cwd=cwd,
+                       sid=sid, vpgid=vpgid, fdlimit=fdlimit, flags=flags, uid=uid, gid=gid, vmsize_kb=vmsize,
+                       vmrss_kb=vmrss, vmswap_kb=vmswap, pfmajor=pfmajor, pfminor=pfminor)
+    else:
+        fdlimit, flags, uid, gid = c.run(_TH_LIMITS)
+        t = ThreadInfo(tid=tid, pid=pid, ptid=ptid, comm=comm, exe=exe, exepath=exepath, args=args, cwd=cwd,
+                       sid=sid, vpgid=vpgid, fdlimit=fdlimit, flags=flags, uid=uid, gid=gid)
     if version >= 3:
         t.env = _split_list(c.sbytes())
     if version >= 4:
-        t.vtid, t.vpid = c.i64(), c.i64()
+        t.vtid, t.vpid = c.run(_TH_VIDS)
         cg = _split_list(c.sbytes())
         t.cgroups = [tuple(x.split("=", 1)) if "=" in x else (x, "") for x in cg]
     else:
@@ -166,8 +239,13 @@ def _parse_thread(c: _Cursor, version: int) -> ThreadInfo:
 
 def _parse_v9_tail(c: _Cursor, t: ThreadInfo) -> None:
     """The optional V9 tail; c.end is the end of the entry (section 9, "two layouts")."""
-    if c.left() <= 29:  # layout A (libs < 0.10, and OLD)
-        if c.left() >= 4:
+    left = c.left()
+    if left <= 29:  # layout A (libs < 0.10, and OLD)
+        if left == 29:
+            t.loginuid, ew, t.cap_inheritable, t.cap_permitted, t.cap_effective = c.run(_TAIL_A)
+            t.exe_writable = bool(ew)
+            return
+        if left >= 4:
             t.loginuid = c.u32()
         if c.left() >= 1:
             t.exe_writable = bool(c.u8())
@@ -175,28 +253,32 @@ def _parse_v9_tail(c: _Cursor, t: ThreadInfo) -> None:
             t.cap_inheritable, t.cap_permitted, t.cap_effective = c.u64(), c.u64(), c.u64()
         return
     # layout B: every field read only while the entry has room for it
-    fields = (("pidns_init_start_ts", "<Q"), ("tty", "<I"), ("loginuid", "<I"), ("exe_writable", "<B"),
-              ("cap_inheritable", "<Q"), ("cap_permitted", "<Q"), ("cap_effective", "<Q"),
-              ("exe_upper_layer", "<B"), ("exe_ino", "<Q"), ("exe_ino_ctime", "<Q"), ("exe_ino_mtime", "<Q"),
-              ("exe_from_memfd", "<B"), ("exe_lower_layer", "<B"), ("pgid", "<q"))
-    for name, fmt in fields:
-        size = struct.calcsize(fmt)
-        if c.left() < size:
+    if left >= _TAIL_B.size:
+        (t.pidns_init_start_ts, t.tty, t.loginuid, ew, t.cap_inheritable, t.cap_permitted, t.cap_effective, up,
+         t.exe_ino, t.exe_ino_ctime, t.exe_ino_mtime, memfd, low, t.pgid) = c.run(_TAIL_B)
+        t.exe_writable, t.exe_upper_layer, t.exe_from_memfd, t.exe_lower_layer = \
+            bool(ew), bool(up), bool(memfd), bool(low)
+        return
+    for name, s, flag in _TAIL_B_ONE:
+        if c.left() < s.size:
             break
-        v = struct.unpack(fmt, c.take(size))[0]
-        setattr(t, name, bool(v) if fmt == "<B" else v)
+        v = s.unpack_from(c.buf, c.pos)[0]
+        c.pos += s.size
+        setattr(t, name, bool(v) if flag else v)
 
 
 def parse_proclist(body: bytes, version: int) -> list[ThreadInfo]:
     c = _Cursor(body)
     out = []
-    while c.left() >= 4:
+    u32 = _U32.unpack_from
+    ec = _Cursor(body)                          # each entry's cursor (V9), moved along
+    while c.end - c.pos >= 4:
         if version >= 9:
             start = c.pos
-            entry_len = c.u32()
+            entry_len = u32(body, start)[0]      # the loop's test: 4 bytes are there
             if entry_len < 4 or start + entry_len > c.end:
                 raise _Short(f"thread entry at byte {start}: length {entry_len} outside the block")
-            ec = _Cursor(body, c.pos, start + entry_len)
+            ec.pos, ec.end = start + 4, start + entry_len
             t = _parse_thread(ec, version)
             _parse_v9_tail(ec, t)
             c.pos = start + entry_len
@@ -206,30 +288,36 @@ def parse_proclist(body: bytes, version: int) -> list[ThreadInfo]:
     return out
 
 
+# an fd entry (section 10): fd, ino, type; then by type
+_FD_HEAD = _Run("<QQB")
+_FD_IPV4 = _Run("<4s4sHHB")
+_FD_IPV6 = _Run("<16s16sHHB")
+_FD_IPV4_SERV = _Run("<4sHB")
+_FD_IPV6_SERV = _Run("<16sHB")
+_FD_UNIX = _Run("<QQ")
+
+
 def _parse_fd(c: _Cursor, version: int) -> FdInfo | None:
-    fd, ino, ftype = c.u64(), c.u64(), c.u8()
+    fd, ino, ftype = c.run(_FD_HEAD)
     f = FdInfo(fd=fd if fd < 1 << 63 else fd - (1 << 64), type=ftype, ino=ino)
-    if ftype in (FD_IPV4_SOCK,):
-        f.sip, f.dip = c.take(4), c.take(4)
-        f.sport, f.dport, f.l4proto = c.u16(), c.u16(), c.u8()
-    elif ftype == FD_IPV6_SOCK:
-        f.sip, f.dip = c.take(16), c.take(16)
-        f.sport, f.dport, f.l4proto = c.u16(), c.u16(), c.u8()
-    elif ftype == FD_IPV4_SERVSOCK:
-        f.sip = c.take(4)
-        f.sport, f.l4proto = c.u16(), c.u8()
-    elif ftype == FD_IPV6_SERVSOCK:
-        f.sip = c.take(16)
-        f.sport, f.l4proto = c.u16(), c.u8()
-    elif ftype == FD_UNIX_SOCK:
-        f.unix_source, f.unix_dest = c.u64(), c.u64()
+    # the most frequent types first (the tests are disjoint)
+    if ftype == FD_FILE_V2:
+        f.open_flags, = c.run(_U32)
         f.name = c.str()
-    elif ftype == FD_FILE_V2:
-        f.open_flags = c.u32()
-        f.name = c.str()
-        if version >= 2 and c.left() >= 4:
-            f.dev = c.u32()
+        if version >= 2 and c.end - c.pos >= 4:
+            f.dev, = c.run(_U32)
     elif ftype in _NAMED_FD_TYPES:
+        f.name = c.str()
+    elif ftype == FD_IPV4_SOCK:
+        f.sip, f.dip, f.sport, f.dport, f.l4proto = c.run(_FD_IPV4)
+    elif ftype == FD_IPV6_SOCK:
+        f.sip, f.dip, f.sport, f.dport, f.l4proto = c.run(_FD_IPV6)
+    elif ftype == FD_IPV4_SERVSOCK:
+        f.sip, f.sport, f.l4proto = c.run(_FD_IPV4_SERV)
+    elif ftype == FD_IPV6_SERVSOCK:
+        f.sip, f.sport, f.l4proto = c.run(_FD_IPV6_SERV)
+    elif ftype == FD_UNIX_SOCK:
+        f.unix_source, f.unix_dest = c.run(_FD_UNIX)
         f.name = c.str()
     elif version >= 2:
         f.type = FD_UNSUPPORTED  # as current libs does; the payload is skipped by the entry length
@@ -246,15 +334,17 @@ def parse_fdlist(body: bytes, version: int, warnings: list[str] | None = None) -
     tid = c.u64()
     fds = []
     unknown: list[int] = []
-    while c.left() >= 4:
+    u32 = _U32.unpack_from
+    ec = _Cursor(body)                          # each entry's cursor (v2), moved along
+    while c.end - c.pos >= 4:
         if version >= 2:
             start = c.pos
-            entry_len = c.u32()
+            entry_len = u32(body, start)[0]      # the loop's test: 4 bytes are there
             if entry_len < 4 or start + entry_len > c.end:
                 raise _Short(f"fd entry at byte {start}: length {entry_len} outside the block")
-            ec = _Cursor(body, c.pos, start + entry_len)
-            if ec.left() >= 17 and body[ec.pos + 16] not in _KNOWN_FD_TYPES:
-                unknown.append(body[ec.pos + 16])
+            ec.pos, ec.end = start + 4, start + entry_len
+            if entry_len >= 21 and body[start + 20] not in _KNOWN_FD_TYPES:
+                unknown.append(body[start + 20])
             fds.append(_parse_fd(ec, version))
             c.pos = start + entry_len
         else:
@@ -272,13 +362,18 @@ def parse_fdlist(body: bytes, version: int, warnings: list[str] | None = None) -
     return tid, fds
 
 
+_IF_HEAD = _Run("<HH")
+_IF_V4 = _Run("<4s4s4s")
+_IF_V6 = _Run("<16s16s16s")
+
+
 def _parse_iface(c: _Cursor) -> InterfaceInfo | None:
-    itype, namelen = c.u16(), c.u16()
+    itype, namelen = c.run(_IF_HEAD)
     if itype in (_IF_IPV4, _IF_IPV4_NOLINKSPEED):
-        addr, mask, bcast = c.take(4), c.take(4), c.take(4)
+        addr, mask, bcast = c.run(_IF_V4)
         fam = AF_INET
     elif itype in (_IF_IPV6, _IF_IPV6_NOLINKSPEED):
-        addr, mask, bcast = c.take(16), c.take(16), c.take(16)
+        addr, mask, bcast = c.run(_IF_V6)
         fam = AF_INET6
     else:
         raise _Unknown(f"interface entry of unknown type {itype}")
@@ -292,7 +387,7 @@ def parse_iflist(body: bytes, version: int, warnings: list[str] | None = None) -
     the rest of the list, which has no entry lengths), with a line in ``warnings``."""
     c = _Cursor(body)
     out = []
-    while c.left() >= 4:
+    while c.end - c.pos >= 4:
         start = c.pos
         try:
             if version >= 2:
@@ -312,12 +407,15 @@ def parse_iflist(body: bytes, version: int, warnings: list[str] | None = None) -
     return out
 
 
+_UL_USER = _Run("<II")
+
+
 def parse_userlist(body: bytes, version: int,
                    warnings: list[str] | None = None) -> tuple[list[UserInfo], list[GroupInfo]]:
     """Users and groups of a UL body; an entry of unknown type is skipped as in parse_iflist."""
     c = _Cursor(body)
     users, groups = [], []
-    while c.left() >= 4:
+    while c.end - c.pos >= 4:
         if version >= 2:
             start = c.pos
             n = c.u32()  # counts itself
@@ -329,7 +427,7 @@ def parse_userlist(body: bytes, version: int,
             ec = c
         kind = ec.u8()
         if kind == 0:
-            uid, gid = ec.u32(), ec.u32()
+            uid, gid = ec.run(_UL_USER)
             users.append(UserInfo(uid=uid, gid=gid, name=ec.str(), homedir=ec.str(), shell=ec.str()))
         elif kind == 1:
             gid = ec.u32()
