@@ -352,6 +352,12 @@ def _self_cmdline(ie: FieldEvent):
     return s or None
 
 
+_self_args.inline = ("(None if evt.thread is None else (evt.thread._args_str if evt.thread._args_str "  # type: ignore[attr-defined]
+                     "is not None else evt.thread.args_str()))")
+_self_cmdline.inline = ("(None if evt.thread is None else ((evt.thread._cmdline if evt.thread._cmdline "  # type: ignore[attr-defined]
+                        "is not None else evt.thread.cmdline()) or None))")
+
+
 def _parent_comm(ie: FieldEvent):
     # common.parent_thread and ThreadTable.parent inline
     t = ie.thread

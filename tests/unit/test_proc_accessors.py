@@ -117,7 +117,8 @@ def test_no_thread():
 
 
 def test_inlined_reads_cover_the_execve_fields():
-    assert {"proc.name", "proc.exe", "proc.exepath", "proc.is_exe_from_memfd", "container.id"} <= set(INLINED)
+    assert {"proc.name", "proc.exe", "proc.exepath", "proc.args", "proc.cmdline", "proc.is_exe_from_memfd",
+            "container.id"} <= set(INLINED)
 
 
 def test_made_up_threads():
