@@ -42,6 +42,10 @@
 
 #define PF_KF_ANY (1u << 31)
 
+/* pf_kf_open's layout (and pf_kf_hold's flags_off): the record's created flag, dev and ino are
+ * left 0 until it is sent (pf_run_openat_kf, pf_kf_fill) */
+#define PF_KF_OPEN_FILL (1u << 31)
+
 /* pf_kf_mkfd values */
 #define PF_KF_MKFD_RET 1    /* the return value is a new fd */
 #define PF_KF_MKFD_PARAMS 2 /* parameters 2 and 3 are (pipe, socketpair) */
@@ -313,8 +317,40 @@ PF_INLINE void pf_kf_held_add(__u64 files, __s64 n)
 		__sync_fetch_and_add(&bk->held, n);
 }
 
-/* Sends a held record (rec->len checked here) on this CPU's ring, as thread tid at time ts. */
-PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 ts, __u64 tid)
+/* The created flag, dev and ino of a held openat record (rec->fill), read when it is sent, from
+ * the fd's file in the current task's table (the held table: a held open is sent by a thread of
+ * it, or by the forking parent): the file it was opened as, since a held fd that is closed or
+ * made anew is forgotten, never sent. Three probe reads a dropped open no longer pays before the
+ * decision; only the few held opens that are sent read them. They follow the flags: mode, dev,
+ * ino (openat's layout). */
+PF_INLINE void pf_kf_fill(struct pf_kf_rec *rec, __u64 fd, __u64 len)
+{
+	struct pf_ctx c = {};
+	struct inode *ino;
+	struct file *f;
+	__u64 off = rec->flags_off;
+
+	if (off + 20 > len)
+		return;
+	off &= PF_KF_REC_MAX - 1;
+	barrier_var(off);
+	if (off > PF_KF_REC_MAX - 20)
+		return;
+	c.task = bpf_get_current_task_btf();
+	f = pf_fd_file(&c, (long)fd);
+	if (!f)
+		return;
+	if (BPF_CORE_READ(f, f_mode) & PF_FMODE_CREATED)
+		*(__u32 *)&rec->data[off] |= PPM_O_F_CREATED;
+	ino = BPF_CORE_READ(f, f_inode);
+	if (!ino)
+		return;
+	*(__u32 *)&rec->data[off + 8] = pf_encode_dev(BPF_CORE_READ(ino, i_sb, s_dev));
+	*(__u64 *)&rec->data[off + 12] = BPF_CORE_READ(ino, i_ino);
+}
+
+/* Sends a held record (rec->len checked here) of fd on this CPU's ring, as thread tid at time ts. */
+PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 fd, __u64 ts, __u64 tid)
 {
 	struct pyfalco_evt_hdr *hdr = (struct pyfalco_evt_hdr *)rec->data;
 	__u64 len = rec->len;
@@ -325,6 +361,8 @@ PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 ts, __u64 tid)
 		return;
 	hdr->ts = ts;
 	hdr->tid = tid;
+	if (rec->fill)
+		pf_kf_fill(rec, fd, len);
 	if (rec->cloexec && rec->flags_off + 4 <= len) {
 		__u64 off = rec->flags_off & (PF_KF_REC_MAX - 1);
 
@@ -436,7 +474,7 @@ __noinline int pf_kf_release(__u64 files, __s64 fd, __u64 ts)
 	if (!s || !rec)
 		return 0;
 	/* sent from the slot itself: it is ours until freed */
-	pf_kf_emit(rec, ts - 1, (__u32)bpf_get_current_pid_tgid());
+	pf_kf_emit(rec, (__u64)fd, ts - 1, (__u32)bpf_get_current_pid_tgid());
 	pf_kf_free(s, b);
 	pf_kf_held_add(files, -1);
 	pf_kf_count(PF_KF_ST_RELEASED);
@@ -486,7 +524,7 @@ static long pf_kf_walk_cb(struct bpf_map *map, __u32 *key, struct pf_kf_slot *s,
 		return 0;
 	}
 	if (mode == PF_KF_WALK_FLUSH)
-		pf_kf_emit(rec, w->ts, w->tid);
+		pf_kf_emit(rec, fd, w->ts, w->tid);
 	pf_kf_free(s, nv);
 	w->removed++;
 	return 0;
@@ -518,7 +556,9 @@ __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
 
 /* Holds the open record being submitted (len bytes in aux) under (current files, fd): 1 when held, 0
  * when it must be sent (too long, the key's slots all taken, a table shared by processes). A
- * stale entry of that key (an fd closed unseen) is replaced, never doubled. */
+ * stale entry of that key (an fd closed unseen) is replaced, never doubled. flags_off: where the
+ * flags are, | PF_KF_OPEN_FILL for an openat record whose created flag, dev and ino are read when
+ * it is sent (pf_kf_fill). */
 __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, __u32 flags_off)
 {
 	struct pf_kf_bucket *bk;
@@ -576,7 +616,8 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 		goto fail;
 	rec->len = len;
 	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
-	rec->flags_off = flags_off;
+	rec->flags_off = flags_off & 0xffff;
+	rec->fill = (flags_off & PF_KF_OPEN_FILL) ? 1 : 0;
 	/* the record only: the rest of the slot is never read (rec->len bounds every use). n <=
 	 * PF_KF_REC_MAX (checked above) again on the register itself: a bound the compiler checks
 	 * on one copy while it passes a spilled one is lost to verifiers before 6.3 (6.1 refused) */
@@ -614,7 +655,7 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 layout, __u32 len, __u64 fil
 	__u64 base, at;
 	__s64 fd;
 	__u32 n, flags, flags_off;
-	__u32 nparams = layout & 0xff, name_idx = (layout >> 8) & 0xff, name_off = layout >> 16;
+	__u32 nparams = layout & 0xff, name_idx = (layout >> 8) & 0xff, name_off = (layout >> 16) & 0xff;
 
 	if (!aux)
 		return 0;
@@ -662,7 +703,7 @@ __noinline int pf_kf_open(struct pf_aux *aux, __u32 layout, __u32 len, __u64 fil
 #else
 	if (fd >= 0) {
 #endif
-		if (!pf_kf_hold(aux, len, fd, flags, flags_off)) {
+		if (!pf_kf_hold(aux, len, fd, flags, flags_off | (layout & PF_KF_OPEN_FILL))) {
 			pf_kf_count(PF_KF_ST_SENT_FULL);
 			goto send;
 		}
@@ -864,6 +905,24 @@ __noinline int pf_kf_state(struct pf_aux *aux, __u32 type)
 	return 0;
 }
 
+/* A record the filter sends (pf_kf_armed): what it does to the held opens first, then the ring. */
+PF_INLINE int pf_kf_send(struct pf_ctx *c, __u16 type)
+{
+	__u16 uses;
+
+	/* stamped now (a dropped record needs no time; a held one gets the time of the event it is
+	 * sent before) */
+	pf_stamp(c);
+	uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
+	if (uses)
+		pf_kf_uses_fds(c->aux, uses);
+	if (pf_kf_mkfd[type & (PF_KF_CODES - 1)])
+		pf_kf_forget(c->aux, pf_kf_mkfd[type & (PF_KF_CODES - 1)]);
+	if (type == PPME_SYSCALL_EXECVE_19_X || type == PPME_SYSCALL_EXECVEAT_X || type == PPME_SYSCALL_CLOSE_RANGE_X)
+		pf_kf_state(c->aux, type);
+	return pf_submit_stamped(c);
+}
+
 /* pf_submit with the filter in front: the fillers of driver/pyfalco.bpf.c call this one. */
 PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 {
@@ -872,7 +931,6 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 	if (pf_kf_armed) {
 		__u16 type = ((struct pyfalco_evt_hdr *)c->aux->data)->type;
 		__u32 len = c->pos;
-		__u16 uses;
 		int drop = 0;
 
 		if (type == PPME_SYSCALL_OPENAT_2_X && (on & PF_KF_OPENAT))
@@ -885,18 +943,7 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 			drop = pf_kf_close(c->aux);
 		if (drop)
 			return 0;
-		/* sent: stamped now (a dropped record needs no time; a held one gets the time of
-		 * the event it is sent before) */
-		pf_stamp(c);
-		uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
-		if (uses)
-			pf_kf_uses_fds(c->aux, uses);
-		if (pf_kf_mkfd[type & (PF_KF_CODES - 1)])
-			pf_kf_forget(c->aux, pf_kf_mkfd[type & (PF_KF_CODES - 1)]);
-		if (type == PPME_SYSCALL_EXECVE_19_X || type == PPME_SYSCALL_EXECVEAT_X ||
-		    type == PPME_SYSCALL_CLOSE_RANGE_X)
-			pf_kf_state(c->aux, type);
-		return pf_submit_stamped(c);
+		return pf_kf_send(c, type);
 	}
 	return pf_submit(c);
 }

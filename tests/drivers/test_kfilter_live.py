@@ -598,3 +598,46 @@ def test_held_opens_outlive_a_filter_change(then):
         assert done["released"] >= 1, done
     finally:
         os.unlink(path)
+
+
+@pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
+def test_held_open_is_sent_with_its_created_flag_dev_and_ino(tmp_path):
+    """A held openat record gets its created flag, dev and ino when it is sent (the driver reads
+    them from the fd's file then, not before the filter's decision): the same values the
+    unfiltered record has, for a file the open created and one it did not."""
+    res = load_rules(DIFF_RULES)
+    assert res.ok, res.as_text(verbose=True)
+    kf = kfilter.derive(res.ruleset)
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text("x")
+    from pyfalco.kfilter import PPM_O_RDONLY
+    for p in (old, new):
+        assert not kf.wanted(PPM_O_RDONLY, str(p), is_dir=False), (p, kf.describe())
+    PPM_O_CREAT, PPM_O_F_CREATED = 4, 1 << 14
+    with pyfalco.Capture(ENGINE, syscalls=["openat", "close", "fchmod"]) as cap:
+        cap.set_kernel_filter(kf)
+        held0 = cap.kernel_filter_stats()
+        fds = {old: os.open(old, os.O_RDONLY | os.O_CLOEXEC),
+               new: os.open(new, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)}
+        assert cap.kernel_filter_held() >= 2          # both held, not sent at their open
+        for fd in fds.values():
+            os.fchmod(fd, 0o640)                      # a use: the held open is sent before it
+        done = cap.kernel_filter_stats()
+        st = {p: os.fstat(fd) for p, fd in fds.items()}
+        for fd in fds.values():
+            os.close(fd)
+        got, me = {}, os.getpid()
+        for _ in range(200):
+            for e in cap.next_batch(50):
+                if e.tid == me and e.type == 307 and e.params.get("name") in (str(old), str(new)):
+                    got[e.params["name"]] = dict(e.params)
+            if len(got) == 2:
+                break
+    assert done["released"] - held0["released"] >= 2, (held0, done)
+    assert set(got) == {str(old), str(new)}, got
+    for p in (old, new):
+        rec = got[str(p)]
+        assert rec["fd"] == fds[p]
+        assert rec["dev"] == st[p].st_dev & 0xFFFFFFFF and rec["ino"] == st[p].st_ino, (p, rec, st[p])
+    assert got[str(new)]["flags"] & PPM_O_F_CREATED and got[str(new)]["flags"] & PPM_O_CREAT, got
+    assert not got[str(old)]["flags"] & PPM_O_F_CREATED, got
