@@ -42,8 +42,8 @@
 
 #define PF_KF_ANY (1u << 31)
 
-/* pf_kf_open's layout (and pf_kf_hold's flags_off): the record's created flag, dev and ino are
- * left 0 until it is sent (pf_run_openat_kf, pf_kf_fill) */
+/* pf_kf_open's layout (and pf_kf_hold's flags_off): the record's dev and ino are left 0 until it
+ * is sent (pf_run_openat_kf, pf_kf_fill) */
 #define PF_KF_OPEN_FILL (1u << 31)
 
 /* pf_kf_mkfd values */
@@ -317,12 +317,12 @@ PF_INLINE void pf_kf_held_add(__u64 files, __s64 n)
 		__sync_fetch_and_add(&bk->held, n);
 }
 
-/* The created flag, dev and ino of a held openat record (rec->fill), read when it is sent, from
- * the fd's file in the current task's table (the held table: a held open is sent by a thread of
- * it, or by the forking parent): the file it was opened as, since a held fd that is closed or
- * made anew is forgotten, never sent. Three probe reads a dropped open no longer pays before the
- * decision; only the few held opens that are sent read them. They follow the flags: mode, dev,
- * ino (openat's layout). */
+/* The dev and ino of a held openat record (rec->fill), read when it is sent, from the fd's file in
+ * the current task's table (the held table: a held open is sent by a thread of it, or by the
+ * forking parent): the file it was opened as, since a held fd that is closed or made anew is
+ * forgotten, never sent. Three probe reads a dropped open no longer pays before the decision;
+ * only the few held opens that are sent read them. They follow the flags: mode, dev, ino
+ * (openat's layout). The created flag is not deferred: rules may select opens by it. */
 PF_INLINE void pf_kf_fill(struct pf_kf_rec *rec, __u64 fd, __u64 len)
 {
 	struct pf_ctx c = {};
@@ -340,8 +340,6 @@ PF_INLINE void pf_kf_fill(struct pf_kf_rec *rec, __u64 fd, __u64 len)
 	f = pf_fd_file(&c, (long)fd);
 	if (!f)
 		return;
-	if (BPF_CORE_READ(f, f_mode) & PF_FMODE_CREATED)
-		*(__u32 *)&rec->data[off] |= PPM_O_F_CREATED;
 	ino = BPF_CORE_READ(f, f_inode);
 	if (!ino)
 		return;
@@ -557,8 +555,8 @@ __noinline int pf_kf_walk(__u64 files, __u32 mode, __u64 first, __u64 last)
 /* Holds the open record being submitted (len bytes in aux) under (current files, fd): 1 when held, 0
  * when it must be sent (too long, the key's slots all taken, a table shared by processes). A
  * stale entry of that key (an fd closed unseen) is replaced, never doubled. flags_off: where the
- * flags are, | PF_KF_OPEN_FILL for an openat record whose created flag, dev and ino are read when
- * it is sent (pf_kf_fill). */
+ * flags are, | PF_KF_OPEN_FILL for an openat record whose dev and ino are read when it is sent
+ * (pf_kf_fill). */
 __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, __u32 flags_off)
 {
 	struct pf_kf_bucket *bk;

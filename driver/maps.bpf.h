@@ -140,7 +140,7 @@ struct pf_kf_rec {
 	__u32 len;
 	__u32 cloexec;
 	__u32 flags_off; /* where the open's flags are in data (PPM_O_CLOEXEC is added there when sent) */
-	__u32 fill;	 /* 1: an openat record whose created flag, dev and ino are read when it is sent */
+	__u32 fill;	 /* 1: an openat record whose dev and ino are read when it is sent */
 	__u8 data[PF_KF_REC_MAX];
 };
 

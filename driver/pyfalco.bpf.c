@@ -39,10 +39,12 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /*
  * openat, the commonest event and the one the kernel filter drops most: fillers_gen.h's record
  * (keep the two in step: the parity and filter tests compare it with the kernel module's and
- * with the unfiltered capture's), but the decision comes before the created flag, dev and ino
- * are read (three probe reads of the fd's file and inode, which only a sent record needs): a
- * sent open reads them after the decision, a held one when it is sent (pf_kf_fill). The fd's
- * file and inode are read before it all the same: the filter's directory check needs them.
+ * with the unfiltered capture's), but the decision comes before dev and ino are read (three
+ * probe reads: the inode's i_sb, s_dev and i_ino, which only a sent record needs): a sent open
+ * reads them after the decision, a held one when it is sent (pf_kf_fill). The fd's file, its
+ * inode and the created flag are read before it: the directory check needs the inode, and
+ * rules may select opens by the created flag (evt.is_open_create: pf_kf_flags_any or a
+ * pattern's flag mask).
  */
 static __always_inline int pf_run_openat_kf(struct pt_regs *regs, long ret)
 {
@@ -59,9 +61,9 @@ static __always_inline int pf_run_openat_kf(struct pt_regs *regs, long ret)
 	pf_push_int(&c, (long)(int)pf_arg(&c, 0), 8);
 	/* Parameter 3: name (type: PT_FSRELPATH) */
 	pf_push_user_str(&c, pf_arg(&c, 1));
-	/* Parameter 4: flags (type: PT_FLAGS32); PPM_O_F_CREATED added below */
+	/* Parameter 4: flags (type: PT_FLAGS32) */
 	flags_at = c.pos;
-	pf_push_int(&c, pf_open_flags(pf_arg(&c, 2)), 4);
+	pf_push_int(&c, pf_open_flags(pf_arg(&c, 2)) | pf_fd_created(&c, ret), 4);
 	/* Parameter 5: mode (type: PT_UINT32) */
 	pf_push_int(&c, pf_arg(&c, 3), 4);
 	/* Parameters 6 and 7: dev (PT_UINT32) and ino (PT_UINT64), written below */
@@ -76,7 +78,6 @@ fill:
 	at = flags_at;
 	barrier_var(at);
 	at &= PF_AUX_MASK;
-	*(__u32 *)&c.aux->data[at] |= pf_fd_created(&c, ret);
 	*(__u32 *)&c.aux->data[(at + 8) & PF_AUX_MASK] = pf_fd_dev(&c, ret);
 	*(__u64 *)&c.aux->data[(at + 12) & PF_AUX_MASK] = pf_fd_ino(&c, ret);
 	if (pf_kf_armed)

@@ -641,3 +641,45 @@ def test_held_open_is_sent_with_its_created_flag_dev_and_ino(tmp_path):
         assert rec["dev"] == st[p].st_dev & 0xFFFFFFFF and rec["ino"] == st[p].st_ino, (p, rec, st[p])
     assert got[str(new)]["flags"] & PPM_O_F_CREATED and got[str(new)]["flags"] & PPM_O_CREAT, got
     assert not got[str(old)]["flags"] & PPM_O_F_CREATED, got
+
+
+CREATE_RULES = """
+- rule: kf create
+  desc: files created below a directory (the open's created flag decides)
+  condition: evt.type in (open, openat, openat2) and evt.is_open_create = true and fd.name startswith DIR/
+  output: created %fd.name
+  priority: WARNING
+"""
+
+
+@pytest.mark.skipif(ENGINE != "modern_ebpf", reason="the kernel filter is the eBPF driver's")
+def test_an_open_that_created_its_file_is_decided_with_the_created_flag(tmp_path):
+    """The filter decides on the open's flags with PPM_O_F_CREATED (the driver reads dev and ino
+    after the decision, the created flag before it): an open that created a file a rule selects
+    by evt.is_open_create is sent at once, the same open of the existing file is held."""
+    d = tmp_path / "kfc"
+    d.mkdir()
+    (d / "old").write_text("x")
+    res = load_rules(CREATE_RULES.replace("DIR", str(d)))
+    assert res.ok, res.as_text(verbose=True)
+    kf = kfilter.derive(res.ruleset)
+    assert kf.on & kfilter.KF_OPENAT, kf.describe()
+    from pyfalco.kfilter import PPM_O_CREAT, PPM_O_F_CREATED, PPM_O_RDONLY
+    assert kf.wanted(PPM_O_RDONLY | PPM_O_CREAT | PPM_O_F_CREATED, str(d / "new"), is_dir=False)
+    assert not kf.wanted(PPM_O_RDONLY | PPM_O_CREAT, str(d / "old"), is_dir=False)
+    me, got = os.getpid(), set()
+    with pyfalco.Capture(ENGINE, syscalls=["openat", "close"]) as cap:
+        cap.set_kernel_filter(kf)
+        for name in ("new", "old"):                  # each closed unused: a held one is never sent
+            os.close(os.open(d / name, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.close(os.open(d, os.O_RDONLY))             # the sentinel: a directory is always sent
+        for _ in range(200):
+            for e in cap.next_batch(50):
+                if e.tid == me and e.type == 307:
+                    got.add(e.params.get("name"))
+            if str(d) in got:
+                break
+        done = cap.kernel_filter_stats()
+    assert str(d) in got, got
+    assert str(d / "new") in got, (got, done)
+    assert str(d / "old") not in got and done["opens"] >= 1, (got, done)
