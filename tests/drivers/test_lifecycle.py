@@ -69,13 +69,16 @@ def test_open_close_loops_leak_no_fds_or_memory():
             cap.next_batch(10)
             cap.stats()
 
-    for _ in range(5):  # warm up: libbpf/libelf pages, malloc's arenas and mmap threshold settle
+    # In the kmod guest (tools/kmod/guest_session.sh) every eBPF load is verified under TCG
+    # emulation, ~22 s a cycle: fewer cycles there (a leaked cycle still shows: 5 x >= 1 MB)
+    warm, cycles = (3, 5) if os.environ.get("PYFALCO_IN_GUEST") else (5, 20)
+    for _ in range(warm):  # warm up: libbpf/libelf pages, malloc's arenas and mmap threshold settle
         cycle()
     fds0, rss0 = fd_count(), rss_kb()
-    for _ in range(20):
+    for _ in range(cycles):
         cycle()
     assert fd_count() == fds0
-    # 20 loads of the driver each map and unmap ~10 MB of ring buffer and scratch: RSS must not
+    # each load of the driver maps and unmaps ~10 MB of ring buffer and scratch: RSS must not
     # keep any of it (a leak of one cycle's maps would show as >= 1 MB)
     assert rss_kb() - rss0 < 1024
 
