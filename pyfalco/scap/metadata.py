@@ -144,18 +144,7 @@ class _Cursor:
         return buf[pos:pos + n]
 
     def str(self) -> str:
-        """``_text(self.sbytes())``, inlined (the most frequent read of the proc and fd tables)."""
-        pos, end, buf = self.pos, self.end, self.buf
-        if pos + 2 > end:
-            raise _Short(f"2 bytes needed at byte {pos}, {end - pos} left")
-        n = buf[pos] | buf[pos + 1] << 8
-        pos += 2
-        if pos + n > end:
-            self.pos = pos
-            raise _Short(f"{n} bytes needed at byte {pos}, {end - pos} left")
-        self.pos = pos + n
-        z = buf.find(0, pos, pos + n)       # a NUL inside ends the string, as in _text
-        return buf[pos:pos + n if z < 0 else z].decode("utf-8", "surrogateescape")
+        return _text(self.sbytes())
 
 
 def _text(b: bytes) -> str:
