@@ -74,6 +74,8 @@ def state_syscalls() -> frozenset[str]:
     return STATE_SET
 
 
+#: libpyfalco's PF_MASK_CLOSE (capture.c): the skip mask's value for close trailers
+_MASK_CLOSE = 3
 _LEVELS = {3: logging.ERROR, 4: logging.WARNING, 6: logging.INFO, 7: logging.DEBUG}
 
 
@@ -130,6 +132,13 @@ class Capture:
     DriverPermissionError or NativeError saying why it could not. ``close()`` is idempotent;
     any other call after it raises CaptureClosedError. Use it as a context manager.
     """
+
+    #: event code of the close exits that :meth:`next_raw_skip_batch` appends, as (ts, tid, res,
+    #: fd), to the entry before them (libpyfalco's close trailer: ``flags & 4``, see
+    #: ``Inspector.process_raw``) instead of copying them as entries; None: copied. Set by the
+    #: Inspector that reads this capture (``Inspector.batch_skip``) when no rule wants closes.
+    close_trailer_code: int | None = None
+    _close_masks: tuple | None = None
 
     def __init__(self, engine: str = "modern_ebpf", *, syscalls: Iterable[str | int] | None = None,
                  capture_file: str | None = None, buffer_bytes: int | None = None,
@@ -247,10 +256,14 @@ class Capture:
                             max_events: int = 1 << 20) -> tuple[bytes, int, int, int] | None:
         """``next_raw_batch`` whose events of the types ``skip`` marks (a table indexed by event
         code) are not copied: each run of them is one entry of type ``PYFALCO_SKIP_RUN_TYPE``
-        holding the (ts, tid) of its events (``Inspector.process_raw`` reads them). Returns
+        holding the (ts, tid) of its events (``Inspector.process_raw`` reads them); with
+        ``close_trailer_code`` set, close exits come as trailers of the entry before them. Returns
         ``(buffer, entries, number of the event before the first, events)``; None on timeout and
         at the end of a capture file."""
         fn = _native.lib.pyfalco_capture_next_batch_skip
+        code = self.close_trailer_code
+        if code is not None:
+            skip = self._close_mask(skip, code)
         nev = ctypes.c_uint32()
         got = self._read_batch(lambda h, buf, ms: fn(
             h, buf, len(buf), max_events, ms, skip, len(skip), ctypes.byref(self._used),
@@ -261,6 +274,21 @@ class Capture:
         first = self._num
         self._num += n
         return got, self._count.value, first, n
+
+    def _close_mask(self, skip: bytes, code: int) -> bytes:
+        """``skip`` with the close exits (event ``code``) marked as trailers (libpyfalco's
+        PF_MASK_CLOSE), cached for the last mask seen."""
+        cached = self._close_masks
+        if cached is not None and cached[0] is skip and cached[1] == code:
+            return cached[2]
+        mask = bytearray(skip)
+        if len(mask) <= code:
+            mask.extend(bytes(code + 1 - len(mask)))
+        if not mask[code]:
+            mask[code] = _MASK_CLOSE
+        out = bytes(mask)
+        self._close_masks = (skip, code, out)
+        return out
 
     def _read_batch(self, call: Any, timeout_ms: int | None) -> bytes | None:
         """One batch copy by ``call(handle, buffer, timeout_ms) -> rc`` (a libpyfalco next_batch

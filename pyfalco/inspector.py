@@ -299,10 +299,25 @@ class Inspector:
         ``wanted`` marks, or None to read every event: the types :meth:`process_raw` would not
         decode whose only use of the state is looking up their thread (a replay: no fd or thread
         loader, so nothing is read from /proc). Each run of them comes as one record: their
-        thread's activity time, event numbers and counters stay as one by one."""
+        thread's activity time, event numbers and counters stay as one by one.
+
+        Close exits that ``wanted`` leaves out (live captures too) are applied straight from
+        their record by process_raw; this inspector's own capture is told to hand them over as
+        a trailer of the entry before them (``Capture.close_trailer_code``: (ts, tid, res, fd)
+        each, applied right after that entry, as one by one) rather than as entries of their
+        own. Live, where nothing else is skipped, the mask is then ``b""`` (nothing skipped) so
+        that the caller reads with ``next_raw_skip_batch``. The mask itself never marks them:
+        read by another capture, the closes come as entries."""
         if not self.skip_in_capture:
             return None
-        return self._kinds(_ALL_CODES if wanted is None else wanted)[3]
+        _wanted, table, _no_loader, mask = self._kinds(_ALL_CODES if wanted is None else wanted)
+        cap = self.capture
+        if cap is not None and hasattr(cap, "close_trailer_code"):
+            trail = table[E_CLOSE] == _K_CLOSE
+            cap.close_trailer_code = E_CLOSE if trail else None
+            if mask is None and trail:
+                return b""
+        return mask
 
     def process_raw(self, buf: bytes, count: int, first_num: int = 0, wanted: bytes | None = None,
                     handler: Callable[[InspectedEvent], Any] | None = None) -> list:
@@ -329,6 +344,7 @@ class Inspector:
         threads = self.threads.threads
         unpack = ENTRY_HDR.unpack_from
         close_unpack = _CLOSE_RECORD.unpack_from
+        close_item = _CLOSE_ITEM.unpack_from
         new = Event.__new__
         containers = _CONTAINER_EVENTS
         first_ts = self.first_ts
@@ -495,6 +511,44 @@ class Inspector:
                     next_purge = self._next_purge = ts + self.purge_interval_ns
                 if kind == _K_WANTED:
                     append(ie)
+                if flags & _EF_CLOSES:
+                    # close exits no rule wants after this entry (libpyfalco's close trailer):
+                    # the _K_CLOSE path above for each, with its bookkeeping
+                    pad = (length + 7) & ~7
+                    k = (rlen - pad) >> 5
+                    num += k
+                    self.n_events += k
+                    at = off + ENTRY_SIZE + pad
+                    if k == 1:
+                        # the common trailer (a close after an open, a read...): no loop
+                        rts, rtid, res, fd = close_item(buf, at)
+                        t = threads.get(rtid)
+                        if t is None or parser.pending_exit is not None:
+                            close_fd(rtid, rts, res, fd)
+                        else:
+                            if res >= 0:
+                                t.proc.fds.pop(fd, None)
+                            t.last_ts = rts
+                        if rts >= next_purge:
+                            if next_purge:
+                                self.purge(rts)
+                            next_purge = self._next_purge = rts + self.purge_interval_ns
+                        last_ts = rts
+                        off += (ENTRY_SIZE + rlen + 7) & ~7
+                        continue
+                    for rts, rtid, res, fd in _CLOSE_ITEM.iter_unpack(buf[at:at + 32 * k]):
+                        t = threads.get(rtid)
+                        if t is None or parser.pending_exit is not None:
+                            close_fd(rtid, rts, res, fd)
+                        else:
+                            if res >= 0:
+                                t.proc.fds.pop(fd, None)
+                            t.last_ts = rts
+                        if rts >= next_purge:
+                            if next_purge:
+                                self.purge(rts)
+                            next_purge = self._next_purge = rts + self.purge_interval_ns
+                    last_ts = rts
                 off += (ENTRY_SIZE + rlen + 7) & ~7
         finally:
             self.last_ts = last_ts
@@ -785,3 +839,5 @@ _CLOSE_RECORD = struct.Struct("<Iqq")
 _CLOSE_LENS = struct.unpack("<I", struct.pack("<HH", 8, 8))[0]
 _CLOSE_LENS_AT = ENTRY_SIZE + HDR_SIZE
 _CLOSE_LEN = HDR_SIZE + 4 + 16
+_EF_CLOSES = 4               # libpyfalco's PF_EF_CLOSES: the entry has a close trailer
+_CLOSE_ITEM = struct.Struct("<QQqq")    # a trailer's close: ts, tid, res, fd

@@ -264,6 +264,18 @@ int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu,
 	return rc;
 }
 
+/* Mask value of next_batch_skip for a close exit that the caller applies straight from its
+ * record (pyfalco.Inspector's closes no rule wants): instead of an entry of its own, its (ts, tid,
+ * res, fd) is appended to the entry before it (copied event or run) as a "close trailer". An
+ * entry with a trailer has PF_EF_CLOSES in its flags, its record padded to 8 bytes, then k items
+ * of four 64-bit words (ts, tid, res, fd) in event order, and len = pad8(record len) + 32 * k
+ * (the record's own hdr.len is unchanged). The events are applied in the same order as one by
+ * one: right after the entry they follow. A close whose record is not the 2-parameter one
+ * (lengths 8 and 8), or with no entry before it in the batch, is copied as any event. */
+#define PF_MASK_CLOSE 3
+#define PF_EF_CLOSES 4 /* pyfalco/inspector.py's _EF_CLOSES */
+#define PF_CLOSE_REC_LEN (PYFALCO_EVT_HDR_SIZE + 4 + 16)
+
 /* The batch copy of next_batch and next_batch_skip. A skipped event (skip mask) is appended to
  * the open run entry, or opens one; a copied event closes it. Runs and copied events alike
  * count toward max_events, so a batch of skipped events is as bounded as any. */
@@ -272,6 +284,7 @@ static int next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t 
 {
 	size_t off = 0;
 	size_t run = (size_t)-1; /* offset of the open run entry, if any */
+	size_t last = (size_t)-1; /* offset of the last entry written, if any (close trailers) */
 	uint32_t n = 0, entries = 0;
 	int rc;
 
@@ -293,7 +306,40 @@ static int next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t 
 			break;
 		hdr = (const struct pyfalco_evt_hdr *)evt;
 		len = hdr->len;
-		if (skip && hdr->type < masklen && skip[hdr->type]) {
+		if (skip && hdr->type < masklen && skip[hdr->type] == PF_MASK_CLOSE && last != (size_t)-1 &&
+		    len == PF_CLOSE_REC_LEN && hdr->nparams == 2) {
+			uint16_t lens[2];
+			uint64_t item[4];
+			struct pyfalco_evt_hdr *lh;
+			size_t at;
+
+			memcpy(lens, evt + PYFALCO_EVT_HDR_SIZE, sizeof(lens));
+			if (lens[0] == 8 && lens[1] == 8) {
+				e = (struct pyfalco_batch_entry *)(buf + last);
+				lh = (struct pyfalco_evt_hdr *)(buf + last + sizeof(*e));
+				at = (e->flags & PF_EF_CLOSES) ? e->len : ((size_t)lh->len + 7) & ~(size_t)7;
+				if (last + sizeof(*e) + at + sizeof(item) > buflen) {
+					h->ops->unget(h);
+					rc = 0;
+					break;
+				}
+				if (!(e->flags & PF_EF_CLOSES)) {
+					/* the record padded to 8 (its padding zeroed), then the trailer */
+					memset(buf + last + sizeof(*e) + lh->len, 0, at - lh->len);
+					e->flags |= PF_EF_CLOSES;
+					run = (size_t)-1; /* a run's pairs can no longer grow */
+				}
+				item[0] = hdr->ts;
+				item[1] = hdr->tid;
+				memcpy(&item[2], evt + PYFALCO_EVT_HDR_SIZE + 4, 16);
+				memcpy(buf + last + sizeof(*e) + at, item, sizeof(item));
+				e->len = (uint32_t)(at + sizeof(item));
+				off = last + sizeof(*e) + e->len;
+				n++;
+				continue;
+			}
+		}
+		if (skip && hdr->type < masklen && (skip[hdr->type] == 1 || skip[hdr->type] == 2)) {
 			struct pyfalco_evt_hdr *rh;
 			uint64_t pair[2];
 			uint16_t rtype = (uint16_t)(PYFALCO_SKIP_RUN_TYPE + 1 - skip[hdr->type]);
@@ -315,6 +361,7 @@ static int next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t 
 					break;
 				}
 				run = off;
+				last = off;
 				e = (struct pyfalco_batch_entry *)(buf + run);
 				e->cpu = cpu;
 				e->flags = PYFALCO_EF_SKIP_RUN;
@@ -357,6 +404,7 @@ static int next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, uint32_t 
 			break;
 		}
 		run = (size_t)-1;
+		last = off;
 		e = (struct pyfalco_batch_entry *)(buf + off);
 		e->cpu = cpu;
 		e->flags = flags;

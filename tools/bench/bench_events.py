@@ -6,10 +6,26 @@ The events of a capture file are read into memory first (libpyfalco's batches, a
 them), then fed to a fresh Inspector with the default rules' matchers, as Engine's batch path does
 (alerts are counted, not formatted). Two figures:
 
-* ``batch``: the whole capture through process_raw in its batches, ns per event;
-* per type: every event on its own (a one-entry process_raw call, timed), minus the cost of an
-  empty call timed right after it: the ns one event of that type adds, state and rules
-  included.
+* ``batch``: the whole capture through process_raw in its batches, ns per event; twice: the
+  plain batches (``next_raw_batch``), and the batches as a live agent reads them
+  (``Inspector.batch_skip`` live: nothing skipped, but close exits no rule wants come as close
+  trailers of the entry before them, where the tree has them);
+* per type, two ways:
+
+  - ``call``: every event on its own (a one-entry process_raw call, timed), minus the cost of an
+    empty call timed right after it: the ns one event of that type adds, state and rules
+    included. A one-entry call also pays the per-call setup that the batch path amortises
+    (locals, range(), try/finally), only partly cancelled by the empty call's;
+  - ``marginal`` (``--marginal``: openat and close by default; the rarer types' differences
+    drown in the run-to-run spread): the whole capture's batches
+    through process_raw, against the same batches with that type's entries taken out (buffers
+    rewritten, counts and event numbers adjusted), the difference over the number taken out;
+    best (and median) of ``--reps`` alternations, each on a fresh inspector. The state differs slightly
+    without them (a close not applied leaves its fd in the table), so it is the marginal cost
+    in the batch path, not an exact one. For close the whole side is read as the agent reads
+    it (close trailers), so its figure is what a close costs the agent; the ``call`` figure of
+    close is that of a close as an entry of its own (the path a wanted-type-less close takes
+    without trailers: PyPy, another capture).
 
 Times are the measuring thread's CPU time (``time.thread_time_ns``): on a shared machine wall
 time also counts the other tenants' time slices (other load still slows the caches down).
@@ -17,7 +33,9 @@ time also counts the other tenants' time slices (other load still slows the cach
 ``--record FILE`` first records an open-heavy live capture (openat/close of files, connect to a
 local port, fork+exec of /bin/true) with the modern eBPF driver. ``--compare DIR`` runs the same
 measure on another checkout (e.g. a ``git worktree`` of an older commit) in the same run, runs
-interleaved, and prints both columns.
+interleaved, and prints both columns (with that checkout's own libpyfalco when it has one built
+in DIR/build/libpyfalco, e.g. ``cmake -S DIR -B DIR/build -DPYFALCO_BUILD_BPF=OFF && cmake
+--build DIR/build``; otherwise this tree's).
 
     nice -n 19 python3 tools/bench/bench_events.py --record /tmp/open_heavy.scap
     nice -n 19 python3 tools/bench/bench_events.py --capture /tmp/open_heavy.scap --compare /tmp/old
@@ -96,6 +114,32 @@ def _entries(buf: bytes, count: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def _without(batches: list, etype: int) -> tuple[list, int]:
+    """The batches with the entries of type ``etype`` taken out (event numbers renumbered), and
+    how many were taken out."""
+    from pyfalco.events import ENTRY_HDR, ENTRY_SIZE
+    out = []
+    removed = 0
+    num = batches[0][2] if batches else 0
+    for buf, k, _first in batches:
+        parts = []
+        off = 0
+        kept = 0
+        for _ in range(k):
+            hdr = ENTRY_HDR.unpack_from(buf, off)
+            stride = (ENTRY_SIZE + hdr[2] + 7) & ~7
+            if hdr[6] == etype:
+                removed += 1
+            else:
+                parts.append(buf[off:off + stride])
+                kept += 1
+            off += stride
+        if kept:
+            out.append((b"".join(parts) + bytes(64), kept, num))
+            num += kept
+    return out, removed
+
+
 def _batches(cap) -> list:
     out = []
     while True:
@@ -115,7 +159,83 @@ def _fresh(capture: str):
     return insp, batches
 
 
-def measure(capture: str, rules: str) -> dict:
+def _agent_batches(capture: str, wanted: bytes) -> tuple[list, bool]:
+    """The capture's batches as a live agent reads them (Inspector.batch_skip on a live inspector:
+    nothing skipped; close exits no rule wants as close trailers where this tree has them), and
+    whether closes trailed."""
+    import pyfalco
+    from pyfalco.state.parser import E_CLOSE
+    cap = pyfalco.Capture("replay", capture_file=capture)
+    try:
+        if not hasattr(cap, "close_trailer_code") or wanted[E_CLOSE]:
+            return _batches(cap), False
+        cap.close_trailer_code = E_CLOSE
+        out = []
+        while (raw := cap.next_raw_skip_batch(0, b"")) is not None:
+            out.append(raw[:3])
+        return out, True
+    finally:
+        cap.close()
+
+
+def marginal(capture: str, wanted: bytes, on_event, types: list[str], reps: int) -> dict:
+    """ns per event of each type in the batch path: the capture's batches against the same
+    without that type's entries, best of ``reps`` alternations (fresh inspectors). For close,
+    the full side is read as the agent reads it (_agent_batches: with close trailers where this
+    tree has them); the other types' full side is the plain batches."""
+    import pyfalco
+    names = pyfalco.Inspector.event_code_names
+    _insp, batches = _fresh(capture)
+    _insp.close()
+    agent, _trailed = _agent_batches(capture, wanted)
+    variants = {}
+    for name in types:
+        codes = [c for c, n in enumerate(names) if n == name and c & 1]   # the exits
+        best = None
+        for code in codes:
+            less, removed = _without(batches, code)
+            if removed and (best is None or removed > best[1]):
+                best = (less, removed)
+        if best is not None:
+            variants[name] = (agent if name == "close" else batches, best[0], best[1])
+    clock = time.thread_time_ns
+
+    def run(bs: list) -> int:
+        insp, _ = _fresh_state(capture)
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = clock()
+            for buf, k, first in bs:
+                insp.process_raw(buf, k, first, wanted, on_event)
+            return clock() - t0
+        finally:
+            gc.enable()
+            insp.close()
+    if variants:
+        run(batches)        # a first pass, not timed (the first run after the compile pass is colder)
+    full: dict[str, list[int]] = {name: [] for name in variants}
+    less_t: dict[str, list[int]] = {name: [] for name in variants}
+    for i in range(reps):
+        for name, (whole, less, _removed) in (variants.items() if i % 2 == 0 else list(variants.items())[::-1]):
+            full[name].append(run(whole))
+            less_t[name].append(run(less))
+    return {name: {"ns": (min(full[name]) - min(less_t[name])) / removed, "removed": removed,
+                   "median": sorted((f - l) / removed for f, l in zip(full[name], less_t[name]))[reps // 2],
+                   "spread": [(f - l) / removed for f, l in zip(full[name], less_t[name])]}
+            for name, (_whole, _less, removed) in variants.items()}
+
+
+def _fresh_state(capture: str):
+    """A fresh inspector over the capture's initial state (no batches read)."""
+    import pyfalco
+    cap = pyfalco.Capture("replay", capture_file=capture)
+    insp = pyfalco.Inspector(cap)
+    cap.close()
+    return insp, None
+
+
+def measure(capture: str, rules: str, marginal_types: list[str] | None = None, reps: int = 5) -> dict:
     """One run: batch ns/event, per-type added ns/event, counts, alerts. The rules' matchers are
     compiled by a first pass over the capture (a bucket compiles at its type's first event: tens
     of ms, a one-off that is not per-event cost), then each figure takes a fresh inspector."""
@@ -145,6 +265,21 @@ def measure(capture: str, rules: str) -> dict:
         gc.enable()
     alerts = hits[0]
     insp.close()
+    # the same, the batches read as a live agent reads them (close trailers where this tree has them)
+    agent, trailed = _agent_batches(capture, wanted)
+    agent_ns = []
+    for _ in range(3):
+        insp, _ = _fresh_state(capture)
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.thread_time_ns()
+            for buf, k, first in agent:
+                insp.process_raw(buf, k, first, wanted, on_event)
+            agent_ns.append((time.thread_time_ns() - t0) / max(n, 1))
+        finally:
+            gc.enable()
+            insp.close()
     # per type: a fresh state, every event on its own call
     insp, batches = _fresh(capture)
     entries = [(e, first + i) for buf, k, first in batches for i, e in enumerate(_entries(buf, k))]
@@ -181,16 +316,24 @@ def measure(capture: str, rules: str) -> dict:
     insp.close()
     types = {name: (sum(v) - sum(paired[name])) / len(v) for name, v in per.items()}
     counts = {name: len(v) for name, v in per.items()}
+    hits[0] = 0
+    marg = marginal(capture, wanted, on_event, [t for t in (marginal_types or []) if t in counts], reps)
+    import pyfalco._native as nat
     return {"batch_ns": batch_ns, "types": types, "counts": counts, "events": n, "alerts": alerts,
-            "call_ns": base, "empty_ns": {name: sum(v) / len(v) for name, v in paired.items()}}
+            "call_ns": base, "empty_ns": {name: sum(v) / len(v) for name, v in paired.items()},
+            "marginal": marg, "lib": nat.lib.path, "agent_batch_ns": min(agent_ns), "trailed": trailed}
 
 
-def _child(root: str, capture: str, rules: str) -> dict:
+def _child(root: str, capture: str, rules: str, marginal_types: list[str], reps: int) -> dict:
     env = dict(os.environ)
-    if "PYFALCO_LIBRARY" not in env:
+    own = Path(root) / "build" / "libpyfalco" / "libpyfalco.so"
+    if Path(root).resolve() != ROOT and own.is_file():
+        env["PYFALCO_LIBRARY"] = str(own)      # the other checkout's own build
+    elif "PYFALCO_LIBRARY" not in env:
         import pyfalco._native as nat
         env["PYFALCO_LIBRARY"] = nat.lib._name
-    out = subprocess.run([sys.executable, __file__, "--_child", root, "--capture", capture, "--rules", rules],
+    out = subprocess.run([sys.executable, __file__, "--_child", root, "--capture", capture, "--rules", rules,
+                          "--marginal", ",".join(marginal_types), "--reps", str(reps)],
                          env=env, check=True, stdout=subprocess.PIPE).stdout
     return json.loads(out)
 
@@ -204,6 +347,9 @@ def main() -> int:
     ap.add_argument("--record", metavar="FILE", help="record an open-heavy live capture first")
     ap.add_argument("--seconds", type=float, default=1.0, help="length of the recorded workload")
     ap.add_argument("--min-count", type=int, default=40, help="types with fewer events are not shown")
+    ap.add_argument("--marginal", default="openat,close",
+                    help="types whose batch-marginal cost is measured (comma-separated; '' for none)")
+    ap.add_argument("--reps", type=int, default=15, help="alternations of the batch-marginal measure")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts._child:
@@ -212,7 +358,8 @@ def main() -> int:
         sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("_editable")]
         import pyfalco
         assert Path(pyfalco.__file__).resolve().parent == Path(opts._child).resolve() / "pyfalco", pyfalco.__file__
-        print(json.dumps(measure(opts.capture[0], opts.rules)))
+        print(json.dumps(measure(opts.capture[0], opts.rules, [t for t in opts.marginal.split(",") if t],
+                                 opts.reps)))
         return 0
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
@@ -226,7 +373,8 @@ def main() -> int:
         runs: dict[str, list[dict]] = {label: [] for label, _ in roots}
         for i in range(opts.runs):   # interleaved, order alternating, so a change of load hits both alike
             for label, root in (roots if i % 2 == 0 else roots[::-1]):
-                runs[label].append(_child(root, capture, opts.rules))
+                runs[label].append(_child(root, capture, opts.rules, [t for t in opts.marginal.split(",") if t],
+                                          opts.reps))
         first = runs["this tree"][0]
         print(f"\ncapture: {Path(capture).name}: {first['events']} events, {first['alerts']} rule hits"
               + ("" if not opts.compare else
@@ -241,11 +389,32 @@ def main() -> int:
         rows = [(t, first["counts"][t], {c: min(r["types"].get(t, 0.0) for r in runs[c]) for c in cols})
                 for t in shown]
         rows.append(("all (batches)", first["events"], {c: min(r["batch_ns"] for r in runs[c]) for c in cols}))
+        rows.append(("all (batches as the live agent reads them)", first["events"],
+                     {c: min(r["agent_batch_ns"] for r in runs[c]) for c in cols}))
         for t, count, vals in rows:
             line = f"| {t} | {count} | " + " | ".join(f"{vals[c]:,.0f}" for c in cols)
             if opts.compare:
                 line += f" | {vals['compare'] / max(vals['this tree'], 1):.2f}x"
             print(line + " |")
+        marg = [t for t in shown if t in first.get("marginal", {})]
+        if marg:
+            print(f"\nbatch-marginal (the batches with / without that type's entries, best of "
+                  f"{opts.reps} alternations per run, best run; min..max over all alternations):")
+            print("| event type | removed | " + " | ".join(f"{c} ns/event (median; min..max)" for c in cols)
+                  + (" | ratio |" if opts.compare else " |"))
+            print("|---|---:|" + "---:|" * len(cols) + ("---:|" if opts.compare else ""))
+            for t in marg:
+                vals = {c: min(r["marginal"][t]["ns"] for r in runs[c]) for c in cols}
+                spread = {c: [x for r in runs[c] for x in r["marginal"][t]["spread"]] for c in cols}
+                line = f"| {t} | {first['marginal'][t]['removed']} | " + " | ".join(
+                    f"{vals[c]:,.0f} ({sorted(spread[c])[len(spread[c]) // 2]:,.0f}; "
+                    f"{min(spread[c]):,.0f}..{max(spread[c]):,.0f})" for c in cols)
+                if opts.compare:
+                    line += f" | {vals['compare'] / max(vals['this tree'], 1):.2f}x"
+                print(line + " |")
+        for c in cols:
+            print(f"{c}: libpyfalco {runs[c][0].get('lib', '?')}; close trailers: "
+                  f"{'yes' if runs[c][0].get('trailed') else 'no'}")
     return 0
 
 
