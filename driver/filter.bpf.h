@@ -347,8 +347,11 @@ PF_INLINE void pf_kf_fill(struct pf_kf_rec *rec, __u64 fd, __u64 len)
 	*(__u64 *)&rec->data[off + 12] = BPF_CORE_READ(ino, i_ino);
 }
 
-/* Sends a held record (rec->len checked here) of fd on this CPU's ring, as thread tid at time ts. */
-PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 fd, __u64 ts, __u64 tid)
+/* Sends a held record (rec->len checked here) of fd on this CPU's ring, as thread tid at time ts;
+ * cloexec: the PF_KF_SLOT_CLOEXEC bit of the slot's word its sender claimed (the open had
+ * O_CLOEXEC, or close_range marked it: the flag is added to the record's flags, as user space
+ * would have had it). */
+PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 fd, __u64 ts, __u64 tid, __u64 cloexec)
 {
 	struct pyfalco_evt_hdr *hdr = (struct pyfalco_evt_hdr *)rec->data;
 	__u64 len = rec->len;
@@ -361,7 +364,7 @@ PF_INLINE void pf_kf_emit(struct pf_kf_rec *rec, __u64 fd, __u64 ts, __u64 tid)
 	hdr->tid = tid;
 	if (rec->fill)
 		pf_kf_fill(rec, fd, len);
-	if (rec->cloexec && rec->flags_off + 4 <= len) {
+	if (cloexec && rec->flags_off + 4 <= len) {
 		__u64 off = rec->flags_off & (PF_KF_REC_MAX - 1);
 
 		barrier_var(off);
@@ -399,23 +402,47 @@ PF_INLINE struct pf_kf_slot *pf_kf_slot_at(__u32 idx)
 	return bpf_map_lookup_elem(&pf_kf_held, &idx);
 }
 
-/* The state word that a compare-and-swap from v writes to put the slot in state st. */
+/* The state word that a compare-and-swap from v writes to put the slot in state st: the next
+ * generation, without the close-on-exec mark (maps.bpf.h). */
 PF_INLINE __u64 pf_kf_next(__u64 v, __u64 st)
 {
-	return (v & ~3ULL) + 4 + st;
+	return (v & ~(PF_KF_SLOT_GEN - 1)) + PF_KF_SLOT_GEN + st;
 }
 
 /* Frees a slot the caller claimed (state b, BUSY); xchg: a full barrier before the slot is
  * anyone's again (its record was read or written while BUSY). */
 PF_INLINE void pf_kf_free(struct pf_kf_slot *s, __u64 b)
 {
-	__sync_lock_test_and_set(&s->state, b & ~3ULL);
+	__sync_lock_test_and_set(&s->state, b & ~(PF_KF_SLOT_GEN - 1));
 }
 
-/* Finds the slot holding (files, fd) and moves it to state st with one compare-and-swap: BUSY (it
- * is the caller's until pf_kf_free; *idx its index, *b its state) or FREE (forgotten). Whoever's
- * swap succeeds owns it: two threads of one table may use or close the fd at once. 1 when found. */
-PF_INLINE int pf_kf_take(__u64 files, __u64 fd, __u64 st, __u32 *idx, __u64 *b)
+/* Claims the slot whose word was read as *v (HELD; its files and fd checked after that read):
+ * a compare-and-swap to the next generation in state st. The close-on-exec mark (*v -> *v |
+ * PF_KF_SLOT_CLOEXEC: the same generation, so the same key, still HELD) may come in between,
+ * once a generation: the swap is then tried again from the marked word. 1 when claimed; *v is
+ * then the word swapped out (its PF_KF_SLOT_CLOEXEC the slot's), *nv the one swapped in. */
+PF_INLINE int pf_kf_claim(struct pf_kf_slot *s, __u64 *v, __u64 st, __u64 *nv)
+{
+	__u64 w = *v, old;
+
+	old = __sync_val_compare_and_swap(&s->state, w, pf_kf_next(w, st));
+	if (old != w) {
+		if (old != (w | PF_KF_SLOT_CLOEXEC))
+			return 0; /* claimed or discarded by someone else (or marked already: old == w) */
+		w = old;
+		if (__sync_val_compare_and_swap(&s->state, w, pf_kf_next(w, st)) != w)
+			return 0;
+	}
+	*v = w;
+	*nv = pf_kf_next(w, st);
+	return 1;
+}
+
+/* Finds the slot holding (files, fd) and claims it (pf_kf_claim) in state st: BUSY (it is the
+ * caller's until pf_kf_free; *idx its index, *b its state) or FREE (forgotten). Whoever's swap
+ * succeeds owns it: two threads of one table may use or close the fd at once. *was: the word it
+ * had (PF_KF_SLOT_CLOEXEC). 1 when found. */
+PF_INLINE int pf_kf_take(__u64 files, __u64 fd, __u64 st, __u32 *idx, __u64 *b, __u64 *was)
 {
 	__u32 home = pf_kf_home(files, fd), i;
 
@@ -427,12 +454,13 @@ PF_INLINE int pf_kf_take(__u64 files, __u64 fd, __u64 st, __u32 *idx, __u64 *b)
 		if (!s)
 			return 0;
 		v = PF_READ_ONCE(s->state);
-		if ((v & 3) != PF_KF_SLOT_HELD || s->files != files || s->fd != fd)
+		if ((v & PF_KF_SLOT_STATE) != PF_KF_SLOT_HELD || PF_READ_ONCE(s->files) != files ||
+		    PF_READ_ONCE(s->fd) != fd)
 			continue;
-		nv = pf_kf_next(v, st);
-		if (__sync_val_compare_and_swap(&s->state, v, nv) == v) {
+		if (pf_kf_claim(s, &v, st, &nv)) {
 			*idx = (home + i) & (PF_KF_HELD_MAX - 1);
 			*b = nv;
+			*was = v;
 			return 1;
 		}
 	}
@@ -445,11 +473,11 @@ PF_INLINE int pf_kf_discard(__u64 files, __s64 fd)
 {
 	struct pf_kf_bucket *bk = pf_kf_bucket_of(files);
 	__u32 idx;
-	__u64 b;
+	__u64 b, was;
 
 	if (!bk || bk->held <= 0 || fd < 0)
 		return 0;
-	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_FREE, &idx, &b))
+	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_FREE, &idx, &b, &was))
 		return 0;
 	__sync_fetch_and_add(&bk->held, -1);
 	return 1;
@@ -463,16 +491,16 @@ __noinline int pf_kf_release(__u64 files, __s64 fd, __u64 ts)
 	struct pf_kf_slot *s;
 	struct pf_kf_rec *rec;
 	__u32 idx;
-	__u64 b;
+	__u64 b, was;
 
-	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_BUSY, &idx, &b))
+	if (!pf_kf_take(files, (__u64)fd, PF_KF_SLOT_BUSY, &idx, &b, &was))
 		return 0;
 	s = pf_kf_slot_at(idx);
 	rec = bpf_map_lookup_elem(&pf_kf_held_recs, &idx);
 	if (!s || !rec)
 		return 0;
 	/* sent from the slot itself: it is ours until freed */
-	pf_kf_emit(rec, (__u64)fd, ts - 1, (__u32)bpf_get_current_pid_tgid());
+	pf_kf_emit(rec, (__u64)fd, ts - 1, (__u32)bpf_get_current_pid_tgid(), was & PF_KF_SLOT_CLOEXEC);
 	pf_kf_free(s, b);
 	pf_kf_held_add(files, -1);
 	pf_kf_count(PF_KF_ST_RELEASED);
@@ -496,33 +524,33 @@ static long pf_kf_walk_cb(struct bpf_map *map, __u32 *key, struct pf_kf_slot *s,
 {
 	__u32 mode = w->mode, idx = *key & (PF_KF_HELD_MAX - 1);
 	struct pf_kf_rec *rec;
-	__u64 v = PF_READ_ONCE(s->state), nv, fd = s->fd;
+	/* the key read after the word (volatile reads stay in order): a swap from v then only
+	 * succeeds on the key read */
+	__u64 v = PF_READ_ONCE(s->state), nv, fd = PF_READ_ONCE(s->fd);
 
-	if ((v & 3) != PF_KF_SLOT_HELD || s->files != w->files)
+	if ((v & PF_KF_SLOT_STATE) != PF_KF_SLOT_HELD || PF_READ_ONCE(s->files) != w->files)
 		return 0;
 	if ((mode == PF_KF_WALK_RANGE_CLOSE || mode == PF_KF_WALK_RANGE_CLOEXEC) && (fd < w->first || fd > w->last))
+		return 0;
+	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
+		/* the mark, in the state word (maps.bpf.h): the slot stays HELD, so a use or close of
+		 * the fd by another thread meanwhile still finds it. From v: a slot discarded and taken
+		 * by another key since the checks above has another generation, and the swap fails.
+		 * It fails as well when the slot was claimed meanwhile (its open is being sent or
+		 * forgotten) or marked already. */
+		if (!(v & PF_KF_SLOT_CLOEXEC))
+			__sync_val_compare_and_swap(&s->state, v, v | PF_KF_SLOT_CLOEXEC);
+		return 0;
+	}
+	if (mode == PF_KF_WALK_EXEC && !(v & PF_KF_SLOT_CLOEXEC))
 		return 0;
 	rec = bpf_map_lookup_elem(&pf_kf_held_recs, &idx);
 	if (!rec)
 		return 0;
-	if (mode == PF_KF_WALK_EXEC && !rec->cloexec)
+	if (!pf_kf_claim(s, &v, PF_KF_SLOT_BUSY, &nv))
 		return 0;
-	nv = pf_kf_next(v, PF_KF_SLOT_BUSY);
-	if (__sync_val_compare_and_swap(&s->state, v, nv) != v)
-		return 0;
-	if (mode == PF_KF_WALK_RANGE_CLOEXEC) {
-		/* marked while claimed, like every other change of a slot: unclaimed, the slot could be
-		 * discarded and taken by another table's open between the check above and the store,
-		 * and that record would be dropped at its exec (an fd user space never learns). The
-		 * swap from v succeeded, so files and fd are the ones checked; checked again all the
-		 * same, they cannot change while the slot is ours. */
-		if (s->files == w->files && s->fd == fd)
-			rec->cloexec = 1;
-		__sync_lock_test_and_set(&s->state, (nv & ~3ULL) | PF_KF_SLOT_HELD);
-		return 0;
-	}
 	if (mode == PF_KF_WALK_FLUSH)
-		pf_kf_emit(rec, fd, w->ts, w->tid);
+		pf_kf_emit(rec, fd, w->ts, w->tid, v & PF_KF_SLOT_CLOEXEC);
 	pf_kf_free(s, nv);
 	w->removed++;
 	return 0;
@@ -580,15 +608,15 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 		if (!s)
 			return 0;
 		v = PF_READ_ONCE(s->state);
-		if ((v & 3) == PF_KF_SLOT_HELD && s->files == files && s->fd == (__u64)fd) {
+		if ((v & PF_KF_SLOT_STATE) == PF_KF_SLOT_HELD && PF_READ_ONCE(s->files) == files &&
+		    PF_READ_ONCE(s->fd) == (__u64)fd) {
 			/* an entry of that fd number is left from an fd closed unseen: this open replaces it */
-			b = pf_kf_next(v, PF_KF_SLOT_BUSY);
-			if (__sync_val_compare_and_swap(&s->state, v, b) == v) {
+			if (pf_kf_claim(s, &v, PF_KF_SLOT_BUSY, &b)) {
 				idx = (home + i) & (PF_KF_HELD_MAX - 1);
 				stale = 1;
 				break;
 			}
-		} else if ((v & 3) == PF_KF_SLOT_FREE && free_idx == PF_KF_HELD_MAX) {
+		} else if ((v & PF_KF_SLOT_STATE) == PF_KF_SLOT_FREE && free_idx == PF_KF_HELD_MAX) {
 			free_idx = (home + i) & (PF_KF_HELD_MAX - 1);
 			free_v = v;
 		}
@@ -613,7 +641,6 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	if (!rec)
 		goto fail;
 	rec->len = len;
-	rec->cloexec = (flags & PPM_O_CLOEXEC) ? 1 : 0;
 	rec->flags_off = flags_off & 0xffff;
 	rec->fill = (flags_off & PF_KF_OPEN_FILL) ? 1 : 0;
 	/* the record only: the rest of the slot is never read (rec->len bounds every use). n <=
@@ -629,7 +656,9 @@ __noinline int pf_kf_hold(struct pf_aux *aux, __u32 len, __s64 fd, __u32 flags, 
 	/* counted before it is visible: a reader that finds it also finds held > 0 */
 	if (!stale)
 		__sync_fetch_and_add(&bk->held, 1);
-	__sync_lock_test_and_set(&s->state, (b & ~3ULL) | PF_KF_SLOT_HELD);
+	/* O_CLOEXEC: marked from the start (an exec forgets it) */
+	__sync_lock_test_and_set(&s->state, (b & ~(PF_KF_SLOT_GEN - 1)) | PF_KF_SLOT_HELD |
+						     ((flags & PPM_O_CLOEXEC) ? PF_KF_SLOT_CLOEXEC : 0));
 	return 1;
 fail:
 	if (stale)
@@ -931,9 +960,8 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 		__u32 len = c->pos;
 		int drop = 0;
 
-		if (type == PPME_SYSCALL_OPENAT_2_X && (on & PF_KF_OPENAT))
-			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(7, 2, 16), len, c->file_key, (__u64)c->inode);
-		else if (type == PPME_SYSCALL_OPEN_X && (on & PF_KF_OPEN))
+		/* openat's record is built and filtered by pf_run_openat_kf (pyfalco.bpf.c), never here */
+		if (type == PPME_SYSCALL_OPEN_X && (on & PF_KF_OPEN))
 			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(6, 1, 8), len, c->file_key, (__u64)c->inode);
 		else if (type == PPME_SYSCALL_OPENAT2_X && (on & PF_KF_OPENAT2))
 			drop = pf_kf_open(c->aux, PF_KF_OPEN_LAYOUT(8, 2, 16), len, c->file_key, (__u64)c->inode);

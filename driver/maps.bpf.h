@@ -133,12 +133,11 @@ struct pf_kf_fd {
 };
 
 /* A held open: its record as the filler built it (PF_KF_REC_MAX bytes at most; a longer one is
- * sent). cloexec: the open had O_CLOEXEC (or close_range set it): an exec discards it, and user
- * space gets the flag in the record's flags as it would have had it (close_range sets it there). */
+ * sent). Whether it is close-on-exec is its slot's (PF_KF_SLOT_CLOEXEC in pf_kf_slot.state). */
 #define PF_KF_REC_MAX 512
 struct pf_kf_rec {
 	__u32 len;
-	__u32 cloexec;
+	__u32 pad;
 	__u32 flags_off; /* where the open's flags are in data (PPM_O_CLOEXEC is added there when sent) */
 	__u32 fill;	 /* 1: an openat record whose dev and ino are read when it is sent */
 	__u8 data[PF_KF_REC_MAX];
@@ -153,14 +152,23 @@ struct pf_kf_rec {
 #define PF_KF_HELD_BITS 13
 #define PF_KF_HELD_MAX (1u << PF_KF_HELD_BITS)
 #define PF_KF_PROBES 8
-/* state: (generation << 2) | PF_KF_SLOT_*. Every compare-and-swap (a claim: FREE or HELD -> BUSY;
- * a discard: HELD -> FREE) adds one to the generation, so one made from a stale read of the state
- * fails (no ABA). files and fd are
- * written only while BUSY by whoever claimed it; HELD publishes them. Keep PF_KF_SLOT_HELD in
- * sync with libpyfalco/src/kfilter.c (it counts the held slots). */
+/* state: (generation << 3) | PF_KF_SLOT_CLOEXEC if marked | PF_KF_SLOT_* (the low two bits).
+ * Every claim or discard (FREE or HELD -> BUSY, HELD -> FREE: a compare-and-swap) adds one to
+ * the generation, so one made from a stale read of the state fails (no ABA). files and fd are
+ * written only while BUSY by whoever claimed it; HELD publishes them. The close-on-exec mark is
+ * the one change of a HELD slot that keeps it HELD: HELD -> HELD | PF_KF_SLOT_CLOEXEC, same
+ * generation (set at the hold for an O_CLOEXEC open, by close_range(CLOSE_RANGE_CLOEXEC) later),
+ * so that a claim racing it sees a slot still HELD by the same key and tries once more
+ * (pf_kf_claim): the mark never makes the slot BUSY, which a use or close of its fd by another
+ * thread would take for "nothing held". The bit goes when the slot is claimed (the claimer
+ * keeps the word it swapped). Keep these in sync with libpyfalco/src/kfilter.c (it counts the
+ * held slots). */
 #define PF_KF_SLOT_FREE 0
 #define PF_KF_SLOT_BUSY 1
 #define PF_KF_SLOT_HELD 2
+#define PF_KF_SLOT_STATE 3ULL
+#define PF_KF_SLOT_CLOEXEC 4ULL
+#define PF_KF_SLOT_GEN 8ULL /* one generation */
 /* 32 bytes: the PF_KF_PROBES slots a key may be in span four cache lines, the records are
  * apart (pf_kf_held_recs, same index) and only the claimed one is touched. */
 struct pf_kf_slot {

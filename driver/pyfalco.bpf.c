@@ -10,11 +10,13 @@
 #include "helpers.bpf.h"
 #include "filter.bpf.h"
 #include "syscalls_x86_64.h"
+#include "pf_inlined.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* One tail-called program per filler, pf_x_<syscall>; pf_run_<syscall> is its body, which the
- * dispatcher also inlines for the commonest syscalls. */
+/* One tail-called program per filler, pf_x_<syscall>; pf_run_<syscall> is its body. The
+ * dispatcher runs the commonest syscalls' inline instead (pf_inlined.h: close, and openat through
+ * pf_run_openat_kf): those have no program. */
 #define PF_FILLER(sc, code, np)                                                     \
 	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret);      \
 	static __always_inline int pf_run_##sc(struct pt_regs *regs, long ret)      \
@@ -24,11 +26,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 			return 0;                                                   \
 		return pf_fill_##sc(&c, ret);                                       \
 	}                                                                           \
-	SEC("tp_btf/sys_exit")                                                      \
+	PF_IF_TAILED(sc, SEC("tp_btf/sys_exit")                                     \
 	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                     \
 	{                                                                           \
 		return pf_run_##sc(regs, ret);                                      \
-	}                                                                           \
+	})                                                                          \
 	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
 
 /* the fillers submit through the kernel-side filter (filter.bpf.h) */
@@ -112,7 +114,8 @@ int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 		}
 	}
 	/* close and openat (the commonest events) are built right here: a tail call is an indirect
-	 * jump, through a retpoline on kernels with that mitigation */
+	 * jump, through a retpoline on kernels with that mitigation. Their fillers have no tail-called
+	 * program (pf_inlined.h lists them: keep it in step). */
 	if (nr == PF_NR_close)
 		return pf_run_close(regs, ret);
 	if (nr == PF_NR_openat)

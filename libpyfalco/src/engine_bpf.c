@@ -28,6 +28,7 @@
 
 #include "pyfalco_bpf.skel.h"
 #include "fillers_list.h"
+#include "pf_inlined.h"
 #include "syscalls_x86_64.h"
 
 struct pf_ring {
@@ -185,12 +186,13 @@ static int setup_tail_calls(pyfalco_capture *h, struct pf_bpf *b)
 	__u32 nr;
 	int fd;
 
+	/* the syscalls the dispatcher builds inline (pf_inlined.h) have no program */
 #define PF_TAIL(sc)                                                                                   \
-	nr = PF_NR_##sc;                                                                              \
+	PF_IF_TAILED(sc, nr = PF_NR_##sc;                                                             \
 	fd = bpf_program__fd(b->skel->progs.pf_x_##sc);                                               \
 	if (bpf_map_update_elem(table, &nr, &fd, BPF_ANY))                                            \
 		return pf_fail(h, errno, "loading the eBPF driver: registering the %s filler: %s", #sc, \
-			       strerror(errno));
+			       strerror(errno));)
 	PF_FOR_EACH_FILLER(PF_TAIL)
 #undef PF_TAIL
 	return 0;
@@ -198,7 +200,7 @@ static int setup_tail_calls(pyfalco_capture *h, struct pf_bpf *b)
 
 static void disable_filler_autoattach(struct pf_bpf *b)
 {
-#define PF_NOATTACH(sc) bpf_program__set_autoattach(b->skel->progs.pf_x_##sc, false);
+#define PF_NOATTACH(sc) PF_IF_TAILED(sc, bpf_program__set_autoattach(b->skel->progs.pf_x_##sc, false);)
 	PF_FOR_EACH_FILLER(PF_NOATTACH)
 #undef PF_NOATTACH
 }

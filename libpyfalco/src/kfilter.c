@@ -51,12 +51,15 @@ struct kf_key {
 };
 
 struct kf_slot {
-	uint64_t state; /* (generation << 2) | state: KF_SLOT_HELD holds an open */
+	/* (generation << 3) | PF_KF_SLOT_CLOEXEC (4) | the state (the low two bits): KF_SLOT_HELD
+	 * holds an open, marked close-on-exec or not */
+	uint64_t state;
 	uint64_t files;
 	uint64_t fd;
 	uint64_t pad;
 };
 #define KF_SLOT_HELD 2
+#define KF_SLOT_STATE 3
 
 static int clear_map(int fd, size_t key_size)
 {
@@ -203,7 +206,7 @@ int pyfalco_capture_kernel_filter_held(pyfalco_capture *h)
 	for (i = 0; i < n; i++) {
 		if (bpf_map_lookup_elem(fd, &i, &slot))
 			return pf_fail(h, errno, "kernel filter: reading held slot %u: %s", i, strerror(errno));
-		if ((slot.state & 3) == KF_SLOT_HELD)
+		if ((slot.state & KF_SLOT_STATE) == KF_SLOT_HELD)
 			count++;
 	}
 	return count;
