@@ -20,7 +20,8 @@ them), then fed to a fresh Inspector with the default rules' matchers, as Engine
     drown in the run-to-run spread): the whole capture's batches
     through process_raw, against the same batches with that type's entries taken out (buffers
     rewritten, counts and event numbers adjusted), the difference over the number taken out;
-    best (and median) of ``--reps`` alternations, each on a fresh inspector. The state differs slightly
+    the median of the paired differences over ``--reps`` alternations per run (each on a fresh
+    inspector) and all runs. The state differs slightly
     without them (a close not applied leaves its fd in the table), so it is the marginal cost
     in the batch path, not an exact one. For close the whole side is read as the agent reads
     it (close trailers), so its figure is what a close costs the agent; the ``call`` figure of
@@ -220,8 +221,11 @@ def marginal(capture: str, wanted: bytes, on_event, types: list[str], reps: int)
         for name, (whole, less, _removed) in (variants.items() if i % 2 == 0 else list(variants.items())[::-1]):
             full[name].append(run(whole))
             less_t[name].append(run(less))
-    return {name: {"ns": (min(full[name]) - min(less_t[name])) / removed, "removed": removed,
-                   "median": sorted((f - l) / removed for f, l in zip(full[name], less_t[name]))[reps // 2],
+    # the median of the paired differences (each alternation's whole run minus the run without
+    # the type right after it): the difference of the two bests is no estimator when the spread of
+    # a whole run (tens of ms at load) is as large as what the type adds
+    return {name: {"ns": sorted((f - l) / removed for f, l in zip(full[name], less_t[name]))[reps // 2],
+                   "removed": removed,
                    "spread": [(f - l) / removed for f, l in zip(full[name], less_t[name])]}
             for name, (_whole, _less, removed) in variants.items()}
 
@@ -398,17 +402,17 @@ def main() -> int:
             print(line + " |")
         marg = [t for t in shown if t in first.get("marginal", {})]
         if marg:
-            print(f"\nbatch-marginal (the batches with / without that type's entries, best of "
-                  f"{opts.reps} alternations per run, best run; min..max over all alternations):")
-            print("| event type | removed | " + " | ".join(f"{c} ns/event (median; min..max)" for c in cols)
+            print(f"\nbatch-marginal (the batches with / without that type's entries: median of the paired "
+                  f"differences over all {opts.reps} x {opts.runs} alternations; 25th..75th percentile):")
+            print("| event type | removed | " + " | ".join(f"{c} ns/event (p25..p75)" for c in cols)
                   + (" | ratio |" if opts.compare else " |"))
             print("|---|---:|" + "---:|" * len(cols) + ("---:|" if opts.compare else ""))
             for t in marg:
-                vals = {c: min(r["marginal"][t]["ns"] for r in runs[c]) for c in cols}
-                spread = {c: [x for r in runs[c] for x in r["marginal"][t]["spread"]] for c in cols}
+                spread = {c: sorted(x for r in runs[c] for x in r["marginal"][t]["spread"]) for c in cols}
+                vals = {c: spread[c][len(spread[c]) // 2] for c in cols}
                 line = f"| {t} | {first['marginal'][t]['removed']} | " + " | ".join(
-                    f"{vals[c]:,.0f} ({sorted(spread[c])[len(spread[c]) // 2]:,.0f}; "
-                    f"{min(spread[c]):,.0f}..{max(spread[c]):,.0f})" for c in cols)
+                    f"{vals[c]:,.0f} ({spread[c][len(spread[c]) // 4]:,.0f}..{spread[c][3 * len(spread[c]) // 4]:,.0f})"
+                    for c in cols)
                 if opts.compare:
                     line += f" | {vals['compare'] / max(vals['this tree'], 1):.2f}x"
                 print(line + " |")
