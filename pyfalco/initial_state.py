@@ -3,6 +3,11 @@
 
 Filled by a /proc scan for live captures (procscan.py) and from a capture file's metadata blocks
 for replays (scap/metadata.py); the state engine seeds its tables from it.
+
+ThreadInfo and FdInfo are slotted dataclasses (no per-instance ``__dict__``, no ad-hoc
+attributes): a capture's metadata makes one per thread and per fd, and the slots make building
+(41 fields) and reading them cheaper; construction, defaults, equality, repr and
+``dataclasses.replace`` are those of the plain dataclasses (tests/fuzz/test_initial_state.py).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ FD_MEMFD = 20
 FD_PIDFD = 21
 
 
-@dataclass
+@dataclass(slots=True)
 class FdInfo:
     fd: int
     type: int                 # FD_* above
@@ -52,7 +57,7 @@ class FdInfo:
     unix_dest: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class ThreadInfo:
     tid: int
     pid: int
