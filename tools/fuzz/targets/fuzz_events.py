@@ -17,6 +17,7 @@ Expected errors: pyfalco.errors.EventDecodeError from Event.validate only.
 
 from __future__ import annotations
 
+import operator
 import os
 import struct
 import sys
@@ -81,6 +82,10 @@ def setup() -> None:
     _G["thread_slots"] = [a for a in Thread.__slots__
                           if not a.startswith("_") and a not in ("proc", "children", "env_raw")]
     _G["fd_slots"] = list(Fd.__slots__)
+    # every slot at once (one C call); a slot left unset (AttributeError) takes the slot-by-slot
+    # path, which reads it as None: the same tuple either way
+    _G["thread_get"] = operator.attrgetter(*_G["thread_slots"])
+    _G["fd_get"] = operator.attrgetter(*_G["fd_slots"])
     _G["insp"] = insp
 
 
@@ -168,7 +173,10 @@ def _state(ie) -> tuple:
     t = ie.thread
     tstate = None
     if t is not None:
-        tstate = tuple(getattr(t, a, None) for a in _G["thread_slots"]) + (t.env,)
+        try:
+            tstate = _G["thread_get"](t) + (t.env,)
+        except AttributeError:
+            tstate = tuple(getattr(t, a, None) for a in _G["thread_slots"]) + (t.env,)
         proc = t.proc
         if proc is not None:
             tstate += (proc.cwd, proc.root, proc.nthreads, tuple(sorted(
@@ -177,7 +185,12 @@ def _state(ie) -> tuple:
 
 
 def _fd_state(f) -> tuple | None:
-    return None if f is None else tuple(getattr(f, a, None) for a in _G["fd_slots"])
+    if f is None:
+        return None
+    try:
+        return _G["fd_get"](f)
+    except AttributeError:
+        return tuple(getattr(f, a, None) for a in _G["fd_slots"])
 
 
 if __name__ == "__main__":
