@@ -511,9 +511,10 @@ class Inspector:
                     next_purge = self._next_purge = ts + self.purge_interval_ns
                 if kind == _K_WANTED:
                     append(ie)
-                if flags & _EF_CLOSES:
+                if flags and flags & _EF_CLOSES:
                     # close exits no rule wants after this entry (libpyfalco's close trailer):
-                    # the _K_CLOSE path above for each, with its bookkeeping
+                    # the _K_CLOSE path above for each, with its bookkeeping (flags is 0 for
+                    # most entries: one test for them)
                     pad = (length + 7) & ~7
                     k = (rlen - pad) >> 5
                     num += k
