@@ -273,7 +273,7 @@ int pyfalco_capture_next(pyfalco_capture *h, const uint8_t **evt, uint16_t *cpu,
  * one: right after the entry they follow. A close whose record is not the 2-parameter one
  * (lengths 8 and 8), or with no entry before it in the batch, is copied as any event. */
 #define PF_MASK_CLOSE 3
-#define PF_EF_CLOSES 4 /* pyfalco/inspector.py's _EF_CLOSES */
+#define PF_EF_CLOSES PYFALCO_EF_CLOSES /* pyfalco/inspector.py's _EF_CLOSES */
 #define PF_CLOSE_REC_LEN (PYFALCO_EVT_HDR_SIZE + 4 + 16)
 
 /* The batch copy of next_batch and next_batch_skip. A skipped event (skip mask) is appended to

@@ -43,6 +43,7 @@ typedef void (*pyfalco_log_fn)(void *ctx, int level, const char *msg);
 /** Per-event flags in a batch entry (pyfalco_batch_entry.flags). */
 #define PYFALCO_EF_STATE_ONLY 1 /**< from a capture file: update state, do not show (SCAP_DF_STATE_ONLY) */
 #define PYFALCO_EF_SKIP_RUN 2 /**< a run of skipped events (pyfalco_capture_next_batch_skip), not an event */
+#define PYFALCO_EF_CLOSES 4 /**< the entry carries close trailers (next_batch_skip, mask value 3) */
 
 /**
  * A batch is a run of entries laid end to end in the caller's buffer:
@@ -139,6 +140,12 @@ int pyfalco_capture_next_batch(pyfalco_capture *h, uint8_t *buf, size_t buflen, 
  * type PYFALCO_SKIP_RUN_TYPE + 1 - v for mask value v (a run holds one value), nparams = k, the number of events in the run) followed by k
  * pairs (uint64 ts, uint64 tid, as in the header), one per skipped event in order. The caller keeps exact event
  * numbers and per-thread activity times without a trip per event.
+ * Mask value 3 (close trailers, for a close exit event type): such an event whose record is the
+ * two-parameter one (lengths 8, 8) is not an entry of its own but four uint64 (ts, tid, res, fd)
+ * appended to the entry before it in the batch, which then has PYFALCO_EF_CLOSES in its flags, its
+ * record padded to 8 and its entry length pad8(hdr.len) + 32 * (closes it carries); the caller
+ * applies them right after that entry (event order). With no entry before it, or another record
+ * layout, the close is copied as any event.
  * @param nentries entries written (copied events and runs)
  * @param nevents  events read (copied and skipped); both count toward max_events
  */
