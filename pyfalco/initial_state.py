@@ -12,7 +12,21 @@ attributes): a capture's metadata makes one per thread and per fd, and the slots
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, fields
+
+
+def _slotted(cls: type) -> type:
+    """``dataclass(slots=True)``; on Python 3.9 (PyPy 3.9 too), which lacks it, the same class
+    made the way 3.10 makes it: the dataclass rebuilt with ``__slots__`` of its fields (defaults
+    live in ``__init__``, not on the class)."""
+    if sys.version_info >= (3, 10):
+        return dataclass(slots=True)(cls)
+    cls = dataclass(cls)
+    names = tuple(f.name for f in fields(cls))
+    ns = {k: v for k, v in cls.__dict__.items() if k not in names and k not in ("__dict__", "__weakref__")}
+    ns["__slots__"] = names
+    return type(cls)(cls.__name__, cls.__bases__, ns)
 
 # scap_fd_type (SCAP_FORMAT.md section 10)
 FD_UNINITIALIZED = 0
@@ -39,7 +53,7 @@ FD_MEMFD = 20
 FD_PIDFD = 21
 
 
-@dataclass(slots=True)
+@_slotted
 class FdInfo:
     fd: int
     type: int                 # FD_* above
@@ -57,7 +71,7 @@ class FdInfo:
     unix_dest: int = 0
 
 
-@dataclass(slots=True)
+@_slotted
 class ThreadInfo:
     tid: int
     pid: int
