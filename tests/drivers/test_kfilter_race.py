@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -122,20 +124,31 @@ def test_close_range_cloexec_mark_racing_a_use_or_close_of_the_held_fd(tmp_path)
     Path(path).write_text("x")
     kf = kfilter.derive(load_rules(str(DEFAULT)).ruleset)
     assert kf.on & kfilter.KF_OPENAT and kf.on & kfilter.KF_CLOSE, kf.describe()
+    me = threading.get_native_id()
+    mfd = os.open(path, os.O_RDONLY)
     for _attempt in range(3):
         events = []
         with pyfalco.Capture(ENGINE, syscalls=["openat", "close", "fchmod", "close_range"],
                              buffer_bytes=64 << 20) as cap:
             cap.set_kernel_filter(kf)
+            seen_marker = False
 
             def drain():
+                nonlocal seen_marker
                 for e in cap.next_batch(50):
                     if e.type in (OPENAT_X, CLOSE_X, FCHMOD_X):
+                        if e.tid == me and e.type == FCHMOD_X and e.params.get("fd") == mfd:
+                            seen_marker = True
                         events.append((e.tid, e.type, e.params.get("fd"), e.params.get("name")))
             load = subprocess.Popen([str(exe), path, "8", "2"], stdout=subprocess.PIPE, text=True)
             while load.poll() is None:
                 drain()
-            for _ in range(40):             # what the rings still hold (a 50 ms wait each)
+            # what the rings still hold: on a quiet machine the workload makes events faster
+            # than this reader takes them (seconds behind at its end), so read up to a marker
+            # made after it ended (this thread's fchmod of its own fd), not for a fixed time
+            os.fchmod(mfd, 0o644)
+            deadline = time.monotonic() + 300   # a hang guard only
+            while not seen_marker and time.monotonic() < deadline:
                 drain()
             out = load.stdout.read()
             drops = cap.stats()["n_drops_buffer"]
@@ -143,6 +156,8 @@ def test_close_range_cloexec_mark_racing_a_use_or_close_of_the_held_fd(tmp_path)
         assert load.returncode == 0, out
         if drops == 0:
             break
+    os.close(mfd)
+    assert seen_marker, "the marker made after the workload never came (300 s)"
     assert drops == 0, "a full ring lost events: the order cannot be checked"
     fields = dict(kv.split("=") for kv in out.split())
     iterations, uses, marks = int(fields["iterations"]), int(fields["uses"]), int(fields["marks"])
