@@ -13,6 +13,7 @@ Outputs (committed; `tools/gen_event_table.py --check` fails if any is stale):
   * driver/abi/event_table.c      -- the event table for libpyfalco and the kernel module
   * driver/abi/syscalls_x86_64.h  -- syscall number -> exit event code
   * driver/abi/fillers_gen.h      -- one filler per captured exit event, for both drivers
+  * driver/abi/fillers_list.h     -- the fillers' syscalls, and their events' fd facts (held opens)
   * pyfalco/_schema.py            -- the same tables for Python
   * pyfalco/event_codes.py        -- every event code as a named constant (PPME_SYSCALL_OPEN_X = 3)
 """
@@ -168,6 +169,21 @@ def parse_source(spec: str) -> tuple[str, list[str]]:
     return m.group(1), args
 
 
+def kf_fd_facts(ev: dict) -> tuple[int, int]:
+    """(uses mask, mkfd) of an exit event: pyfalco/kfilter.py's _uses_table and _mkfd_table rules."""
+    flags = {f.strip() for f in ev["flags"].split("|")}
+    creates = "EF_CREATES_FD" in flags
+    uses = 0
+    for i, (pname, ptype, *_rest) in enumerate(ev["params"][:16]):
+        if ptype != "PT_FD" or pname in ("res", "newfd") or (i == 0 and pname == "fd" and creates):
+            continue
+        uses |= 1 << i
+    mkfd = 0
+    if creates or ev["name"] == "fcntl":
+        mkfd = 2 if [p[0] for p in ev["params"]][1:3] == ["fd1", "fd2"] else 1
+    return uses, mkfd
+
+
 def gen_fillers(events: list[dict], syscalls: dict[str, int], sc_map: dict[int, int]) -> tuple[str, str, list[int]]:
     doc = yaml.safe_load(FILLERS.read_text())
     lines = [HEADER_C, "/* One filler per exit event captured by the drivers. Both drivers include this file after",
@@ -206,7 +222,19 @@ def gen_fillers(events: list[dict], syscalls: dict[str, int], sc_map: dict[int, 
                "#define PF_FOR_EACH_FILLER(X) \\"]
     for sc_name in doc["syscalls"]:
         listing.append(f"\tX({sc_name}) \\")
-    listing += ["\t/* end */", "", "#endif"]
+    listing += ["\t/* end */", ""]
+    listing += ["/* What each filler's event does to the eBPF driver's held opens (driver/filter.bpf.h), known",
+                " * at compile time: PF_KF_USES_<syscall>, the parameters that are fds the event reads from",
+                " * the fd table (bit i: parameter i), and PF_KF_MKFD_<syscall>, 1 when the return value is a",
+                " * new fd, 2 when parameters 2 and 3 are (pipe, socketpair). The same rules as the tables user",
+                " * space writes into the driver (pyfalco/kfilter.py _uses_table, _mkfd_table; a test checks",
+                " * they agree): a filler whose values are 0 never links the code that uses them. */"]
+    for sc_name in doc["syscalls"]:
+        ev = events[sc_map[syscalls[sc_name]]]
+        uses, mkfd = kf_fd_facts(ev)
+        listing.append(f"#define PF_KF_USES_{sc_name} 0x{uses:x}")
+        listing.append(f"#define PF_KF_MKFD_{sc_name} {mkfd}")
+    listing += ["", "#endif"]
     return "\n".join(lines), "\n".join(listing) + "\n", covered
 
 
