@@ -27,6 +27,8 @@
 #define PYFALCO_FILTER_BPF_H
 
 #include "helpers.bpf.h"
+#include "fillers_list.h"
+#include "pf_inlined.h"
 
 /* pf_kf_on bits; keep in sync with libpyfalco/src/kfilter.c and pyfalco/kfilter.py */
 #define PF_KF_OPEN (1u << 0)
@@ -950,13 +952,99 @@ PF_INLINE int pf_kf_send(struct pf_ctx *c, __u16 type)
 	return pf_submit_stamped(c);
 }
 
-/* pf_submit with the filter in front: the fillers of driver/pyfalco.bpf.c call this one. */
-PF_INLINE int pf_kf_submit(struct pf_ctx *c)
+/* The event types whose sent record changes the held opens besides their fds (pf_kf_state). */
+#define PF_KF_STATE_TYPE(type)                                                                        \
+	((type) == PPME_SYSCALL_EXECVE_19_X || (type) == PPME_SYSCALL_EXECVEAT_X ||                   \
+	 (type) == PPME_SYSCALL_CLOSE_RANGE_X)
+
+/*
+ * What a filler knows at compile time (PF_FILLER in driver/pyfalco.bpf.c): its event code (low 16
+ * bits) and these. The USES and MKFD bits come from fillers_list.h (PF_KF_USES_<syscall>,
+ * PF_KF_MKFD_<syscall>: the event has parameters pf_kf_uses / pf_kf_mkfd may name, by the rules
+ * user space fills those tables with); without them the filler never looks the tables up.
+ */
+#define PF_KF_HOW_USES (1u << 16)
+#define PF_KF_HOW_MKFD (1u << 17)
+#define PF_KF_HOW_TAIL (1u << 18) /* a tail-called filler: the held-open work is pf_kf_send_tail's */
+#define PF_KF_HOW(sc, code)                                                                           \
+	((code) | (PF_KF_USES_##sc ? PF_KF_HOW_USES : 0) | (PF_KF_MKFD_##sc ? PF_KF_HOW_MKFD : 0) |   \
+	 (PF_IS_INLINED(sc) ? 0 : PF_KF_HOW_TAIL))
+
+/*
+ * pf_kf_send for the tail-called fillers. pf_kf_send's work on the held opens (pf_kf_uses_fds,
+ * pf_kf_forget, pf_kf_state: global functions, which the verifier checks again in every program
+ * that calls them, ~5k instructions that were most of each filler's load time) is done by one
+ * program, pf_kf_send_tail, tail-called with the stamped record in this CPU's scratch slot (its
+ * length in the header): checked once at load. It is called only when it has something to do:
+ * the event's type names fds or state changes (the same table lookups as pf_kf_send) and the
+ * current fd table holds opens (each of those functions does nothing otherwise: the same bucket
+ * check is their first). A tail call that fails sends nothing (counted as a driver bug): the
+ * record must not reach user space before the held opens it uses. engine_bpf.c's load fails when
+ * the program cannot be installed, and the chain is two deep (dispatcher, filler, this).
+ */
+PF_INLINE int pf_kf_send_tailed(struct pf_ctx *c, void *prog_ctx, const __u32 how)
 {
+	__u16 type = how & 0xffff;
+	struct pf_kf_bucket *bk;
+	int work = 0;
+
+	pf_stamp(c);
+	if ((how & PF_KF_HOW_USES) && pf_kf_uses[type & (PF_KF_CODES - 1)])
+		work = 1;
+	if ((how & PF_KF_HOW_MKFD) && pf_kf_mkfd[type & (PF_KF_CODES - 1)])
+		work = 1;
+	if (PF_KF_STATE_TYPE(type))
+		work = 1;
+	if (work) {
+		bk = pf_kf_bucket_of(pf_kf_files());
+		if (bk && bk->held > 0) {
+			((struct pyfalco_evt_hdr *)c->aux->data)->len = c->pos;
+			bpf_tail_call(prog_ctx, &pf_kf_tail_table, 0);
+			pf_count(PF_COUNT_BUG);
+			return 0;
+		}
+	}
+	return pf_submit_stamped(c);
+}
+
+/* pf_kf_send_tail's body (driver/pyfalco.bpf.c): pf_kf_send's work on the record a filler left
+ * in this CPU's scratch slot (stamped, its length in the header), then the ring. */
+PF_INLINE int pf_kf_send_rest(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct pyfalco_evt_hdr *hdr;
+	struct pf_ctx c = {};
+	__u16 type, uses;
+	__u8 mkfd;
+
+	c.aux = bpf_map_lookup_elem(&pf_aux_maps, &cpu);
+	if (!c.aux)
+		return 0;
+	c.cpu = cpu;
+	hdr = (struct pyfalco_evt_hdr *)c.aux->data;
+	c.pos = hdr->len;
+	type = hdr->type;
+	uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
+	if (uses)
+		pf_kf_uses_fds(c.aux, uses);
+	mkfd = pf_kf_mkfd[type & (PF_KF_CODES - 1)];
+	if (mkfd)
+		pf_kf_forget(c.aux, mkfd);
+	if (PF_KF_STATE_TYPE(type))
+		pf_kf_state(c.aux, type);
+	return pf_submit_stamped(&c);
+}
+
+/* pf_submit with the filter in front: the fillers of driver/pyfalco.bpf.c call this one, with
+ * their PF_KF_HOW (a constant: the compiler keeps only the branches of the filler's own type, and
+ * a filler calls no global function it cannot need). prog_ctx: the program's context, for the
+ * tail call. */
+PF_INLINE int pf_kf_submit(struct pf_ctx *c, void *prog_ctx, const __u32 how)
+{
+	__u16 type = how & 0xffff;
 	__u32 on = pf_kf_on;
 
 	if (pf_kf_armed) {
-		__u16 type = ((struct pyfalco_evt_hdr *)c->aux->data)->type;
 		__u32 len = c->pos;
 		int drop = 0;
 
@@ -969,6 +1057,8 @@ PF_INLINE int pf_kf_submit(struct pf_ctx *c)
 			drop = pf_kf_close(c->aux);
 		if (drop)
 			return 0;
+		if (how & PF_KF_HOW_TAIL)
+			return pf_kf_send_tailed(c, prog_ctx, how);
 		return pf_kf_send(c, type);
 	}
 	return pf_submit(c);

@@ -68,6 +68,16 @@ struct {
 	__type(value, __u32);
 } pf_syscall_exit_tail_table SEC(".maps");
 
+/* Entry 0: pf_kf_send_tail (driver/pyfalco.bpf.c), the kernel filter's work on the held opens for
+ * the tail-called fillers, verified once instead of in each of them (filter.bpf.h,
+ * pf_kf_send_tailed). libpyfalco's engine_bpf.c installs it before attaching, or fails the load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pf_kf_tail_table SEC(".maps");
+
 /* The path execve was called with, saved at sched_process_exec for the execve exit event
  * (the user pointer is gone by then). Keyed by thread id. */
 struct pf_exec_name {

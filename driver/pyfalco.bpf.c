@@ -5,7 +5,11 @@
  * syscall's filler, generated from driver/abi/fillers.yaml: inline for close and openat, by a
  * tail call for the others. Tracepoint programs add procexit
  * and remember execve's filename. Records of open/openat/openat2/close go through the filter
- * compiled from the rules (filter.bpf.h) before the ring.
+ * compiled from the rules (filter.bpf.h) before the ring; with the filter armed, a tail-called
+ * filler whose record uses or makes fds (or is an exec, close_range) while the current fd table
+ * holds dropped opens tail-calls pf_kf_send_tail, which does that work and sends it: the
+ * filter's global functions are verified once at load, not in each of ~95 fillers (load time
+ * ~16 s -> ~1.5 s on the development host, docs/performance.md session 10).
  */
 #include "helpers.bpf.h"
 #include "filter.bpf.h"
@@ -16,27 +20,39 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* One tail-called program per filler, pf_x_<syscall>; pf_run_<syscall> is its body. The
  * dispatcher runs the commonest syscalls' inline instead (pf_inlined.h: close, and openat through
- * pf_run_openat_kf): those have no program. */
-#define PF_FILLER(sc, code, np)                                                     \
-	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret);      \
-	static __always_inline int pf_run_##sc(struct pt_regs *regs, long ret)      \
-	{                                                                           \
-		struct pf_ctx c;                                                    \
-		if (pf_begin(&c, regs, code, np))                                   \
-			return 0;                                                   \
-		return pf_fill_##sc(&c, ret);                                       \
-	}                                                                           \
-	PF_IF_TAILED(sc, SEC("tp_btf/sys_exit")                                     \
-	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                     \
-	{                                                                           \
-		return pf_run_##sc(regs, ret);                                      \
-	})                                                                          \
-	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret)
+ * pf_run_openat_kf): those have no program. The filler's body (fillers_gen.h) submits with
+ * pf_submit(ctx): here pf_kf_submit with the filler's compile-time facts (pf_how_, PF_KF_HOW) and
+ * the program's context (pf_prog_ctx_, for pf_kf_send_tail). */
+#define PF_FILLER(sc, code, np)                                                                      \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret, void *pf_prog_ctx_,   \
+						const __u32 pf_how_);                                \
+	static __always_inline int pf_run_##sc(void *prog_ctx, struct pt_regs *regs, long ret)       \
+	{                                                                                            \
+		struct pf_ctx c;                                                                     \
+		if (pf_begin(&c, regs, code, np))                                                    \
+			return 0;                                                                    \
+		return pf_fill_##sc(&c, ret, prog_ctx, PF_KF_HOW(sc, code));                         \
+	}                                                                                            \
+	PF_IF_TAILED(sc, SEC("tp_btf/sys_exit")                                                      \
+	int BPF_PROG(pf_x_##sc, struct pt_regs *regs, long ret)                                      \
+	{                                                                                            \
+		return pf_run_##sc(ctx, regs, ret);                                                  \
+	})                                                                                           \
+	static __always_inline int pf_fill_##sc(struct pf_ctx *ctx, long ret, void *pf_prog_ctx_,   \
+						const __u32 pf_how_)
 
 /* the fillers submit through the kernel-side filter (filter.bpf.h) */
-#define pf_submit pf_kf_submit
+#define pf_submit(c) pf_kf_submit(c, pf_prog_ctx_, pf_how_)
 #include "fillers_gen.h"
 #undef pf_submit
+
+/* The kernel filter's work on the held opens for the tail-called fillers' records (filter.bpf.h,
+ * pf_kf_send_tailed), then the ring: entry 0 of pf_kf_tail_table, never attached. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(pf_kf_send_tail, struct pt_regs *regs, long ret)
+{
+	return pf_kf_send_rest();
+}
 
 /*
  * openat, the commonest event and the one the kernel filter drops most: fillers_gen.h's record
@@ -117,7 +133,7 @@ int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
 	 * jump, through a retpoline on kernels with that mitigation. Their fillers have no tail-called
 	 * program (pf_inlined.h lists them: keep it in step). */
 	if (nr == PF_NR_close)
-		return pf_run_close(regs, ret);
+		return pf_run_close(ctx, regs, ret);
 	if (nr == PF_NR_openat)
 		return pf_run_openat_kf(regs, ret);
 	bpf_tail_call(ctx, &pf_syscall_exit_tail_table, nr);

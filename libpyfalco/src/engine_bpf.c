@@ -195,6 +195,13 @@ static int setup_tail_calls(pyfalco_capture *h, struct pf_bpf *b)
 			       strerror(errno));)
 	PF_FOR_EACH_FILLER(PF_TAIL)
 #undef PF_TAIL
+	/* the kernel filter's held-open work for the tail-called fillers (filter.bpf.h,
+	 * pf_kf_send_tailed): without it their records would be counted as driver bugs, not sent */
+	table = bpf_map__fd(b->skel->maps.pf_kf_tail_table);
+	nr = 0;
+	fd = bpf_program__fd(b->skel->progs.pf_kf_send_tail);
+	if (bpf_map_update_elem(table, &nr, &fd, BPF_ANY))
+		return pf_fail(h, errno, "loading the eBPF driver: registering pf_kf_send_tail: %s", strerror(errno));
 	return 0;
 }
 
@@ -203,6 +210,7 @@ static void disable_filler_autoattach(struct pf_bpf *b)
 #define PF_NOATTACH(sc) PF_IF_TAILED(sc, bpf_program__set_autoattach(b->skel->progs.pf_x_##sc, false);)
 	PF_FOR_EACH_FILLER(PF_NOATTACH)
 #undef PF_NOATTACH
+	bpf_program__set_autoattach(b->skel->progs.pf_kf_send_tail, false);
 }
 
 static int setup_rings(pyfalco_capture *h, struct pf_bpf *b)
