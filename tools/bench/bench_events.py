@@ -51,6 +51,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -88,15 +89,39 @@ def record(path: str, seconds: float) -> int:
     from pyfalco.scap.writer import CaptureWriter
     sel = state_syscalls() | {"openat", "close", "connect", "execve", "clone", "read", "accept4"}
     n = 0
+
+    def mark() -> bytes:
+        """A failed open of a unique path: once its event is read, every event the workload made
+        before it exited has been read too (the reader may lag seconds behind the workload on a
+        busy machine; stopping when the workload exits lost the ring's tail: its connects,
+        execs and clones)."""
+        p = f"/proc/self/pyfalco-record-end-{uuid.uuid4().hex}"
+        try:
+            os.close(os.open(p, os.O_RDONLY))
+        except OSError:
+            pass
+        return p.encode()
+
     with pyfalco.Capture("modern_ebpf", syscalls=sorted(sel)) as cap, CaptureWriter(path) as w:
         w.write_initial_state(scan())
         load = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(seconds)])
-        while load.poll() is None:
+        markers: list[bytes] = []
+        guard = None
+        while True:
+            if not markers and load.poll() is not None:
+                markers.append(mark())
+                guard = time.monotonic() + 120.0
             raw = cap.next_raw_batch(100)
             if raw is None:
+                if markers:
+                    markers.append(mark())      # ran dry without it: the driver dropped it
+                    if time.monotonic() > guard:
+                        raise RuntimeError(f"record: end marker never read; driver counters {cap.stats()}")
                 continue
             buf, k, _first = raw
             n += w.write_batch(buf, len(buf), k)
+            if markers and any(m in buf for m in markers):
+                break
     return n
 
 
