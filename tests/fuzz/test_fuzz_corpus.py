@@ -101,3 +101,29 @@ def test_regression(name, path):
         if ident is None:
             raise
         pytest.xfail(f"open finding {ident} (docs/reliability.md): {type(exc).__name__}: {exc}")
+
+
+GENERATED_DECODERS = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import atheris, fuzzlib
+fuzzlib.plain_imports()
+import pyfalco.events as ev
+before = ev.param_decoder(2, 3)                 # built before the hook: instrumented in place
+fuzzlib.MAX_INSTRUMENTED_DECODERS = 3
+n = fuzzlib.instrument_generated_decoders(atheris)
+after = [ev.param_decoder(4, k) for k in (1, 2, 3)]  # the first two use up the cap
+hooked = lambda d: "_trace_branch" in d.__code__.co_names or "_trace_cmp" in d.__code__.co_names
+print(n, hooked(before), [hooked(d) for d in after], fuzzlib.instrument_generated_decoders(atheris))
+"""
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="atheris is CPython-only")
+def test_run_time_built_decoders_give_coverage_feedback():
+    """pyfalco.events builds a decoder per (type, parameter count) at run time (exec of generated
+    source); instrument_imports never sees them, so fuzzlib hooks each as it is built (up to a
+    cap), and those built before the hook in place."""
+    proc = subprocess.run([sys.executable, "-c", GENERATED_DECODERS, str(TARGETS)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-2] == "1 True [True, True, False] 0", proc.stdout

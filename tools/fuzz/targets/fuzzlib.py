@@ -43,6 +43,7 @@ def main(setup: Callable[[], None], test_one_input: Callable[[bytes], None], max
     exclude = [m for m in os.environ.get("PYFALCO_FUZZ_EXCLUDE", "").split(",") if m]
     with atheris.instrument_imports(include=list(include), exclude=exclude, enable_loader_override=False):
         setup()
+    instrument_generated_decoders(atheris)
     argv = list(sys.argv)
     if not any(a.startswith("-max_len=") for a in argv):
         argv.insert(1, f"-max_len={max_len}")
@@ -51,6 +52,40 @@ def main(setup: Callable[[], None], test_one_input: Callable[[bytes], None], max
     logging.disable(logging.CRITICAL)
     atheris.Setup(argv, tolerating_known(test_one_input, known))
     atheris.Fuzz()
+
+
+#: at most this many run-time-built decoders get atheris' hooks: a fuzzed record may claim any
+#: parameter count, and each (type, count) builds a decoder of its own; past the cap they still run,
+#: without coverage feedback (atheris' counters are never freed)
+MAX_INSTRUMENTED_DECODERS = 4096
+
+
+def instrument_generated_decoders(atheris) -> int:
+    """Gives coverage feedback from the per-type decoders that ``pyfalco.events.param_decoder``
+    builds at run time (``exec`` of generated source): instrument_imports only hooks the code of
+    imported modules, so without this the fuzzer is blind inside them. Returns how many built
+    before this call were instrumented (0 when the target does not use pyfalco.events)."""
+    events = sys.modules.get("pyfalco.events")
+    if events is None or getattr(events._make_decoder, "_pyfalco_fuzz", False):
+        return 0
+    make = events._make_decoder
+    budget = [MAX_INSTRUMENTED_DECODERS]
+
+    def hooked(dec):
+        if budget[0] > 0 and getattr(dec, "__code__", None) is not None:
+            budget[0] -= 1
+            atheris.instrument_func(dec)
+        return dec
+
+    def instrumented_make_decoder(code: int, n: int):
+        return hooked(make(code, n))
+
+    instrumented_make_decoder._pyfalco_fuzz = True
+    events._make_decoder = instrumented_make_decoder
+    cache = events._DECODER_CACHE
+    for key in list(cache):
+        cache[key] = hooked(cache[key])
+    return len(cache)
 
 
 def known_finding(exc: BaseException, known: tuple) -> str | None:
