@@ -107,7 +107,12 @@ PF_INLINE int pf_kf_hit(__u64 h, __u32 len, __u32 kind, __u32 flags)
 	struct pf_kf_key k = {.hash = h, .len = len, .kind = kind};
 	__u32 *m;
 
+	__u32 bit;
+
 	if (!pf_kf_len_used(len, kind))
+		return 0;
+	bit = PYFALCO_KF_HBIT(h, len, kind);
+	if (!(pf_kf_hbits[(bit >> 6) & (PYFALCO_KF_HBITS / 64 - 1)] & (1ULL << (bit & 63))))
 		return 0;
 	m = bpf_map_lookup_elem(&pf_kf_paths, &k);
 

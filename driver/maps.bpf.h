@@ -114,6 +114,9 @@ volatile __u8 pf_kf_prefix_lens[PYFALCO_MAX_PATH / 8 + 8];
 /* [kind] bit L set: some pattern of that kind (PF_KF_EXACT ... PF_KF_BASE) is L bytes long; a
  * lookup of another length is skipped (most opens' names have no pattern of their length). */
 volatile __u8 pf_kf_kind_lens[8][PYFALCO_MAX_PATH / 8 + 8];
+/* Bit PYFALCO_KF_HBIT(hash, len, kind) set: some pattern may have that key (pyfalco_abi.h); a
+ * lookup of another key is skipped. */
+volatile __u64 pf_kf_hbits[PYFALCO_KF_HBITS / 64];
 
 /* Event code -> how a sent event of that code creates fds (PF_KF_MKFD_*): their numbers leave
  * pf_kf_fds, so that only a close of an fd whose open was dropped is ever dropped. */

@@ -167,4 +167,14 @@ PF_ABI_ASSERT(sizeof(struct pyfalco_counters) == 8 * (0 PYFALCO_DRIVER_COUNTERS(
 #define SCAP_L4_ICMP 4
 #define SCAP_L4_RAW 5
 
+/* The kernel filter's pattern bitmap (pf_kf_hbits in driver/maps.bpf.h): one bit per pattern's
+ * (hash, length, kind), set by libpyfalco (src/kfilter.c) with the patterns. The driver looks a
+ * path up in the pf_kf_paths hash map only when its bit is set: most paths whose length some
+ * pattern shares ("null" beside "cron") then cost one array load instead of a hash lookup. A bit
+ * set by another pattern only costs the lookup. */
+#define PYFALCO_KF_HBITS (1u << 16)
+#define PYFALCO_KF_HBIT(h, len, kind)                                                                  \
+	((pf_u32)((((pf_u64)(h) ^ ((pf_u64)(h) >> 29) ^ ((pf_u64)(len) << 20) ^ ((pf_u64)(kind) << 45)) * \
+		   0x9E3779B97F4A7C15ULL) >> 48))
+
 #endif /* PYFALCO_ABI_H */

@@ -32,6 +32,7 @@ static uint64_t rd64(const uint8_t *p)
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "pyfalco_abi.h"
 #include "pyfalco_bpf.skel.h"
 
 /* engine_bpf.c: the loaded skeleton of a handle of the modern_ebpf engine, or NULL. Weak, so
@@ -119,10 +120,11 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 		return pf_fail(h, -err, "kernel filter: clearing the driver's tables: %s", strerror(-err));
 	memset((void *)skel->bss->pf_kf_prefix_lens, 0, sizeof(skel->bss->pf_kf_prefix_lens));
 	memset((void *)skel->bss->pf_kf_kind_lens, 0, sizeof(skel->bss->pf_kf_kind_lens));
+	memset((void *)skel->bss->pf_kf_hbits, 0, sizeof(skel->bss->pf_kf_hbits));
 	for (i = 0; i < n; i++) {
 		const uint8_t *p = spec + SPEC_HEADER + (size_t)i * SPEC_PATTERN;
 		struct kf_key k = {.hash = rd64(p), .len = rd32(p + 8), .kind = rd32(p + 12)};
-		uint32_t mask = rd32(p + 16), old;
+		uint32_t mask = rd32(p + 16), old, bit;
 
 		/* two patterns of one hash: either may send the event */
 		if (bpf_map_lookup_elem(paths, &k, &old) == 0)
@@ -133,6 +135,9 @@ int pyfalco_capture_set_kernel_filter(pyfalco_capture *h, const uint8_t *spec, s
 			skel->bss->pf_kf_prefix_lens[k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
 		/* the driver looks up only lengths some pattern of the kind has */
 		skel->bss->pf_kf_kind_lens[k.kind][k.len >> 3] |= (uint8_t)(1u << (k.len & 7));
+		/* and only keys whose bit is set (pyfalco_abi.h) */
+		bit = PYFALCO_KF_HBIT(k.hash, k.len, k.kind);
+		skel->bss->pf_kf_hbits[bit >> 6] |= 1ULL << (bit & 63);
 	}
 	mkfd = spec + SPEC_HEADER + (size_t)n * SPEC_PATTERN;
 	/* the fd tables come from the event schema: a spec without them (the "off" spec) keeps the

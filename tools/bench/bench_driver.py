@@ -24,7 +24,10 @@ drops without holding), which show what each part of the driver's cost is.
 Every figure is the best of the rounds (load from other processes only adds time) and the
 median is printed beside it; the load average before and after and any other program attached
 to sys_exit (another capture adds its cost to every column, the "no capture" one included) are
-printed with the table. Then the drain rate of libpyfalco alone (batches, no decoding) and of
+printed with the table. ``--prog-time`` also reports the driver's own time per loop iteration
+(``kernel.bpf_stats_enabled=1`` for the run: the sys_exit program's ``run_time_ns`` summed over its
+tail calls, taken around each loop and divided by its iterations; steadier than the loop's wall
+time, and free of the tracepoint's own cost: what a change inside the program moves). Then the drain rate of libpyfalco alone (batches, no decoding) and of
 the Python iterator (events split and their type read).
 
 usage: bench_driver.py [--rounds 5] [--n 1000000] [--before LIB [--before-tree DIR]] [--no-bpftrace]
@@ -57,6 +60,8 @@ ALL = sorted(_schema.SYSCALL_NAMES[n] for n in _schema.DRIVER_SYSCALLS)
 STABLE_RULES = Path(__file__).resolve().parents[3] / "shared" / "rules" / "falco_rules.yaml"
 BPFTRACE_COUNTER = "tracepoint:raw_syscalls:sys_enter { @c = count(); }"
 LOOPS = ("getppid", "close", "openat", "read")
+PROG = "pf_sys_exit"  # the capture's sys_exit program (--prog-time)
+PROG_TIME = False  # --prog-time: the children report the program's run time per iteration
 CHUNK = 0  # --chunk: syscall_loop reports its fastest chunk of this many iterations (0: the whole run)
 
 
@@ -124,6 +129,26 @@ def other_sys_exit_programs() -> list[str]:
     return out
 
 
+def prog_run_time() -> int:
+    """run_time_ns of this machine's programs named PROG (bpf_stats must be on)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show", "name", PROG], capture_output=True, text=True).stdout
+    try:
+        progs = json.loads(out or "[]")
+    except ValueError:
+        return 0
+    if isinstance(progs, dict):
+        progs = [progs]
+    return sum(p.get("run_time_ns", 0) for p in progs)
+
+
+def bpf_stats(on: bool) -> bool:
+    """Sets kernel.bpf_stats_enabled; returns its previous value."""
+    path = Path("/proc/sys/kernel/bpf_stats_enabled")
+    old = path.read_text().strip() == "1"
+    path.write_text("1" if on else "0")
+    return old
+
+
 def measure_child(binary: str, mode: str, n: int, lib: str | None, tree: str | None = None) -> dict[str, float]:
     """One capture mode in a child process, with libpyfalco lib (None: this process's choice) and
     the Python tree of tree (None: this one)."""
@@ -137,7 +162,7 @@ def measure_child(binary: str, mode: str, n: int, lib: str | None, tree: str | N
         env["PYTHONPATH"] = os.pathsep.join([tree, sysconfig.get_paths()["purelib"]])
         cmd = [sys.executable, "-S", str(Path(tree) / "tools" / "bench" / "bench_driver.py")]
     out = subprocess.run(cmd + ["--child", mode, "--loop", binary, "--n", str(n),
-                                "--chunk", str(CHUNK)], env=env, check=True,
+                                "--chunk", str(CHUNK)] + (["--prog-time"] if PROG_TIME else []), env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -170,7 +195,12 @@ def measure(binary: str, mode: str, n: int, kf=None) -> dict[str, float]:
         d = Drain(cap)
         d.start()
         try:
-            res = {w: run_loop(binary, w, n) for w in LOOPS}
+            res = {}
+            for w in LOOPS:
+                t0 = prog_run_time() if PROG_TIME else 0
+                res[w] = run_loop(binary, w, n)
+                if PROG_TIME:
+                    res["_prog_" + w] = (prog_run_time() - t0) / n
         finally:
             d.stop = True
             d.join()
@@ -226,11 +256,14 @@ def main() -> int:
                     "fastest (a shared machine: chunks the scheduler did not interrupt); 0: the whole loop")
     ap.add_argument("--extra", action="append", default=[], metavar="LABEL=LIB",
                     help="another build's default selection and filter columns, labelled LABEL (repeatable)")
+    ap.add_argument("--prog-time", action="store_true", help="also the driver program's own ns per iteration "
+                    "(bpf_stats on for the run)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--loop", help=argparse.SUPPRESS)
     opts = ap.parse_args()
-    global CHUNK
+    global CHUNK, PROG_TIME
     CHUNK = opts.chunk
+    PROG_TIME = opts.prog_time
     binary = opts.loop or build_loop()
     if opts.child:
         res = measure(binary, opts.child, opts.n, stable_filter() if opts.child == "filtered" else None)
@@ -256,6 +289,7 @@ def main() -> int:
         ensure_tracefs()
         modes.append("bpftrace")
     others = other_sys_exit_programs()
+    stats_were = bpf_stats(True) if opts.prog_time else None
     load0 = os.getloadavg()
     rounds: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(opts.rounds):
@@ -266,6 +300,8 @@ def main() -> int:
                 rounds[m].append(measure_child(binary, m.replace("before ", "").rpartition(": ")[2], opts.n,
                                                libs[m], opts.before_tree if m.startswith("before ") else None))
     load1 = os.getloadavg()
+    if opts.prog_time:
+        bpf_stats(stats_were)
     best = {m: {w: min(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     med = {m: {w: statistics.median(r[w] for r in rounds[m]) for w in LOOPS} for m in modes}
     drops = {m: sum(r.get("_drops", 0) for r in rounds[m]) for m in modes}
@@ -294,6 +330,15 @@ def main() -> int:
             ref = best["bpftrace"][w] - best["none"][w]
             lines.append(f"Added cost / bpftrace counter's, {w}: " + ", ".join(
                 f"{cols[m]} {(best[m][w] - best['none'][w]) / ref:.2f}x" for m in shown if m != "bpftrace"))
+    if opts.prog_time:
+        lines += ["", f"The driver program's own time ({PROG}, bpf_stats run_time_ns) per loop iteration, ns: "
+                  "best of the rounds (median)", "",
+                  "| loop | " + " | ".join(cols[m] for m in shown if m != "bpftrace") + " |",
+                  "|---|" + "---|" * len([m for m in shown if m != "bpftrace"])]
+        for w in LOOPS:
+            vals = {m: [r["_prog_" + w] for r in rounds[m]] for m in shown if m != "bpftrace"}
+            lines.append(f"| {w} | " + " | ".join(f"{min(v):.1f} ({statistics.median(v):.1f})"
+                                                   for v in vals.values()) + " |")
     lines.append("")
     lines.append("Ring-buffer drops during the loops: " + ", ".join(f"{m} {drops[m]}" for m in shown if m != "bpftrace"))
     for m in ("filtered", "before filtered", *(k for k in extra_cols if k.endswith("filtered"))):
