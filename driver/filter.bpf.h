@@ -939,28 +939,36 @@ __noinline int pf_kf_state(struct pf_aux *aux, __u32 type)
 	return 0;
 }
 
-/* A record the filter sends (pf_kf_armed): what it does to the held opens first, then the ring. */
-PF_INLINE int pf_kf_send(struct pf_ctx *c, __u16 type)
-{
-	__u16 uses;
-
-	/* stamped now (a dropped record needs no time; a held one gets the time of the event it is
-	 * sent before) */
-	pf_stamp(c);
-	uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
-	if (uses)
-		pf_kf_uses_fds(c->aux, uses);
-	if (pf_kf_mkfd[type & (PF_KF_CODES - 1)])
-		pf_kf_forget(c->aux, pf_kf_mkfd[type & (PF_KF_CODES - 1)]);
-	if (type == PPME_SYSCALL_EXECVE_19_X || type == PPME_SYSCALL_EXECVEAT_X || type == PPME_SYSCALL_CLOSE_RANGE_X)
-		pf_kf_state(c->aux, type);
-	return pf_submit_stamped(c);
-}
-
 /* The event types whose sent record changes the held opens besides their fds (pf_kf_state). */
 #define PF_KF_STATE_TYPE(type)                                                                        \
 	((type) == PPME_SYSCALL_EXECVE_19_X || (type) == PPME_SYSCALL_EXECVEAT_X ||                   \
 	 (type) == PPME_SYSCALL_CLOSE_RANGE_X)
+
+/* What a sent record of this type (aux's) does to the held opens before it reaches the ring: the
+ * held opens of the fds it uses are sent, those of the fds it makes anew are forgotten, an exec or
+ * close_range changes the table (pf_kf_send inline, pf_kf_send_rest after the tail call). */
+PF_INLINE void pf_kf_held_work(struct pf_aux *aux, __u16 type)
+{
+	__u16 uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
+	__u8 mkfd = pf_kf_mkfd[type & (PF_KF_CODES - 1)];
+
+	if (uses)
+		pf_kf_uses_fds(aux, uses);
+	if (mkfd)
+		pf_kf_forget(aux, mkfd);
+	if (PF_KF_STATE_TYPE(type))
+		pf_kf_state(aux, type);
+}
+
+/* A record the filter sends (pf_kf_armed): what it does to the held opens first, then the ring. */
+PF_INLINE int pf_kf_send(struct pf_ctx *c, __u16 type)
+{
+	/* stamped now (a dropped record needs no time; a held one gets the time of the event it is
+	 * sent before) */
+	pf_stamp(c);
+	pf_kf_held_work(c->aux, type);
+	return pf_submit_stamped(c);
+}
 
 /*
  * What a filler knows at compile time (PF_FILLER in driver/pyfalco.bpf.c): its event code (low 16
@@ -1019,8 +1027,6 @@ PF_INLINE int pf_kf_send_rest(void)
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct pyfalco_evt_hdr *hdr;
 	struct pf_ctx c = {};
-	__u16 type, uses;
-	__u8 mkfd;
 
 	c.aux = bpf_map_lookup_elem(&pf_aux_maps, &cpu);
 	if (!c.aux)
@@ -1028,15 +1034,7 @@ PF_INLINE int pf_kf_send_rest(void)
 	c.cpu = cpu;
 	hdr = (struct pyfalco_evt_hdr *)c.aux->data;
 	c.pos = hdr->len;
-	type = hdr->type;
-	uses = pf_kf_uses[type & (PF_KF_CODES - 1)];
-	if (uses)
-		pf_kf_uses_fds(c.aux, uses);
-	mkfd = pf_kf_mkfd[type & (PF_KF_CODES - 1)];
-	if (mkfd)
-		pf_kf_forget(c.aux, mkfd);
-	if (PF_KF_STATE_TYPE(type))
-		pf_kf_state(c.aux, type);
+	pf_kf_held_work(c.aux, hdr->type);
 	return pf_submit_stamped(&c);
 }
 
