@@ -48,6 +48,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from pyfalco import kfilter_facts
 from pyfalco.record import KF_SPEC_HEADER, KF_SPEC_MAGIC
 from pyfalco.rules import nodes as n
 
@@ -193,35 +194,26 @@ class KernelFilter:
 
 
 def _mkfd_table() -> bytes:
-    """Event code -> 1 when the event returns a new fd, 2 when its parameters 2 and 3 are new fds
-    (pipe, socketpair): the driver forgets those fd numbers in its table of dropped opens. Extra
-    entries only make the driver send more closes (fcntl: F_DUPFD returns a new fd)."""
+    """Event code -> how a sent event of that code makes fds (``kfilter_facts.mkfd``: 1 when it
+    returns a new fd, 2 when its parameters 2 and 3 are new fds): the driver forgets those fd
+    numbers in its table of dropped opens."""
     from pyfalco import _schema
     out = bytearray(1024)
     for e in _schema.EVENTS:
-        if e.code >= len(out) or not ("CREATES_FD" in e.flags or e.name == "fcntl"):
-            continue
-        names = [p.name for p in e.params]
-        out[e.code] = 2 if names[1:3] == ["fd1", "fd2"] else 1
+        if e.code < len(out):
+            out[e.code] = kfilter_facts.mkfd(e.name, [p.name for p in e.params], "CREATES_FD" in e.flags)
     return bytes(out)
 
 
 def _uses_table() -> bytes:
     """Event code -> u16, bit i set when parameter i is an fd the event reads from the fd table
-    (the driver sends a held open of that fd first): every PT_FD parameter but the fd the event
-    creates (``res``, the new ``fd`` of an fd-creating call, dup2/dup3's ``newfd``, which the
-    driver forgets instead: pf_kf_mkfd). An extra bit only sends a held open earlier."""
+    (``kfilter_facts.uses_mask``: the driver sends a held open of that fd first)."""
     from pyfalco import _schema
     out = [0] * 1024
     for e in _schema.EVENTS:
-        if e.code >= len(out):
-            continue
-        mask = 0
-        for i, p in enumerate(e.params[:16]):
-            if p.type != _PT_FD or p.name in ("res", "newfd") or (i == 0 and p.name == "fd" and "CREATES_FD" in e.flags):
-                continue
-            mask |= 1 << i
-        out[e.code] = mask
+        if e.code < len(out):
+            out[e.code] = kfilter_facts.uses_mask([(p.name, p.type == _PT_FD) for p in e.params],
+                                                  "CREATES_FD" in e.flags)
     return struct.pack("<1024H", *out)
 
 

@@ -169,19 +169,26 @@ def parse_source(spec: str) -> tuple[str, list[str]]:
     return m.group(1), args
 
 
+def _load_kfilter_facts():
+    """pyfalco/kfilter_facts.py by its path (it imports nothing of pyfalco: the package's
+    _schema.py is what this generator writes)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("pyfalco_kfilter_facts", ROOT / "pyfalco" / "kfilter_facts.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+KFILTER_FACTS = _load_kfilter_facts()
+
+
 def kf_fd_facts(ev: dict) -> tuple[int, int]:
-    """(uses mask, mkfd) of an exit event: pyfalco/kfilter.py's _uses_table and _mkfd_table rules."""
-    flags = {f.strip() for f in ev["flags"].split("|")}
-    creates = "EF_CREATES_FD" in flags
-    uses = 0
-    for i, (pname, ptype, *_rest) in enumerate(ev["params"][:16]):
-        if ptype != "PT_FD" or pname in ("res", "newfd") or (i == 0 and pname == "fd" and creates):
-            continue
-        uses |= 1 << i
-    mkfd = 0
-    if creates or ev["name"] == "fcntl":
-        mkfd = 2 if [p[0] for p in ev["params"]][1:3] == ["fd1", "fd2"] else 1
-    return uses, mkfd
+    """(uses mask, mkfd) of an exit event, by the rules user space fills the driver's tables with
+    (pyfalco/kfilter_facts.py, which pyfalco/kfilter.py uses too)."""
+    creates = "EF_CREATES_FD" in {f.strip() for f in ev["flags"].split("|")}
+    params = ev["params"]
+    uses = KFILTER_FACTS.uses_mask([(p[0], p[1] == "PT_FD") for p in params], creates)
+    return uses, KFILTER_FACTS.mkfd(ev["name"], [p[0] for p in params], creates)
 
 
 def gen_fillers(events: list[dict], syscalls: dict[str, int], sc_map: dict[int, int]) -> tuple[str, str, list[int]]:
