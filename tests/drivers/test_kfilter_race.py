@@ -128,8 +128,12 @@ def test_close_range_cloexec_mark_racing_a_use_or_close_of_the_held_fd(tmp_path)
     mfd = os.open(path, os.O_RDONLY)
     for _attempt in range(3):
         events = []
+        # the reader must keep up with the workload (~150k events/s): with 64 MiB rings and each
+        # event's params dict built, it was ~3 s behind at the workload's end here and overflowed
+        # on a fresh CI machine (3 of 3 attempts, ~100k events lost each). It now reads the two
+        # parameters it needs (Event.get: 0.07 s behind here) into 256 MiB rings
         with pyfalco.Capture(ENGINE, syscalls=["openat", "close", "fchmod", "close_range"],
-                             buffer_bytes=64 << 20) as cap:
+                             buffer_bytes=256 << 20) as cap:
             cap.set_kernel_filter(kf)
             seen_marker = False
 
@@ -137,9 +141,10 @@ def test_close_range_cloexec_mark_racing_a_use_or_close_of_the_held_fd(tmp_path)
                 nonlocal seen_marker
                 for e in cap.next_batch(50):
                     if e.type in (OPENAT_X, CLOSE_X, FCHMOD_X):
-                        if e.tid == me and e.type == FCHMOD_X and e.params.get("fd") == mfd:
+                        fd = e.get("fd")
+                        if e.tid == me and e.type == FCHMOD_X and fd == mfd:
                             seen_marker = True
-                        events.append((e.tid, e.type, e.params.get("fd"), e.params.get("name")))
+                        events.append((e.tid, e.type, fd, e.get("name")))
             load = subprocess.Popen([str(exe), path, "8", "2"], stdout=subprocess.PIPE, text=True)
             while load.poll() is None:
                 drain()
