@@ -24,9 +24,10 @@ ROOT = Path(pyfalco.__file__).parent
 #: (layer name, module prefixes), bottom first
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # plain data and helpers every layer may use: exceptions, the generated event table and codes,
-    # the record layout, the flag tables, the initial-state model, the host-root path helper
+    # the record layout, the flag tables, the initial-state model, the host-root path helper, the
+    # kernel filter's fd rules (shared with tools/gen_event_table.py: no pyfalco import)
     ("base", ("pyfalco.errors", "pyfalco._schema", "pyfalco.event_codes", "pyfalco.record",
-              "pyfalco.flag_tables", "pyfalco.initial_state", "pyfalco.hostroot")),
+              "pyfalco.flag_tables", "pyfalco.initial_state", "pyfalco.hostroot", "pyfalco.kfilter_facts")),
     ("driver", ("pyfalco.driver_loader",)),
     ("libpyfalco", ("pyfalco._native", "pyfalco.scap")),
     ("capture/events", ("pyfalco.capture", "pyfalco.events", "pyfalco.procscan", "pyfalco.syscalls")),
