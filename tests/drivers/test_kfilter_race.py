@@ -131,9 +131,7 @@ def test_close_range_cloexec_mark_racing_a_use_or_close_of_the_held_fd(tmp_path)
         # the reader must keep up with the workload (~150k events/s): building each event's
         # params dict, it was ~3 s behind at the workload's end here and overflowed its rings on
         # a fresh CI machine (3 of 3 attempts, ~100k events lost each). It now reads the two
-        # parameters it needs (Event.get: 0.07 s behind here). Larger rings are no way out: their
-        # touched pages stay in this process's peak RSS, which children forked later inherit
-        # (libFuzzer's -rss_limit_mb in tests/fuzz then fails at start: 3 GB with 256 MiB rings)
+        # parameters it needs (Event.get: 0.07 s behind here)
         with pyfalco.Capture(ENGINE, syscalls=["openat", "close", "fchmod", "close_range"],
                              buffer_bytes=64 << 20) as cap:
             cap.set_kernel_filter(kf)
