@@ -9,11 +9,15 @@ SECONDS (docs/reliability.md, "Fuzzing: C targets")."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "tools" / "fuzz" / "targets") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools" / "fuzz" / "targets"))
+import fuzzlib  # noqa: E402 - tools/fuzz/targets: run_libfuzzer
 SRC = ROOT / "tools" / "fuzz" / "c"
 NAMES = sorted(p.stem[len("fuzz_"):] for p in SRC.glob("fuzz_*.c"))
 RUNS = 3000
@@ -40,9 +44,9 @@ def test_seed_corpus_and_mutations(built, name, tmp_path):
     # kept findings (tools/fuzz/regressions/<name>/) are replayed first, with the seeds
     reg = ROOT / "tools" / "fuzz" / "regressions" / name
     kept = [str(reg)] if reg.is_dir() else []
-    r = subprocess.run([str(built / f"fuzz_{name}"), f"-runs={RUNS}", "-seed=1", "-max_len=4096", "-timeout=60",
-                        "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(new), str(seeds), *kept],
-                       capture_output=True, text=True, errors="replace", timeout=900, cwd=tmp_path)
+    r = fuzzlib.run_libfuzzer([built / f"fuzz_{name}", f"-runs={RUNS}", "-seed=1", "-max_len=4096", "-timeout=60",
+                               "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", new, seeds, *kept],
+                              timeout=900, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"fuzz_{name} found something:\n{out[-6000:]}"
     assert f"Done {RUNS} runs" in out, out[-2000:]

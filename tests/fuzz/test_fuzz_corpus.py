@@ -66,10 +66,11 @@ def test_seed_corpus_and_mutations(name, tmp_path):
     new = tmp_path / "new"         # libFuzzer writes new inputs to the first directory: not the seeds
     new.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYFALCO_FUZZ_STRICT"}
-    proc = subprocess.run(
-        [sys.executable, str(TARGETS / f"fuzz_{name}.py"), f"-runs={runs}", "-seed=1", "-timeout=60",
-         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(new), str(CORPUS / name)],
-        capture_output=True, text=True, errors="replace", cwd=tmp_path, env=env, timeout=900)
+    import fuzzlib
+    proc = fuzzlib.run_libfuzzer(
+        [sys.executable, TARGETS / f"fuzz_{name}.py", f"-runs={runs}", "-seed=1", "-timeout=60",
+         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", new, CORPUS / name],
+        timeout=900, cwd=tmp_path, env=env)
     out = proc.stdout + proc.stderr
     lines = [ln for ln in out.splitlines() if not ln.startswith("INFO: Instrumenting")]
     assert proc.returncode == 0, f"fuzz_{name} found something (exit {proc.returncode}):\n" + "\n".join(lines[-60:])
@@ -127,3 +128,32 @@ def test_run_time_built_decoders_give_coverage_feedback():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[-2] == "1 True [True, True, False] 0", proc.stdout
+
+
+BIG_PARENT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import fuzzlib
+ballast = bytearray(2300 * 2**20)
+for i in range(0, len(ballast), 4096):
+    ballast[i] = 1                              # touched: this process's peak RSS is > 2.2 GB
+# libFuzzer checks the RSS once a second: run for 3 s
+argv = [sys.executable, sys.argv[2], "-runs=100000000", "-max_total_time=3", "-seed=1", "-rss_limit_mb=2048",
+        "-artifact_prefix=" + sys.argv[4] + "/", sys.argv[4], sys.argv[3]]
+r = fuzzlib.run_libfuzzer(argv, timeout=300)
+print("exit", r.returncode)
+print(r.stderr[-1500:])
+"""
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="atheris is CPython-only")
+def test_a_target_started_from_a_big_process_runs_under_its_rss_limit(tmp_path):
+    """A child inherits its parent's peak RSS on Linux, and libFuzzer's -rss_limit_mb reads it:
+    a target started straight from a pytest process past 2 GB exited 71 at once (three targets
+    in one CI run). fuzzlib.run_libfuzzer starts it through a small shell."""
+    proc = subprocess.run([sys.executable, "-c", BIG_PARENT, str(TARGETS), str(TARGETS / "fuzz_config.py"),
+                           str(CORPUS / "config"), str(tmp_path)], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("exit 0\n"), proc.stdout[-3000:]
+    assert "Done " in proc.stdout and "out-of-memory" not in proc.stdout, proc.stdout[-3000:]
+    assert not list(tmp_path.glob("oom-*"))

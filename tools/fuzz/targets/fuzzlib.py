@@ -169,3 +169,28 @@ def scratch_dir() -> Path:
     d.mkdir(exist_ok=True)
     atexit.register(shutil.rmtree, d, True)
     return d
+
+
+def run_libfuzzer(argv: list, timeout: float, **kwargs):
+    """Runs a libFuzzer process (a Python target or a C binary) to completion and returns the
+    ``subprocess.CompletedProcess`` (text output captured).
+
+    The process is started through ``/bin/sh``, which forks it: Linux hands a child its parent's
+    peak RSS (``ru_maxrss``, kept across exec), and libFuzzer's ``-rss_limit_mb`` reads that
+    figure. Started straight from a big process (a pytest run past 2 GB), a target would exit at
+    once with "out-of-memory" (exit 71) before running an input. The shell is a small process,
+    so its child starts with the shell's peak. Both run in a new session, and a timeout kills the
+    whole group."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(["/bin/sh", "-c", '"$@"; exit $?', "sh", *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            errors="replace", start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
