@@ -389,3 +389,50 @@ def test_execve_long_command_lines_keep_their_first_4096_bytes(tracer):
         raw = evt.params["args"]
         assert len(raw) == 4096, (total, len(raw))
         assert raw.startswith(marker.encode() + b"\0x"), (total, raw[:64])
+
+
+def test_a_trace_keeps_its_own_process_tree_not_a_busy_stranger(tracer, tmp_path):
+    """The tracer keeps the events of this process and of what it makes during the trace (a
+    forked child, its own fork, a thread), not those of a busy process it did not make then: a
+    busy host once put millions of events into each trace (docs/reliability.md)."""
+    import subprocess
+    import sys
+    import time
+    busy_path = str(tmp_path / "busy")
+    busy = subprocess.Popen([sys.executable, "-c",
+                             "import os, sys\nwhile True: os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT))",
+                             busy_path])
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(busy_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child_path, grandchild_path, thread_path = (str(tmp_path / n) for n in ("child", "grandchild", "thread"))
+
+        def run():
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(os.open(child_path, os.O_RDONLY | os.O_CREAT))
+                    g = os.fork()
+                    if g == 0:
+                        os.close(os.open(grandchild_path, os.O_RDONLY | os.O_CREAT))
+                        os._exit(0)
+                    os.waitpid(g, 0)
+                finally:
+                    os._exit(0)
+            th = threading.Thread(target=lambda: os.close(os.open(thread_path, os.O_RDONLY | os.O_CREAT)))
+            th.start()
+            th.join()
+            os.waitpid(pid, 0)
+            time.sleep(0.05)     # the busy process keeps opening meanwhile
+            return pid
+
+        pid, events = tracer.trace(run)
+    finally:
+        busy.kill()
+        busy.wait()
+    opened = [e.params["name"] for e in events if e.name == "openat"]
+    assert child_path in opened and grandchild_path in opened and thread_path in opened
+    assert busy_path not in opened
+    assert not [e for e in events if e.tid == busy.pid]
+    assert [e for e in events if e.name == "procexit" and e.tid == pid]
