@@ -526,8 +526,10 @@ def test_sigterm_under_load_with_a_blocked_output(tmp_path, loadgen):
 
 
 def test_full_ring(tmp_path, loadgen):
-    """A 1 MiB ring and a burst far above what the agent processes: the driver drops, the drops
-    are counted and alerted, and once the burst is over every event matches again."""
+    """A 1 MiB ring and a burst while the agent reads nothing (stopped with SIGSTOP: on a fast
+    host the agent kept up with the load generator, and the ring never filled): the driver
+    drops, the drops are counted and alerted, and once the agent runs again every event
+    matches again."""
     out = tmp_path / "alerts.json"
     _require_root()
     agent = LiveAgent(tmp_path, {"file_output": {"enabled": True, "keep_alive": True, "filename": str(out)}},
@@ -537,8 +539,13 @@ def test_full_ring(tmp_path, loadgen):
                       syscall_event_drops={"threshold": 0.01, "actions": ["log", "alert"], "rate": 1, "max_burst": 10})
     try:
         agent.start()
-        subprocess.run([loadgen, "open", "1000000", "4"], capture_output=True, timeout=60)
-        time.sleep(1.0)
+        os.kill(agent.proc.pid, signal.SIGSTOP)
+        try:
+            burst = subprocess.run([loadgen, "open", "1000000", "4"], capture_output=True, timeout=60)
+        finally:
+            os.kill(agent.proc.pid, signal.SIGCONT)
+        assert burst.returncode == 0, burst.stderr
+        time.sleep(1.5)               # a metrics snapshot after the backlog (every 500 ms)
         before = agent.snapshot()
         agent.generate()              # after the burst: the loop is still going
         snap = agent.wait_matched(exact=False, guard=10.0)
