@@ -123,9 +123,7 @@ class Tracer:
 
     @staticmethod
     def _own_threads() -> set:
-        tids = {int(t) for t in os.listdir("/proc/self/task")}
-        tids.add(threading.get_native_id())
-        return tids
+        return {int(t) for t in os.listdir("/proc/self/task")}
 
     @staticmethod
     def _in_tree(e, tree: set) -> bool:

@@ -7,7 +7,10 @@ import ctypes
 import errno
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 from drivertools import assert_header, result, syscall
 
@@ -55,8 +58,6 @@ def test_fork_emits_clone_in_parent_and_child(tracer):
 
 
 def test_vfork_and_clone3_and_fork_syscalls(tracer, trigger):
-    import subprocess
-
     def run():
         pids = []
         pid = result(syscall("fork"))
@@ -395,9 +396,6 @@ def test_a_trace_keeps_its_own_process_tree_not_a_busy_stranger(tracer, tmp_path
     """The tracer keeps the events of this process and of what it makes during the trace (a
     forked child, its own fork, a thread), not those of a busy process it did not make then: a
     busy host once put millions of events into each trace (docs/reliability.md)."""
-    import subprocess
-    import sys
-    import time
     busy_path = str(tmp_path / "busy")
     busy = subprocess.Popen([sys.executable, "-c",
                              "import os, sys\nwhile True: os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT))",
